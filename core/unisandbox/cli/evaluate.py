@@ -1,0 +1,118 @@
+"""``unisandbox eval`` (generate -> judge -> aggregate) and ``unisandbox score`` (your images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import arg_option, echo_json, json_option, percent, table
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """The per task / level / mode table every command that evaluates prints."""
+    rows = []
+    for task, entry in results["tasks"].items():
+        for level, cells in entry["levels"].items():
+            row = [task, level]
+            for mode in (*results["modes"], "understanding"):
+                cell = cells.get(mode)
+                row.append("-" if cell is None else
+                           f"{percent(cell['accuracy'])} ±{percent((cell['ci95'][1] - cell['ci95'][0]) / 2)} (n={cell['n']})"
+                           + (f" [{cell['n_error']} err]" if cell["n_error"] else ""))
+            row += [percent(cells["gap"].get(m)) for m in results["modes"]]
+            rows.append(row)
+    headers = ["task", "level", *results["modes"], "U", *[f"gap U-{m}" for m in results["modes"]]]
+    click.echo(table(rows, headers))
+
+
+@click.command("eval")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A run.toml holding any of these options (the command line wins).")
+@click.option("--model", help="Registered model name (see `unisandbox models list`).")
+@arg_option("model", "model factory (e.g. path=DIR)")
+@click.option("--task", "tasks", multiple=True, help="Task name; repeat for several.")
+@arg_option("task", "task factories (e.g. n=50, world=glyph, path=FILE)")
+@click.option("--judge", help="Judge name (see `unisandbox judges list`).")
+@arg_option("judge", "judge factory (e.g. base_url=..., model=...)")
+@click.option("--mode", "modes", default=None, metavar="MODES",
+              help="Comma-separated generation modes: normal, think  [default: normal,think].")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Run folder. An existing folder with the same configuration is resumed.")
+@click.option("--seed", type=int, default=None, help="Run seed  [default: 0].")
+@click.option("--batch-size", type=int, default=None, help="Samples per batch  [default: 16].")
+@click.option("--understanding/--no-understanding", default=None,
+              help="Also measure U (the model's text answer to each item's question).")
+@click.option("--reference-scoring", is_flag=True, default=None,
+              help="Count judge errors as wrong, exactly like the original scorer.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@json_option
+def eval_command(config_file: Path | None, model: str | None, model_args: tuple[str, ...],
+                 tasks: tuple[str, ...], task_args: tuple[str, ...], judge: str | None,
+                 judge_args: tuple[str, ...], modes: str | None, out: Path | None,
+                 seed: int | None, batch_size: int | None, understanding: bool | None,
+                 reference_scoring: bool | None, quiet: bool, as_json: bool) -> None:
+    """Evaluate a model: generate images, judge them, measure U, aggregate.
+
+    \b
+    Example (the sandbox world, exact judge):
+      unisandbox eval --model glyph-oracle --task math-1 --task math-2 \\
+          --task-arg world=glyph --judge glyph --mode normal,think --out runs/oracle
+
+    Writes config.json, images/<task>/<mode>/<id>.png, samples.jsonl and results.json in
+    --out. Run the same command again to resume an interrupted run.
+    """
+    from ..run.config import parse_modes, parse_pairs, resolve
+    from ..run.runner import Runner
+
+    config = resolve(
+        config_file=config_file, model=model, model_args=parse_pairs(model_args, "--model-arg"),
+        tasks=tasks, task_args=parse_pairs(task_args, "--task-arg"), judge=judge,
+        judge_args=parse_pairs(judge_args, "--judge-arg"), out=out,
+        modes=parse_modes(modes) if modes is not None else None, seed=seed,
+        batch_size=batch_size, understanding=understanding,
+        reference_scoring=reference_scoring or None,
+    )
+    results = Runner(config, progress=not quiet and not as_json).run()
+    if as_json:
+        echo_json(results)
+    else:
+        print_results(results)
+        click.echo(f"\nrun folder: {config.out}")
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("--task", "task_name", required=True, help="The task the images answer.")
+@arg_option("task", "task factory")
+@click.option("--judge", required=True, help="Judge name.")
+@arg_option("judge", "judge factory")
+@click.option("--mode", default="normal", show_default=True,
+              help="Which mode the images are (a label; for a run folder, the sub-folder read).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Run folder to write  [default: SOURCE/score-JUDGE-MODE for a run folder, else FOLDER/score].")
+@click.option("--reference-scoring", is_flag=True, help="Count judge errors as wrong.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@json_option
+def score(source: Path, task_name: str, task_args: tuple[str, ...], judge: str,
+          judge_args: tuple[str, ...], mode: str, out: Path | None, reference_scoring: bool,
+          quiet: bool, as_json: bool) -> None:
+    """Score images another tool produced (bring your own images).
+
+    SOURCE is a folder of images named like the published scorer expects (<id>.png; mapping
+    <ID>_A.png and <ID>_B.png), a single image (for a one-sample task), or a run folder
+    (images/<task>/<mode>/ is read). Missing images score wrong.
+    """
+    from ..run.config import parse_pairs
+    from ..run.scoring import score_images
+
+    results = score_images(
+        source, task_name=task_name, task_args=parse_pairs(task_args, "--task-arg"),
+        judge_name=judge, judge_args=parse_pairs(judge_args, "--judge-arg"), mode=mode,
+        out=out, reference_scoring=reference_scoring, progress=not quiet and not as_json,
+    )
+    if as_json:
+        echo_json(results)
+    else:
+        print_results(results)

@@ -1,0 +1,62 @@
+"""Entry point: ``unisandbox <noun> <verb>``. User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import UserError
+from . import evaluate, judges, listing, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="unisandbox")
+def cli() -> None:
+    """Does a unified model's understanding inform its generation?
+
+    Evaluate a model on leak-free tasks in normal and think mode, measure its understanding
+    (U) on the same items, and see the gap:
+
+    \b
+      unisandbox eval --model glyph-oracle --task math-1 --task-arg world=glyph \\
+          --judge glyph --out runs/oracle
+      unisandbox report runs/oracle
+
+    \b
+    Discover what is installed:  unisandbox plugins list / models list / tasks list
+    The whole sandbox study:     unisandbox demo     (or `make demo`)
+    """
+
+
+cli.add_command(listing.plugins)
+for command in listing.LIST_GROUPS:
+    cli.add_command(command)
+cli.add_command(judges.judges)
+cli.add_command(evaluate.eval_command)
+cli.add_command(evaluate.score)
+cli.add_command(train.train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 user error, 130 interrupted)."""
+    try:
+        result = cli.main(args=argv, prog_name="unisandbox", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except UserError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

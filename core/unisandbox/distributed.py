@@ -1,0 +1,54 @@
+"""torch.distributed helpers: one code path for one process and for torchrun / accelerate.
+
+Launched by ``torchrun`` (or ``accelerate launch``), ``WORLD_SIZE`` > 1 and the process group
+is initialised here (gloo on CPU, nccl on GPU). Without it, everything is rank 0 of 1 and
+torch is never imported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class Dist:
+    """Rank, world size and the two collectives the engine needs."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self._torch_dist: Any = None
+        if self.world > 1:
+            import torch
+            import torch.distributed as td
+
+            if not td.is_initialized():
+                backend = "nccl" if torch.cuda.is_available() else "gloo"
+                td.init_process_group(backend=backend)
+            self._torch_dist = td
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, items: list[Any]) -> list[Any]:
+        """Every rank's list, concatenated in rank order, on every rank."""
+        if self._torch_dist is None:
+            return list(items)
+        parts: list[Any] = [None] * self.world
+        self._torch_dist.all_gather_object(parts, items)
+        return [x for part in parts for x in part]
+
+    def barrier(self) -> None:
+        if self._torch_dist is not None:
+            self._torch_dist.barrier()
+
+
+_DIST: Dist | None = None
+
+
+def get_dist() -> Dist:
+    global _DIST
+    if _DIST is None:
+        _DIST = Dist()
+    return _DIST

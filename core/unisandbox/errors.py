@@ -1,0 +1,20 @@
+"""User-facing errors: the CLI prints these as one clear message and exits 2, no traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: a config file, a CLI value, a data file, an unknown name.
+
+    Say where (file, line, field) and what was expected, in one or two sentences.
+    """
+
+
+class DataError(UserError):
+    """A data file is malformed. Carries the file, line and field it found the problem at."""
+
+    def __init__(self, path: object, line: int | None, field: str | None, message: str) -> None:
+        self.path, self.line, self.field = path, line, field
+        where = str(path) + (f":{line}" if line is not None else "")
+        what = f" field {field!r}:" if field else ""
+        super().__init__(f"{where}:{what} {message}")

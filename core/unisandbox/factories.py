@@ -1,0 +1,42 @@
+"""Calling a registered factory with user-supplied arguments, with errors a user can act on."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import UserError
+from .specs import Spec
+
+
+def accepted_arguments(spec: Spec) -> list[str] | None:
+    """Keyword names the factory takes, or None when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(spec.factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
+    """``spec.factory(**args, **context)``; unknown or bad arguments become a UserError.
+
+    ``context`` carries engine-provided objects (``model=`` for judges that borrow the model
+    under test); it is passed only to factories that accept it.
+    """
+    accepted = accepted_arguments(spec)
+    if accepted is not None:
+        unknown = sorted(set(args) - set(accepted))
+        if unknown:
+            shown = ", ".join(a for a in accepted if a not in context) or "none"
+            raise UserError(f"{spec.kind} {spec.name!r}: unknown argument {unknown[0]!r}; accepted: {shown}")
+        context = {k: v for k, v in context.items() if k in accepted}
+    try:
+        return spec.factory(**args, **context)
+    except UserError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise UserError(f"{spec.kind} {spec.name!r}: {exc}") from exc

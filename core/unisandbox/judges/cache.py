@@ -1,0 +1,83 @@
+"""A verdict cache kept with the run: re-scoring with the same judge makes no calls.
+
+Key = sha256(judge identity) + image sha256 + task family + expected answer (text and
+structured target). Errors are not cached, so a re-score retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..protocols.judge import Judge
+from ..records import JudgeItem, Verdict
+from ..run.store import JsonlLog
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CachedJudge(Judge):
+    """Wraps any judge; ``misses`` counts the items that reached the inner judge."""
+
+    def __init__(self, inner: Judge, path: Path) -> None:
+        self.inner = inner
+        self.log = JsonlLog(path)
+        self.log.repair()
+        self.judge_key = identity_hash(inner.identity())
+        self.entries: dict[str, dict[str, Any]] = {r["key"]: r for r in self.log.read()}
+        self.hits = 0
+        self.misses = 0
+
+    def identity(self) -> dict[str, Any]:
+        return self.inner.identity()
+
+    def key(self, item: JudgeItem) -> str:
+        expected = json.dumps([item.family, item.sample.answer, dict(item.sample.target)],
+                              sort_keys=True, default=str)
+        parts = (self.judge_key, file_sha256(item.image_path), expected)
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        keys = [self.key(item) for item in items]
+        todo = [i for i, k in enumerate(keys) if k not in self.entries]
+        self.hits += len(items) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            fresh = self.inner.judge([items[i] for i in todo])
+            new = []
+            for i, verdict in zip(todo, fresh, strict=True):
+                if verdict.verdict != "error":
+                    entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw,
+                             "description": verdict.description}
+                    self.entries[keys[i]] = entry
+                    new.append(entry)
+                else:
+                    self.entries.pop(keys[i], None)
+            self.log.append(new)
+            fresh_by_index = dict(zip(todo, fresh, strict=True))
+        else:
+            fresh_by_index = {}
+        out = []
+        for i, k in enumerate(keys):
+            if i in fresh_by_index:
+                out.append(fresh_by_index[i])
+            else:
+                e = self.entries[k]
+                out.append(Verdict(e["verdict"], raw=e["raw"], description=e["description"]))
+        return out
+
+    def close(self) -> None:
+        self.inner.close()

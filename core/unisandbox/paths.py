@@ -1,0 +1,29 @@
+"""Safe file names: no sample id, task name or mode may write outside the run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(text: str, max_len: int = 80) -> str:
+    """A file-name-safe version of ``text``; ids that had to change get a short hash suffix.
+
+    ``"../../x"`` -> ``"x-<hash>"``; ``"17_A"`` stays ``"17_A"`` (the published names).
+    """
+    cleaned = _UNSAFE.sub("_", str(text)).strip("._") or "id"
+    if cleaned == text and len(cleaned) <= max_len:
+        return cleaned
+    digest = hashlib.sha256(str(text).encode()).hexdigest()[:8]
+    return f"{cleaned[:max_len]}-{digest}"
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """``root / safe parts``, refusing anything that would resolve outside ``root``."""
+    path = root.joinpath(*(safe_name(p) if p not in ("", ".") else "_" for p in parts))
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{path} escapes {root}")
+    return path

@@ -1,0 +1,10 @@
+"""The four protocols a plugin implements: Model, Task, Judge, Trainer."""
+
+from __future__ import annotations
+
+from .judge import Judge
+from .model import CapabilityError, Model, QueryStates
+from .task import Task
+from .trainer import Trainer, TrainResult
+
+__all__ = ["CapabilityError", "Judge", "Model", "QueryStates", "Task", "TrainResult", "Trainer"]

@@ -1,0 +1,98 @@
+"""The unified-model protocol: what the runner, judges, trainers and probes may ask of a model.
+
+Subclass :class:`Model`, set ``capabilities`` and implement the methods those capabilities
+promise; the others raise :class:`CapabilityError` naming the missing capability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..records import Conversation, Generation, GenerationRequest
+
+if TYPE_CHECKING:
+    import torch
+    from PIL.Image import Image
+
+
+class CapabilityError(RuntimeError):
+    """A model was asked for something it did not declare."""
+
+
+@attrs.frozen
+class QueryStates:
+    """Hidden states the probes read for one prompt.
+
+    ``hidden`` is ``[layers + 1, positions, width]`` (embeddings first); ``labels`` names each
+    position (``q0``..``qN`` for query tokens, ``baseline`` for the last text token before them,
+    ``context`` for the last context position of a model without queries).
+    """
+
+    hidden: torch.Tensor
+    labels: tuple[str, ...]
+    think: str | None = None
+
+
+class Model:
+    """Base class of every unified model (see PLUGINS.md, "Models")."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this model in a run's config.json (class, checkpoint, hashes)."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+    # --- generate / understand / chat -------------------------------------------------
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """One image per request; think mode also returns the reasoning text."""
+        raise self._missing("generate")
+
+    def understand(self, images: Sequence[Image], questions: Sequence[str]) -> list[str]:
+        """Answer a question about each image, greedy."""
+        raise self._missing("understand")
+
+    def chat(self, prompts: Sequence[str]) -> list[str]:
+        """Answer each text prompt, greedy."""
+        raise self._missing("chat")
+
+    # --- probes ------------------------------------------------------------------------
+    def query_states(self, requests: Sequence[GenerationRequest]) -> list[QueryStates]:
+        """Hidden states at the query tokens (or last context position) for each request."""
+        raise self._missing("query_states")
+
+    def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm + LM head applied to ``hidden`` (``[..., width]``) -> probabilities."""
+        raise self._missing("query_states")
+
+    def vocabulary(self) -> dict[str, int]:
+        """Token string -> id, for probes that look words up."""
+        raise self._missing("query_states")
+
+    # --- training ----------------------------------------------------------------------
+    def trainable_parameters(self, part: str) -> list[torch.nn.Parameter]:
+        """Parameters of ``part`` (``understanding`` or ``generation``)."""
+        raise self._missing(f"train:{part}")
+
+    def text_loss(self, conversations: Sequence[Conversation]) -> torch.Tensor:
+        """Mean cross-entropy on assistant tokens (understanding side)."""
+        raise self._missing("train:understanding")
+
+    def generation_loss(
+        self, prompts: Sequence[str], images: Sequence[Image], seed: int = 0
+    ) -> torch.Tensor:
+        """Mean image loss (flow matching) of generating ``images`` from ``prompts``."""
+        raise self._missing("train:generation")
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write a checkpoint folder that this model's factory can load back."""
+        raise self._missing("train:generation")
+
+    def _missing(self, capability: str) -> CapabilityError:
+        return CapabilityError(
+            f"{type(self).__name__} does not provide {capability!r} "
+            f"(it declares: {', '.join(sorted(self.capabilities)) or 'nothing'})"
+        )

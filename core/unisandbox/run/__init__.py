@@ -1,0 +1,1 @@
+"""Runs: configuration, seeds, the run folder, the generate -> judge -> aggregate loop."""

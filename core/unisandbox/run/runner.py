@@ -1,0 +1,248 @@
+"""generate -> judge -> aggregate, batched, resumable, shardable.
+
+Work is cut into chunks of ``batch_size`` consecutive samples of one (task, mode); a chunk's
+records are appended to ``samples.jsonl`` in one write after its images are on disk. A
+restarted run skips what the log holds, and because seeds depend only on (run seed, task,
+sample id, mode), it ends with the same results as an uninterrupted run. Under torchrun the
+chunks are dealt round-robin to ranks and rank 0 writes the log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, capabilities
+from ..distributed import get_dist
+from ..errors import UserError
+from ..factories import build
+from ..judges.cache import CachedJudge
+from ..protocols import Judge, Model, Task
+from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
+from ..registry import Registry, get_registry
+from .aggregate import aggregate_task
+from .config import RunConfig
+from .seeds import sample_seed
+from .store import RunStore, save_png
+
+
+def chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
+    return [list(samples[i : i + size]) for i in range(0, len(samples), size)]
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, file=sys.stderr,
+                dynamic_ncols=True, leave=False)
+
+
+class Runner:
+    """Evaluate one model on some tasks with one judge, into one run folder."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        registry: Registry | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+        model: Model | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry or get_registry()
+        self.progress = progress
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.store = RunStore(config.out)
+        self.dist = get_dist()
+        self._model = model
+        self._judge: Judge | None = None
+        self.model_spec = self.registry.model(config.model.name)
+        self.judge_spec = self.registry.judge(config.judge.name)
+        self.task_specs = [self.registry.task(t.name) for t in config.tasks]
+        self._check_capabilities()
+        self.tasks: list[Task] = [build(spec, comp.args) for spec, comp in
+                                  zip(self.task_specs, config.tasks, strict=True)]
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise UserError(f"the same task appears twice: {names}; give each task once")
+
+    # --- set-up -------------------------------------------------------------------------
+    def _check_capabilities(self) -> None:
+        have = self.model_spec.capabilities
+        need: dict[str, str] = {}
+        if self.config.modes:
+            need[capabilities.GENERATE] = "generation modes " + ",".join(self.config.modes)
+        if self.config.understanding:
+            need[capabilities.CHAT] = "measuring U (use --no-understanding to skip)"
+        for cap in self.judge_spec.requires:
+            need[cap] = f"judge {self.judge_spec.name!r}"
+        for spec in self.task_specs:
+            if spec.analysis:
+                raise UserError(f"task {spec.name!r} is an analysis task (a probe); run it with "
+                                "`unisandbox probe`, not `eval`")
+            for cap in spec.requires:
+                need[cap] = f"task {spec.name!r}"
+        missing = {c: why for c, why in need.items() if c not in have}
+        if missing:
+            detail = "; ".join(f"{c} (needed by {why})" for c, why in missing.items())
+            raise UserError(f"model {self.model_spec.name!r} lacks {detail}")
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            self.log(f"loading model {self.model_spec.name} ...")
+            self._model = build(self.model_spec, self.config.model.args)
+        return self._model
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            # judges that borrow the model under test get a loader, so nothing heavy loads
+            # before the run folder is checked
+            context = {"model_loader": lambda: self.model} if self.judge_spec.requires else {}
+            inner = build(self.judge_spec, self.config.judge.args, **context)
+            self._judge = CachedJudge(inner, self.store.judge_cache_path)
+        return self._judge
+
+    def resolved_config(self) -> dict[str, Any]:
+        judge_identity = self.judge.identity()
+        return {
+            "unisandbox": __version__,
+            "run": self.config.to_json(),
+            "tasks": {t.name: t.identity() for t in self.tasks},
+            "judge_identity": judge_identity,
+            "plugins": self.registry.versions(),
+            "specs": {s.kind + ":" + s.name: f"{s.distribution} {s.version}"
+                      for s in [self.model_spec, self.judge_spec, *self.task_specs]},
+        }
+
+    def _prepare_folder(self) -> None:
+        resolved = self.resolved_config()
+        existing = self.store.read_config()
+        if existing is not None:
+            for key in ("run", "tasks", "judge_identity"):
+                if existing.get(key) != resolved[key]:
+                    raise UserError(
+                        f"{self.store.root} holds a different run ({key} differs); resume only "
+                        "with the same configuration, or choose another --out"
+                    )
+            self.log(f"resuming run in {self.store.root}")
+        elif self.dist.is_main:
+            self.store.write_config(resolved)
+        self.dist.barrier()
+        if self.dist.is_main:
+            self.store.samples.repair()
+        self.dist.barrier()
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self._prepare_folder()
+        done = self.store.records()
+        for task in self.tasks:
+            samples = list(task.samples())
+            for mode in self.config.modes:
+                self._stage(task, samples, mode, done)
+            if self.config.understanding:
+                self._stage(task, samples, UNDERSTANDING, done)
+            if self.dist.is_main:
+                self.store.write_results(self.results())
+        if self._judge is not None:
+            self._judge.close()
+        self.dist.barrier()
+        return self.store.read_results()
+
+    def _stage(self, task: Task, samples: list[Sample], mode: str,
+               done: dict[tuple[str, str, str], Any]) -> None:
+        pending = [c for c in chunks(samples, self.config.batch_size)
+                   if any((task.name, mode, s.id) not in done for s in c)]
+        if not pending:
+            return
+        total = sum(1 for c in pending for s in c if (task.name, mode, s.id) not in done)
+        dist = self.dist
+        bar = progress_bar(total, f"{task.name} {mode}", self.progress and dist.is_main)
+        for step in range(0, len(pending), dist.world):
+            mine = pending[step + dist.rank] if step + dist.rank < len(pending) else []
+            batch = [s for s in mine if (task.name, mode, s.id) not in done]
+            records = self._process(task, mode, batch) if batch else []
+            records = dist.gather(records)
+            if dist.is_main:
+                self.store.samples.append(records)
+            for r in records:
+                done[(r["task"], r["mode"], r["id"])] = r
+            bar.update(len(records))
+        bar.close()
+
+    def _process(self, task: Task, mode: str, batch: list[Sample]) -> list[dict[str, Any]]:
+        if mode == UNDERSTANDING:
+            return self._understand(task, batch)
+        requests = [GenerationRequest(s.prompt, mode, sample_seed(self.config.seed, task.name, s.id, mode))
+                    for s in batch]
+        t0 = time.perf_counter()
+        generations = self.model.generate(requests)
+        if len(generations) != len(batch):
+            raise RuntimeError(f"model returned {len(generations)} images for {len(batch)} prompts")
+        paths = []
+        for sample, gen in zip(batch, generations, strict=True):
+            path = self.store.image_path(task.name, mode, task.image_name(sample))
+            save_png(path, gen.image)
+            paths.append(path)
+        t1 = time.perf_counter()
+        verdicts = self.judge.judge([JudgeItem(task.name, task.family, s, p) for s, p in zip(batch, paths, strict=True)])
+        t2 = time.perf_counter()
+        return [
+            {**_base(task, mode, s), "prompt": s.prompt, "seed": r.seed, "think": g.think,
+             "image": self.store.relative(p), "expected": s.answer, **_verdict(v),
+             "t_generate": (t1 - t0) / len(batch), "t_judge": (t2 - t1) / len(batch)}
+            for s, r, g, p, v in zip(batch, requests, generations, paths, verdicts, strict=True)
+        ]
+
+    def _understand(self, task: Task, batch: list[Sample]) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        replies = self.model.chat([s.question for s in batch])
+        elapsed = (time.perf_counter() - t0) / len(batch)
+        return [
+            {**_base(task, UNDERSTANDING, s), "question": s.question, "reply": reply,
+             "expected": s.question_answer,
+             "verdict": "yes" if task.check_understanding(s, reply) else "no", "t_chat": elapsed}
+            for s, reply in zip(batch, replies, strict=True)
+        ]
+
+    # --- results ------------------------------------------------------------------------
+    def results(self) -> dict[str, Any]:
+        return compute_results(self.store, self.tasks, self.config.modes,
+                               self.config.reference_scoring)
+
+
+def _base(task: Task, mode: str, sample: Sample) -> dict[str, Any]:
+    return {"task": task.name, "mode": mode, "id": sample.id, "level": sample.level,
+            "group": sample.group}
+
+
+def _verdict(v: Verdict) -> dict[str, Any]:
+    return {"verdict": v.verdict, "judge_raw": v.raw, "description": v.description}
+
+
+def compute_results(store: RunStore, tasks: Sequence[Task], modes: Sequence[str],
+                    reference_scoring: bool) -> dict[str, Any]:
+    """results.json for the records the log holds now."""
+    records = store.records()
+    out: dict[str, Any] = {"scoring": "reference" if reference_scoring else "default",
+                           "modes": list(modes), "tasks": {}}
+    for task in tasks:
+        mine = {(m, sid): r for (t, m, sid), r in records.items() if t == task.name}
+        out["tasks"][task.name] = {
+            "family": task.family,
+            "unit": task.unit,
+            "chance": getattr(task, "chance", None),
+            "levels": aggregate_task(list(task.samples()), mine, unit=task.unit, modes=modes,
+                                     reference_scoring=reference_scoring),
+        }
+    return out
+
+
+def missing_image_verdict(path: Path) -> Verdict:
+    """A missing image is the generator's failure, scored wrong (as the original does)."""
+    return Verdict("no", raw=f"missing image {path.name}", description="Error: missing image")

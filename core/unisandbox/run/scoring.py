@@ -1,0 +1,123 @@
+"""Bring your own images: judge a folder another tool produced, as a run folder of our own."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import UserError
+from ..factories import build
+from ..judges.cache import CachedJudge
+from ..paths import safe_name
+from ..protocols import Task
+from ..records import JudgeItem
+from ..registry import get_registry
+from .runner import chunks, compute_results, missing_image_verdict, progress_bar
+from .store import RunStore
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _find_image(folder: Path, file_name: str) -> Path | None:
+    """``<id>.png`` or the same stem with another common image suffix."""
+    candidate = folder / file_name
+    if candidate.is_file():
+        return candidate
+    stem = Path(file_name).stem
+    for suffix in IMAGE_SUFFIXES:
+        if (folder / (stem + suffix)).is_file():
+            return folder / (stem + suffix)
+    return None
+
+
+def score_images(
+    source: Path,
+    *,
+    task_name: str,
+    task_args: Mapping[str, Any],
+    judge_name: str,
+    judge_args: Mapping[str, Any],
+    mode: str = "normal",
+    out: Path | None = None,
+    reference_scoring: bool = False,
+    progress: bool = True,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Judge the images in ``source`` for every sample of the task; returns results.json."""
+    registry = get_registry()
+    task_spec, judge_spec = registry.task(task_name), registry.judge(judge_name)
+    if judge_spec.requires:
+        raise UserError(f"judge {judge_name!r} needs the model under test; score with a judge "
+                        "that looks only at the image (e.g. glyph, vlm-openai)")
+    task: Task = build(task_spec, task_args)
+    is_run = (source / "config.json").is_file() and (source / "images").is_dir()
+    if source.is_file():
+        folder, single = source.parent, source
+    else:
+        folder, single = (source / "images" / task.name / mode if is_run else source), None
+    out = out or (source / f"score-{safe_name(judge_name)}-{safe_name(mode)}" if is_run
+                  else folder / "score")
+    store = RunStore(out)
+    samples = list(task.samples())
+    if single is not None and len(samples) != 1:
+        raise UserError(f"{source} is one image but task {task.name!r} has {len(samples)} samples; "
+                        "pass the folder that holds them")
+
+    # re-scoring a run folder shares that run's cache: the same judge makes no calls
+    cache = (source / "judge_cache.jsonl") if is_run else store.judge_cache_path
+    judge = CachedJudge(build(judge_spec, judge_args), cache)
+    config = {"unisandbox": __version__, "kind": "score", "source": str(source.resolve()),
+              "run": {"model": {"name": "external", "args": {}}, "modes": [mode],
+                      "tasks": [{"name": task_spec.name, "args": dict(task_args)}],
+                      "judge": {"name": judge_name, "args": dict(judge_args)},
+                      "reference_scoring": reference_scoring},
+              "tasks": {task.name: task.identity()}, "judge_identity": judge.identity(),
+              "plugins": registry.versions()}
+    if not store.config_path.exists():
+        store.write_config(config)
+    store.samples.repair()
+    done = store.records()
+    # a re-score with another judge, or of replaced images, starts a fresh log
+    if done and store.read_config().get("judge_identity") != judge.identity():
+        store.samples.path.unlink()
+        store.write_config(config)
+        done = {}
+
+    todo = [s for s in samples if (task.name, mode, s.id) not in done]
+    bar = progress_bar(len(todo), f"score {task.name}", progress)
+    for batch in chunks(todo, batch_size):
+        items, records = [], []
+        for sample in batch:
+            name = task.image_name(sample)
+            found = single or _find_image(folder, name)
+            target = store.image_path(task.name, mode, name)
+            base = {"task": task.name, "mode": mode, "id": sample.id, "level": sample.level,
+                    "group": sample.group, "prompt": sample.prompt, "expected": sample.answer,
+                    "image": store.relative(target)}
+            if found is None:
+                v = missing_image_verdict(target)
+                records.append({**base, "verdict": v.verdict, "judge_raw": v.raw,
+                                "description": v.description})
+                continue
+            if found.resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(found, target)
+            items.append((base, JudgeItem(task.name, task.family, sample, target)))
+        verdicts = judge.judge([item for _, item in items]) if items else []
+        for (base, _), v in zip(items, verdicts, strict=True):
+            records.append({**base, "verdict": v.verdict, "judge_raw": v.raw,
+                            "description": v.description})
+        store.samples.append(records)
+        bar.update(len(batch))
+    bar.close()
+    judge.close()
+    results = compute_results(store, [task], [mode], reference_scoring)
+    results["understanding_measured"] = False
+    store.write_results(results)
+    if progress:
+        print(f"scored {len(samples)} samples into {out}", file=sys.stderr)
+    return results

@@ -1,0 +1,150 @@
+"""The run folder: atomic files, an append-only sample log, images at published names.
+
+Layout::
+
+    config.json                 resolved configuration (written once, checked on resume)
+    samples.jsonl               one JSON record per (task, mode, sample), append-only
+    results.json                aggregates, rewritten atomically after every task
+    judge_cache.jsonl           verdicts keyed by judge identity + image hash + answer
+    images/<task>/<mode>/<id>.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from ..paths import inside
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def save_png(path: Path, image: Image) -> None:
+    """Save a PIL image atomically as PNG (deterministic bytes for identical pixels)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+class JsonlLog:
+    """An append-only JSON-lines file that survives being killed mid-write.
+
+    A torn last line (no trailing newline, or not JSON) is cut off when the log is opened
+    for appending; a bad line in the middle is real corruption and raises.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        complete = lines[:-1]  # the last piece is "" for a clean file, a torn line otherwise
+        for number, raw in enumerate(complete, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield json.loads(raw)
+            except json.JSONDecodeError as exc:
+                if number == len(complete):  # torn final write that did end with a newline
+                    return
+                raise UserError(f"{self.path}:{number}: corrupt record ({exc.msg})") from None
+
+    def repair(self) -> None:
+        """Cut a torn final record so appends start on a clean line."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]
+        if keep:
+            last_start = keep.rfind(b"\n", 0, len(keep) - 1) + 1
+            try:
+                json.loads(keep[last_start:])
+            except json.JSONDecodeError:
+                keep = keep[:last_start]
+        if len(keep) != len(data):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(len(keep))
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append records with one write and an fsync, so a batch lands whole or is torn once."""
+        payload = b"".join(
+            json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
+            for r in records
+        )
+        if not payload:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class RunStore:
+    """Paths and writes for one run folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.samples = JsonlLog(self.root / "samples.jsonl")
+        self.config_path = self.root / "config.json"
+        self.results_path = self.root / "results.json"
+        self.judge_cache_path = self.root / "judge_cache.jsonl"
+
+    def image_path(self, task: str, mode: str, file_name: str) -> Path:
+        return inside(self.root, "images", task, mode, file_name)
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config_path.exists():
+            return None
+        try:
+            return json.loads(self.config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{self.config_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config_path, config)
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write_json(self.results_path, results)
+
+    def read_results(self) -> dict[str, Any]:
+        if not self.results_path.exists():
+            raise UserError(f"{self.root} has no results.json (is it a finished run folder?)")
+        return json.loads(self.results_path.read_text())
+
+    def records(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The latest record per (task, mode, id)."""
+        return {(r["task"], r["mode"], r["id"]): r for r in self.samples.read()}

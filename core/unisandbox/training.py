@@ -1,0 +1,28 @@
+"""Run a registered trainer on a registered model (what ``unisandbox train`` calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .factories import build
+from .protocols import TrainResult
+from .registry import Registry, get_registry
+
+
+def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, Any],
+                train_args: Mapping[str, Any], out: Path,
+                registry: Registry | None = None) -> TrainResult:
+    registry = registry or get_registry()
+    trainer_spec = registry.trainer(trainer_name)
+    model_spec = registry.model(model_name)
+    missing = sorted(trainer_spec.requires - model_spec.capabilities)
+    if missing:
+        raise UserError(f"trainer {trainer_name!r} needs {', '.join(missing)}, which model "
+                        f"{model_name!r} does not provide")
+    trainer = build(trainer_spec, train_args)
+    model = build(model_spec, model_args)
+    out.mkdir(parents=True, exist_ok=True)
+    return trainer.train(model, out)
