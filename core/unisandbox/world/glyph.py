@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import Thing, World, register_world
 
 SHAPES = ("circle", "square", "triangle", "star", "heart", "cross", "diamond", "ring")
+PLURAL = {"cross": "crosses"}
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 FRUITS = (("apple", "apples"), ("banana", "bananas"), ("grape", "grapes"),
           ("orange", "oranges"), ("peach", "peaches"), ("strawberry", "strawberries"))
@@ -27,7 +28,7 @@ COUNTS = (1, 2, 3, 4, 5)
 def glyph_world() -> World:
     return World(
         name="glyph",
-        objects=tuple(Thing(s, s + "s", c) for s in SHAPES for c in COLOURS),
+        objects=tuple(Thing(s, PLURAL.get(s, s + "s"), c) for s in SHAPES for c in COLOURS),
         fruits=tuple(Thing(k, p) for k, p in FRUITS),
         flowers=tuple(Thing(k, p) for k, p in FLOWERS),
         portrait=PORTRAIT,
