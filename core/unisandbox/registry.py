@@ -27,6 +27,7 @@ BUILTIN_MODULES = (
     "unisandbox.builtins.tasks",
     "unisandbox.builtins.judges",
     "unisandbox.builtins.models",
+    "unisandbox.builtins.glyph",
 )
 KINDS = ("model", "task", "judge", "trainer")
 _KIND_OF_HOOK = {"register_models": "model", "register_tasks": "task",
