@@ -100,7 +100,7 @@ class Registry:
         elif spec.name in table:
             first = table.pop(spec.name)
             self.conflicts[kind, spec.name] = [first, spec]
-            for p in self.plugins + [info]:
+            for p in self.plugins:
                 if p.distribution in (first.distribution, spec.distribution):
                     p.status = "conflict"
                     p.error = (f"{kind} {spec.name!r} registered by both "

@@ -109,10 +109,29 @@ _KEYS = {"out", "seed", "modes", "batch_size", "understanding", "reference_scori
          "model", "tasks", "judge"}
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]?\]|{re.escape(key)}\s*=)", re.M)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+def _line_of(text: str, field: str) -> int | None:
+    """Best-effort line number of a dotted field such as ``tasks[1].name`` in TOML text."""
+    match = re.fullmatch(r"(\w+)(?:\[(\d+)\])?(?:\.(\w+))?", field)
+    if not match:
+        return None
+    key, index, sub = match.group(1), int(match.group(2) or 0), match.group(3)
+    lines = text.splitlines()
+    headers = [i for i, line in enumerate(lines)
+               if re.match(rf"[ \t]*\[\[?[ \t]*{re.escape(key)}[ \t]*\]\]?", line)]
+    if len(headers) > index:
+        start = headers[index]
+        if sub is None:
+            return start + 1
+        for i in range(start + 1, len(lines)):
+            if re.match(r"[ \t]*\[", lines[i]):
+                break
+            if re.match(rf"[ \t]*{re.escape(sub)}[ \t]*=", lines[i]):
+                return i + 1
+        return start + 1
+    for i, line in enumerate(lines):
+        if re.match(rf"[ \t]*{re.escape(key)}[ \t]*=", line):
+            return i + 1
+    return None
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -127,7 +146,7 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
 
     def fail(field: str, message: str) -> UserError:
-        line = _line_of(text, field.split(".")[0].split("[")[0])
+        line = _line_of(text, field)
         where = f"{path}:{line}" if line else str(path)
         return UserError(f"{where}: field {field!r}: {message}")
 
@@ -136,7 +155,7 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_KEYS))}")
     for key, kind in (("seed", int), ("batch_size", int), ("out", str),
                       ("understanding", bool), ("reference_scoring", bool)):
-        if key in data and not isinstance(data[key], kind) or (
+        if (key in data and not isinstance(data[key], kind)) or (
             kind is int and isinstance(data.get(key), bool)
         ):
             raise fail(key, f"expected {kind.__name__}, got {data[key]!r}")

@@ -1,0 +1,379 @@
+"""A query-based unified multimodal model (the MetaQuery / BLIP3-o / OpenUni family).
+
+Understanding: a causal language model (transformers ``Qwen2ForCausalLM``) reads text and,
+through a small SigLIP vision encoder and a projection, images. Generation: N learnable
+query tokens are appended after the whole context (prompt, and in think mode the model's own
+reasoning); their last hidden states go through a connector and condition a diffusers
+``PixArtTransformer2DModel`` denoiser, trained with flow matching in pixel space to predict
+the clean image (x-prediction: at 32 px with 8 px patches the patch is wider than the model,
+and noise or velocity targets leave visible noise — see shared/notes/sandbox-feasibility.md).
+
+The same code wraps a real backbone: point ``lm`` at a local causal-LM folder (``lm_path``)
+and size the vision encoder and denoiser up; nothing here is specific to the toy sizes.
+
+Read top to bottom: config, module, text formats, conditioning, denoising and sampling,
+text decoding, losses, save / load.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import PixArtTransformer2DModel
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    PreTrainedTokenizerFast,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+)
+
+from .tokenization import ASSISTANT, END_THINK, EOS, IMAGE, THINK, USER, load_tokenizer
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+# --------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------
+@dataclass
+class QueryUMMConfig:
+    """Everything needed to rebuild the module; saved as config.json."""
+
+    lm: dict[str, Any] = field(default_factory=lambda: {
+        "model_type": "qwen2", "hidden_size": 128, "intermediate_size": 512,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "max_position_embeddings": 512, "tie_word_embeddings": True, "rms_norm_eps": 1e-6,
+    })
+    vision: dict[str, Any] = field(default_factory=lambda: {
+        "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "image_size": 32, "patch_size": 8, "vision_use_head": False,
+    })
+    denoiser: dict[str, Any] = field(default_factory=lambda: {
+        "num_attention_heads": 4, "attention_head_dim": 32, "in_channels": 3,
+        "out_channels": 3, "num_layers": 6, "sample_size": 32, "patch_size": 8,
+        "norm_type": "ada_norm_single", "cross_attention_dim": 128,
+        "use_additional_conditions": False,
+    })
+    num_queries: int = 8
+    image_size: int = 32
+    connector_hidden: int = 256
+    cond_dropout: float = 0.1  # unconditional training share, for classifier-free guidance
+    timestep_mean: float = 0.5  # logit-normal timesteps biased toward noise: count is decided there
+    timestep_std: float = 1.0
+    sample_steps: int = 10
+    cfg_scale: float = 2.0
+    max_think_tokens: int = 96
+    max_answer_tokens: int = 64
+    lm_path: str | None = None  # a local causal-LM folder to wrap instead of building ``lm``
+
+    def to_json(self) -> dict[str, Any]:
+        return {"architecture": "QueryUMM", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueryUMMConfig:
+        data = {k: v for k, v in data.items() if k != "architecture"}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"config.json: unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------
+# Module
+# --------------------------------------------------------------------------------------
+class QueryUMM(nn.Module):
+    """LM + vision encoder (understanding); queries + connector + denoiser (generation)."""
+
+    def __init__(self, config: QueryUMMConfig, tokenizer: PreTrainedTokenizerFast) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        if config.lm_path:
+            self.lm = AutoModelForCausalLM.from_pretrained(config.lm_path, local_files_only=True)
+        else:
+            lm_kwargs = dict(config.lm)
+            model_type = lm_kwargs.pop("model_type", "qwen2")
+            lm_config = AutoConfig.for_model(
+                model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id, bos_token_id=None, **lm_kwargs,
+            )
+            self.lm = AutoModelForCausalLM.from_config(lm_config)
+        width = self.lm.config.hidden_size
+        self.vision = SiglipVisionModel(SiglipVisionConfig(**config.vision))
+        self.vision_proj = nn.Linear(self.vision.config.hidden_size, width)
+        self.queries = nn.Parameter(torch.randn(config.num_queries, width) * 0.02)
+        cond_width = config.denoiser["cross_attention_dim"]
+        self.connector = nn.Sequential(
+            nn.LayerNorm(width), nn.Linear(width, config.connector_hidden), nn.GELU(),
+            nn.Linear(config.connector_hidden, cond_width),
+        )
+        self.null_condition = nn.Parameter(torch.zeros(config.num_queries, cond_width))
+        self.denoiser = PixArtTransformer2DModel(**config.denoiser)
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE)
+        self.eos_id = tokenizer.eos_token_id
+        self.end_think_id = tokenizer.convert_tokens_to_ids(END_THINK)
+
+    @property
+    def device(self) -> torch.device:
+        return self.queries.device
+
+    # parameter groups the trainers select ------------------------------------------------
+    def understanding_parameters(self) -> list[nn.Parameter]:
+        return [*self.lm.parameters(), *self.vision.parameters(), *self.vision_proj.parameters()]
+
+    def generation_parameters(self) -> list[nn.Parameter]:
+        return [self.queries, self.null_condition, *self.connector.parameters(),
+                *self.denoiser.parameters()]
+
+    # ----------------------------------------------------------------------------------
+    # Text formats: one place that says what every sequence looks like
+    # ----------------------------------------------------------------------------------
+    @staticmethod
+    def chat_text(user: str, image: bool = False, num_image_tokens: int = 0) -> str:
+        images = " ".join([IMAGE] * num_image_tokens) + " " if image else ""
+        return f"{USER} {images}{user} {ASSISTANT}"
+
+    @staticmethod
+    def generation_context(prompt: str, think: str | None = None) -> str:
+        """Normal: the prompt. Think: the prompt and the model's reasoning, in full."""
+        text = f"{USER} {prompt} {ASSISTANT}"
+        return text if think is None else f"{text} {THINK} {think} {END_THINK}"
+
+    @property
+    def num_image_tokens(self) -> int:
+        v = self.vision.config
+        return (v.image_size // v.patch_size) ** 2
+
+    # ----------------------------------------------------------------------------------
+    # Embedding and the LM pass
+    # ----------------------------------------------------------------------------------
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> [B, 3, S, S] in [-1, 1]."""
+        size = self.config.image_size
+        arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.BOX), dtype=np.float32)
+                  for im in images]
+        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        return (x / 127.5 - 1.0).to(self.device)
+
+    @staticmethod
+    def to_images(x: torch.Tensor) -> list[Image.Image]:
+        arr = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in arr]
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, return_tensors="pt", add_special_tokens=False)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    def embed(self, input_ids: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings, with each ``<image>`` placeholder replaced by a vision feature."""
+        embeds = self.lm.get_input_embeddings()(input_ids)
+        if images is not None:
+            feats = self.vision_proj(self.vision(pixel_values=images).last_hidden_state)
+            mask = input_ids == self.image_token_id
+            if int(mask.sum()) != feats.shape[0] * feats.shape[1]:
+                raise ValueError("number of <image> tokens does not match the image features")
+            embeds = embeds.masked_scatter(mask.unsqueeze(-1), feats.to(embeds.dtype))
+        return embeds
+
+    def lm_forward(self, embeds: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, **kwargs)
+
+    # ----------------------------------------------------------------------------------
+    # Conditioning: queries read the whole context
+    # ----------------------------------------------------------------------------------
+    def query_hidden(self, contexts: Sequence[str]) -> tuple[torch.Tensor, ...]:
+        """Hidden states of every layer for [context..., queries] (left-padded batch)."""
+        ids, mask = self.tokenize(contexts)
+        b, q = ids.shape[0], self.config.num_queries
+        embeds = torch.cat([self.embed(ids), self.queries.unsqueeze(0).expand(b, -1, -1)], 1)
+        mask = torch.cat([mask, mask.new_ones(b, q)], 1)
+        out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
+        return out.hidden_states
+
+    def condition(self, contexts: Sequence[str]) -> torch.Tensor:
+        """[B, Q, C] conditioning for the denoiser from the queries' last hidden states."""
+        hidden = self.query_hidden(contexts)[-1][:, -self.config.num_queries :]
+        return self.connector(hidden)
+
+    # ----------------------------------------------------------------------------------
+    # Denoising and sampling (flow matching, x-prediction)
+    # ----------------------------------------------------------------------------------
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Predict the clean image from x_t = (1 - t) x0 + t noise."""
+        out = self.denoiser(x_t, encoder_hidden_states=cond, timestep=t * 1000,
+                            added_cond_kwargs={"resolution": None, "aspect_ratio": None})
+        return out.sample
+
+    def noise_like(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Per-sample noise from per-sample generators: batch composition never changes it."""
+        s = self.config.image_size
+        return torch.stack([
+            torch.randn(3, s, s, generator=torch.Generator().manual_seed(int(seed) % (2**63)))
+            for seed in seeds
+        ]).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, seeds: Sequence[int], steps: int | None = None,
+               cfg_scale: float | None = None) -> torch.Tensor:
+        steps = steps or self.config.sample_steps
+        cfg = self.config.cfg_scale if cfg_scale is None else cfg_scale
+        x = self.noise_like(seeds)
+        null = self.null_condition.unsqueeze(0).expand_as(cond)
+        ts = torch.linspace(1.0, 0.0, steps + 1, device=self.device)
+        for t, t_next in itertools.pairwise(ts):
+            tt = t.expand(x.shape[0])
+            if cfg != 1.0:
+                both = self.denoise(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, null]))
+                x_cond, x_null = both.chunk(2)
+                x0 = x_null + cfg * (x_cond - x_null)
+            else:
+                x0 = self.denoise(x, tt, cond)
+            if float(t_next) == 0.0:
+                x = x0
+            else:
+                eps = (x - (1 - t) * x0) / t
+                x = (1 - t_next) * x0 + t_next * eps
+        return x
+
+    # ----------------------------------------------------------------------------------
+    # Text decoding (greedy, KV-cached, batched)
+    # ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, texts: Sequence[str], max_new_tokens: int, stop_ids: Sequence[int],
+               images: torch.Tensor | None = None) -> list[str]:
+        """Continue each text greedily until a stop token; returns the new text only."""
+        ids, mask = self.tokenize(texts)
+        embeds = self.embed(ids, images)
+        out = self.lm_forward(embeds, mask, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1]
+        stop = torch.tensor(list(stop_ids), device=self.device)
+        finished = torch.zeros(len(texts), dtype=torch.bool, device=self.device)
+        generated: list[torch.Tensor] = []
+        for _ in range(max_new_tokens):
+            nxt = logits.argmax(-1)
+            nxt = torch.where(finished, torch.full_like(nxt, self.tokenizer.pad_token_id), nxt)
+            generated.append(nxt)
+            finished |= torch.isin(nxt, stop)
+            if bool(finished.all()):
+                break
+            mask = torch.cat([mask, (~finished | torch.isin(nxt, stop)).long().unsqueeze(1)], 1)
+            position_ids = (mask.long().sum(-1, keepdim=True) - 1)
+            out = self.lm(inputs_embeds=self.lm.get_input_embeddings()(nxt.unsqueeze(1)),
+                          attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
+            cache, logits = out.cache, out.logits[:, -1]
+        if not generated:
+            return ["" for _ in texts]
+        tokens = torch.stack(generated, 1).tolist()
+        stops = set(stop_ids)
+        texts_out = []
+        for row in tokens:
+            cut = next((i for i, tok in enumerate(row) if tok in stops), len(row))
+            texts_out.append(self.tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+        return texts_out
+
+    def chat(self, questions: Sequence[str]) -> list[str]:
+        texts = [self.chat_text(q) for q in questions]
+        return self.greedy(texts, self.config.max_answer_tokens, [self.eos_id])
+
+    def understand(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
+        n = self.num_image_tokens
+        texts = [self.chat_text(q, image=True, num_image_tokens=n) for q in questions]
+        return self.greedy(texts, self.config.max_answer_tokens, [self.eos_id], self.pixels(images))
+
+    def think(self, prompts: Sequence[str]) -> list[str]:
+        """The reasoning the model writes before drawing (stops at </think>)."""
+        texts = [f"{self.generation_context(p)} {THINK}" for p in prompts]
+        return self.greedy(texts, self.config.max_think_tokens, [self.end_think_id, self.eos_id])
+
+    # ----------------------------------------------------------------------------------
+    # Losses
+    # ----------------------------------------------------------------------------------
+    def text_loss(self, prompts: Sequence[str], answers: Sequence[str],
+                  images: Sequence[Image.Image] | None = None) -> torch.Tensor:
+        """Cross-entropy on the answer tokens only (prompts are chat_text strings)."""
+        full = [f"{p} {a} {EOS}" for p, a in zip(prompts, answers, strict=True)]
+        ids, mask = self.tokenize(full)
+        prompt_lens = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        labels = ids.clone()
+        labels[mask == 0] = -100
+        pad = (mask == 0).sum(1).tolist()
+        for row, (p_len, n_pad) in enumerate(zip(prompt_lens, pad, strict=True)):
+            labels[row, : n_pad + p_len] = -100
+        pixel_values = self.pixels(images) if images is not None else None
+        embeds = self.embed(ids, pixel_values)
+        logits = self.lm_forward(embeds, mask, use_cache=False).logits
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                               ignore_index=-100)
+
+    def flow_loss(self, contexts: Sequence[str], images: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Clean-image MSE at logit-normal timesteps; conditions dropped for CFG training."""
+        b = images.shape[0]
+        cond = self.condition(contexts)
+        if self.config.cond_dropout > 0:
+            drop = torch.rand(b, generator=generator).to(self.device) < self.config.cond_dropout
+            cond = torch.where(drop[:, None, None], self.null_condition.unsqueeze(0).expand_as(cond), cond)
+        u = torch.randn(b, generator=generator).to(self.device)
+        t = torch.sigmoid(self.config.timestep_mean + self.config.timestep_std * u)
+        noise = torch.randn(images.shape, generator=generator).to(self.device)
+        x_t = (1 - t)[:, None, None, None] * images + t[:, None, None, None] * noise
+        return F.mse_loss(self.denoise(x_t, t, cond), images)
+
+    # ----------------------------------------------------------------------------------
+    # Save / load: config.json + model.safetensors + tokenizer files
+    # ----------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        if self.lm.config.tie_word_embeddings:
+            state.pop("lm.lm_head.weight", None)
+        tmp = path / f".{WEIGHTS_NAME}.tmp"
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        tmp.replace(path / WEIGHTS_NAME)
+        self.tokenizer.save_pretrained(str(path))
+        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> QueryUMM:
+        path = Path(path)
+        for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
+        config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
+        model = cls(config, load_tokenizer(path))
+        state = load_file(str(path / WEIGHTS_NAME))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not (k == "lm.lm_head.weight" and model.lm.config.tie_word_embeddings)]
+        if missing or unexpected:
+            raise ValueError(f"{path / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if model.lm.config.tie_word_embeddings:
+            model.lm.tie_weights()
+        return model.to(device).eval()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def cosine_lr(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 10 %: the multiplier for step ``step``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

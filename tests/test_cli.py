@@ -1,0 +1,98 @@
+"""The CLI: user errors are one clear line and exit 2; --help stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from support import run_cli
+
+BASE = ["eval", "--model", "toy-painter", "--task", "toy-shades", "--judge", "toy-pixel"]
+
+
+def assert_user_error(result, *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "needles"),
+    [
+        ("seed = 'x'\n", ["run.toml:1", "'seed'", "expected int"]),
+        ("out = 'r'\n[model\nname='a'\n", ["run.toml", "invalid TOML"]),
+        ("out = 'r'\nmodes = ['normal', 'dream']\n", ["run.toml:2", "'modes'", "dream"]),
+        ("out = 'r'\n\n[[tasks]]\nname = 3\n", ["run.toml:4", "tasks[0].name"]),
+        ("out = 'r'\ncolour = 'red'\n", ["run.toml:2", "'colour'", "unknown key"]),
+        ("out = 'r'\n[judge]\nname = 'toy-pixel'\nargz = {}\n", ["run.toml:4", "judge.argz"]),
+    ],
+)
+def test_malformed_config_file(tmp_path, toml, needles):
+    path = tmp_path / "run.toml"
+    path.write_text(toml)
+    result = run_cli("eval", "--config", str(path), "--model", "m", "--task", "t", "--judge", "j",
+                     cwd=tmp_path)
+    assert_user_error(result, *needles)
+
+
+def test_config_file_runs(toy_plugin, tmp_path):
+    (tmp_path / "run.toml").write_text(
+        "out = 'r'\nmodes = ['think']\nbatch_size = 2\n[model]\nname = 'toy-painter'\n"
+        "[[tasks]]\nname = 'toy-shades'\nargs = { n = 4 }\n[judge]\nname = 'toy-pixel'\n")
+    result = run_cli("eval", "--config", "run.toml", "--quiet", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"think"' in result.stdout and (tmp_path / "r/images/toy-shades/think/3.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--model-arg", "skill"], ["--model-arg expects key=value"]),
+        (["--mode", "normal,dream"], ["unknown mode", "dream"]),
+        (["--task-arg", "colour=red"], ["task 'toy-shades'", "unknown argument 'colour'", "accepted: n"]),
+        (["--batch-size", "0"], ["--batch-size must be at least 1"]),
+    ],
+)
+def test_malformed_cli_input(toy_plugin, tmp_path, args, needles):
+    assert_user_error(run_cli(*BASE, *args, "--out", str(tmp_path / "r")), *needles)
+
+
+def test_unknown_names_and_missing_options(toy_plugin, tmp_path):
+    assert_user_error(run_cli("eval", "--model", "nope", "--task", "toy-shades", "--judge",
+                              "toy-pixel", "--out", str(tmp_path)), "unknown model 'nope'")
+    assert_user_error(run_cli("eval", "--model", "toy-painter"), "missing --task, --judge, --out")
+    assert_user_error(run_cli("eval", "--bogus"), "No such option")
+
+
+def test_capability_mismatch_is_explained(toy_plugin, plugin_site, tmp_path):
+    source = ('from unisandbox.hookspecs import hookimpl\nfrom unisandbox.specs import ModelSpec\n'
+              'PLUGIN_API_VERSION = 1\n@hookimpl\ndef register_models(register):\n'
+              '    register(ModelSpec(name="mute", factory=dict, description="d", capabilities={"generate"}))\n')
+    plugin_site("mute-dist", "1.0", {"mute_mod": source}, {"mute": "mute_mod"})
+    result = run_cli("eval", "--model", "mute", "--task", "toy-shades", "--judge", "toy-pixel",
+                     "--out", str(tmp_path / "r"))
+    assert_user_error(result, "lacks chat", "--no-understanding")
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom unisandbox.cli.main import main\n"
+            "for argv in (['--help'], ['eval', '--help'], ['plugins', 'list'], ['models', 'list']):\n"
+            "    main(argv)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_command_has_help_that_teaches():
+    from unisandbox.cli.main import cli
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            yield [*prefix, name], command
+            if hasattr(command, "commands"):
+                yield from walk(command, [*prefix, name])
+
+    for path, command in walk(cli, []):
+        assert command.help and len(command.help.strip()) > 10, f"`unisandbox {' '.join(path)}` lacks help"

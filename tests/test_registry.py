@@ -1,0 +1,108 @@
+"""Plugin discovery and the registry's rules: broken, refused, duplicate, filtered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import run_cli
+from unisandbox.errors import UserError
+from unisandbox.registry import get_registry
+
+GOOD = '''
+from unisandbox.hookspecs import hookimpl
+from unisandbox.specs import ModelSpec
+PLUGIN_API_VERSION = 1
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="{name}", factory=dict, description="a model", capabilities={{"chat"}}))
+'''
+
+
+def test_third_party_plugin_is_discovered_through_its_entry_point(toy_plugin):
+    reg = get_registry()
+    spec = reg.model("toy-painter")
+    assert (spec.distribution, spec.version) == ("toy-unisandbox", "0.3")
+    assert spec.capabilities == {"generate", "chat"}
+    assert reg.task("toy-shades").distribution == "toy-unisandbox"
+    info = {p.name: p for p in reg.plugins}["toy"]
+    assert info.status == "ok"
+    assert set(info.provides) == {"model:toy-painter", "task:toy-shades", "judge:toy-pixel"}
+
+
+def test_broken_plugin_is_listed_and_the_rest_keeps_working(toy_plugin, plugin_site, tmp_path):
+    plugin_site("broken-dist", "2.0", {"broken_mod": "import no_such_module_xyz\n"},
+                {"broken": "broken_mod"})
+    reg = get_registry()
+    broken = {p.name: p for p in reg.plugins}["broken"]
+    assert broken.status == "broken"
+    assert "no_such_module_xyz" in broken.error and broken.distribution == "broken-dist"
+    assert reg.model("toy-painter")  # others unaffected
+
+    listed = run_cli("plugins", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["broken"]["status"] == "broken" and rows["toy"]["status"] == "ok"
+
+    out = tmp_path / "run"
+    result = run_cli("eval", "--model", "toy-painter", "--task", "toy-shades", "--judge",
+                     "toy-pixel", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (out / "results.json").is_file()
+
+
+def test_a_failing_hook_marks_the_plugin_broken(plugin_site):
+    source = GOOD.format(name="x").replace('register(ModelSpec(', 'raise RuntimeError("boom"); register(ModelSpec(')
+    plugin_site("hook-fails", "1.0", {"hook_fails": source}, {"hookfails": "hook_fails"})
+    info = {p.name: p for p in get_registry().plugins}["hookfails"]
+    assert info.status == "broken" and "boom" in info.error and "register_models" in info.error
+
+
+def test_duplicate_names_fail_naming_both_distributions(plugin_site):
+    plugin_site("dist-one", "1.0", {"mod_one": GOOD.format(name="same")}, {"one": "mod_one"})
+    plugin_site("dist-two", "2.5", {"mod_two": GOOD.format(name="same")}, {"two": "mod_two"})
+    reg = get_registry()
+    with pytest.raises(UserError) as err:
+        reg.model("same")
+    assert "dist-one 1.0" in str(err.value) and "dist-two 2.5" in str(err.value)
+    statuses = {p.name: p.status for p in reg.plugins}
+    assert statuses["one"] == statuses["two"] == "conflict"
+
+
+def test_plugin_for_another_api_version_is_refused(plugin_site):
+    plugin_site("future-dist", "9.0", {"future_mod": GOOD.format(name="future").replace(
+        "PLUGIN_API_VERSION = 1", "PLUGIN_API_VERSION = 7")}, {"future": "future_mod"})
+    plugin_site("undeclared-dist", "1.0", {"undeclared_mod": GOOD.format(name="und").replace(
+        "PLUGIN_API_VERSION = 1", "")}, {"undeclared": "undeclared_mod"})
+    reg = get_registry()
+    info = {p.name: p for p in reg.plugins}
+    assert info["future"].status == "refused" and "plugin API 7" in info["future"].error
+    assert info["undeclared"].status == "refused" and "PLUGIN_API_VERSION" in info["undeclared"].error
+    with pytest.raises(UserError, match="unknown model 'future'"):
+        reg.model("future")
+
+
+def test_registering_the_wrong_record_type_is_a_broken_plugin(plugin_site):
+    source = GOOD.format(name="x").replace("def register_models", "def register_tasks")
+    plugin_site("wrong-type", "1.0", {"wrong_type": source}, {"wrongtype": "wrong_type"})
+    info = {p.name: p for p in get_registry().plugins}["wrongtype"]
+    assert info.status == "broken" and "expected TaskSpec" in info.error
+
+
+def test_unisandbox_plugins_restricts_loading(toy_plugin, plugin_site, monkeypatch):
+    plugin_site("dist-one", "1.0", {"mod_one": GOOD.format(name="one-model")}, {"one": "mod_one"})
+    monkeypatch.setenv("UNISANDBOX_PLUGINS", "toy")
+    reg = get_registry(reload=True)
+    assert "toy-painter" in reg.records["model"] and "one-model" not in reg.records["model"]
+    monkeypatch.setenv("UNISANDBOX_PLUGINS", "dist-one")  # a distribution name works too
+    reg = get_registry(reload=True)
+    assert "one-model" in reg.records["model"] and "toy-painter" not in reg.records["model"]
+    monkeypatch.setenv("UNISANDBOX_PLUGINS", "")
+    reg = get_registry(reload=True)
+    assert {p.distribution for p in reg.plugins} == {"unisandbox"}
+
+
+def test_unknown_name_lists_what_is_available(toy_plugin):
+    with pytest.raises(UserError, match=r"unknown judge 'nope'; available: .*toy-pixel"):
+        get_registry().judge("nope")

@@ -1,0 +1,131 @@
+"""The runner: results, U and gap, resume after kill -9, seeds, safe paths, pairs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from support import run_cli
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+from unisandbox.run.seeds import sample_seed
+
+
+def config(out: Path, **overrides) -> RunConfig:
+    base = dict(model=Component("toy-painter", {"skill": 5}), tasks=(Component("toy-shades", {"n": 10}),),
+                judge=Component("toy-pixel"), out=out, batch_size=4)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+def test_eval_writes_results_with_u_and_gap(toy_plugin, tmp_path):
+    results = Runner(config(tmp_path / "run"), progress=False).run()
+    cells = results["tasks"]["toy-shades"]["levels"]["all"]
+    assert cells["normal"]["accuracy"] == 0.5 and cells["normal"]["n"] == 10
+    assert cells["think"]["accuracy"] == 1.0
+    assert cells["understanding"]["accuracy"] == 1.0
+    assert cells["gap"] == {"normal": 0.5, "think": 0.0}
+    lo, hi = cells["normal"]["ci95"]
+    assert 0.2 < lo < 0.5 < hi < 0.8
+    assert set(results["tasks"]["toy-shades"]["levels"]) == {"1", "2", "all"}
+    run = tmp_path / "run"
+    assert (run / "images" / "toy-shades" / "think" / "3.png").is_file()
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["plugins"]["toy-unisandbox"] == "0.3"
+    assert conf["tasks"]["toy-shades"]["data_sha256"]
+    assert conf["judge_identity"] == {"kind": "toy-pixel", "version": 1}
+    records = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 30  # 10 normal + 10 think + 10 understanding
+    think = next(r for r in records if r["mode"] == "think" and r["id"] == "3")
+    assert think["think"] == "shade 3" and think["verdict"] == "yes" and think["judge_raw"] == "pixel 30"
+
+
+def test_seeds_depend_on_sample_not_on_batching(toy_plugin, tmp_path):
+    Runner(config(tmp_path / "a", batch_size=1), progress=False).run()
+    Runner(config(tmp_path / "b", batch_size=7), progress=False).run()
+    for i in range(10):
+        a = Image.open(tmp_path / "a/images/toy-shades/normal" / f"{i}.png").getpixel((7, 7))
+        b = Image.open(tmp_path / "b/images/toy-shades/normal" / f"{i}.png").getpixel((7, 7))
+        assert a == b == sample_seed(0, "toy-shades", str(i), "normal") % 256
+    assert sample_seed(0, "t", "1", "normal") != sample_seed(0, "t", "1", "think")
+    assert sample_seed(0, "t", "1", "normal") != sample_seed(1, "t", "1", "normal")
+
+
+def test_hostile_ids_stay_inside_the_run_folder(toy_plugin, tmp_path):
+    out = tmp_path / "deep" / "run"
+    cfg = config(out, tasks=(Component("toy-shades", {"n": 3, "weird_ids": True}),))
+    Runner(cfg, progress=False).run()
+    escaped = [p for p in tmp_path.rglob("*.png") if not p.resolve().is_relative_to(out.resolve())]
+    assert escaped == []
+    assert not (tmp_path / "escape0.png").exists()
+    names = sorted(p.name for p in (out / "images/toy-shades/normal").iterdir())
+    assert len(names) == 3 and any(n.startswith("escape0-") for n in names)
+
+
+def test_pairs_score_only_when_both_members_are_right(toy_plugin, tmp_path):
+    cfg = config(tmp_path / "run", model=Component("toy-painter", {"skill": 5}),
+                 tasks=(Component("toy-shades", {"n": 10, "pairs": True}),))
+    results = Runner(cfg, progress=False).run()
+    normal = results["tasks"]["toy-shades"]["levels"]["all"]["normal"]
+    # pairs (0,1) (2,3) right, (4,5) split, (6,7) (8,9) wrong
+    assert normal["n"] == 5 and normal["n_yes"] == 2
+
+
+def test_rerun_on_a_finished_folder_does_no_work(toy_plugin, tmp_path):
+    first = Runner(config(tmp_path / "run"), progress=False).run()
+    lines = (tmp_path / "run/samples.jsonl").read_text()
+    again = Runner(config(tmp_path / "run"), progress=False).run()
+    assert again == first and (tmp_path / "run/samples.jsonl").read_text() == lines
+
+
+def test_resume_refuses_a_different_configuration(toy_plugin, tmp_path):
+    Runner(config(tmp_path / "run"), progress=False).run()
+    with pytest.raises(Exception, match="different run"):
+        Runner(config(tmp_path / "run", seed=3), progress=False).run()
+
+
+def test_kill_9_mid_run_then_resume_gives_identical_results(toy_plugin, tmp_path):
+    args = ["eval", "--model", "toy-painter", "--model-arg", "delay=0.15", "--task", "toy-shades",
+            "--task-arg", "n=40", "--judge", "toy-pixel", "--batch-size", "3", "--quiet"]
+    reference = run_cli(*args, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+
+    exe = Path(sys.executable).parent / "unisandbox"
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([str(exe), *args, "--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = run / "samples.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 20):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = log.read_text().count("\n")
+    assert 0 < partial < 120, "the run should have been killed mid-way"
+    resumed = run_cli(*args, "--out", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "results.json").read_text()) == json.loads((tmp_path / "ref/results.json").read_text())
+
+    def essence(folder: Path) -> set[tuple]:
+        rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+        return {(r["task"], r["mode"], r["id"], r["verdict"], r.get("seed")) for r in rows}
+
+    assert essence(run) == essence(tmp_path / "ref")
+    for image in (tmp_path / "ref/images").rglob("*.png"):
+        assert (run / image.relative_to(tmp_path / "ref")).read_bytes() == image.read_bytes()
+
+
+def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
+    Runner(config(tmp_path / "run"), progress=False).run()
+    log = tmp_path / "run/samples.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-3]) + lines[-3][: len(lines[-3]) // 2])  # torn write
+    results = Runner(config(tmp_path / "run"), progress=False).run()
+    assert results["tasks"]["toy-shades"]["levels"]["all"]["understanding"]["n"] == 10
+    assert all(json.loads(line) for line in log.read_text().splitlines())

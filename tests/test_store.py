@@ -1,0 +1,73 @@
+"""The run store's guarantees: atomic files, a log that survives torn writes, safe names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from unisandbox.errors import UserError
+from unisandbox.paths import inside, safe_name
+from unisandbox.records import Sample
+from unisandbox.run.aggregate import summarise, unit_verdicts, wilson_interval
+from unisandbox.run.store import JsonlLog, atomic_write_json
+
+
+def test_log_repair_cuts_only_the_torn_tail(tmp_path):
+    log = JsonlLog(tmp_path / "s.jsonl")
+    log.append([{"a": 1}, {"a": 2}])
+    with open(log.path, "ab") as handle:
+        handle.write(b'{"a": 3, "b"')
+    assert [r["a"] for r in log.read()] == [1, 2]
+    log.repair()
+    log.append([{"a": 4}])
+    assert [r["a"] for r in log.read()] == [1, 2, 4]
+
+
+def test_log_corruption_in_the_middle_is_reported(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(UserError, match=r"s\.jsonl:2: corrupt record"):
+        list(JsonlLog(path).read())
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    atomic_write_json(tmp_path / "x" / "r.json", {"k": 1})
+    assert json.loads((tmp_path / "x/r.json").read_text()) == {"k": 1}
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["r.json"]
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_safe_name_never_escapes(text):
+    name = safe_name(text)
+    assert name and "/" not in name and "\\" not in name and name not in (".", "..")
+    root = Path("/tmp/run-root")
+    assert inside(root, "images", text, "normal", text).resolve().is_relative_to(root)
+
+
+def test_safe_name_keeps_published_names():
+    assert safe_name("17_A") == "17_A" and safe_name("5") == "5"
+    assert safe_name("a b") != safe_name("a_b")  # changed ids get a hash: no collisions
+
+
+def test_wilson_interval_edges():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(0, 20)
+    assert lo == 0.0 and 0.1 < hi < 0.2
+    lo, hi = wilson_interval(50, 100)
+    assert abs(lo - 0.404) < 0.01 and abs(hi - 0.596) < 0.01
+
+
+def test_errors_are_not_silently_wrong():
+    labels = ["yes", "no", "error", "yes"]
+    default, reference = summarise(labels, False), summarise(labels, True)
+    assert default["accuracy"] == 2 / 3 and default["n_error"] == 1
+    assert reference["accuracy"] == 0.5 and reference["n"] == 4
+
+
+def test_pair_units():
+    samples = [Sample(id=f"{i}_{m}", prompt="", answer="", group=str(i)) for i in range(3) for m in "AB"]
+    verdicts = {"0_A": "yes", "0_B": "yes", "1_A": "yes", "1_B": "error", "2_A": "no", "2_B": "error"}
+    assert [v for _, v in unit_verdicts(samples, verdicts, "pair")] == ["yes", "error", "no"]
