@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
@@ -40,3 +40,12 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise UserError(f"{spec.kind} {spec.name!r}: {exc}") from exc
+
+
+def judge_task_context(spec: Spec, tasks: Sequence[Any]) -> dict[str, Any]:
+    """``{"tasks": ...}`` for judge factories that name a ``tasks`` argument, else nothing.
+
+    VLM judges read the run's tasks for their ``judge_templates`` (see docs/judges.md); only
+    factories that ask for them get them, so ``**kwargs`` factories are not surprised.
+    """
+    return {"tasks": tuple(tasks)} if "tasks" in (accepted_arguments(spec) or ()) else {}

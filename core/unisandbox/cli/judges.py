@@ -2,6 +2,117 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import UserError
+from .common import arg_option, echo_json, json_option
 from .listing import _list_group
 
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from ..records import Sample
+
 judges = _list_group("judge", "requires", "requires")
+
+FAMILIES = ("math", "mapping", "knowledge")
+
+
+def check_example(family: str) -> tuple[Sample, Image]:
+    """A drawn image any competent VLM judges right, and its sample (expected verdict: yes)."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    from ..records import Sample
+
+    image = PILImage.new("RGB", (384, 384), "white")
+    draw = ImageDraw.Draw(image)
+    if family == "math":
+        for x in (32, 144, 256):
+            draw.ellipse((x, 144, x + 96, 240), fill=(220, 30, 30))
+        return Sample(id="check", prompt="Draw as many circles as 1 + 2.", answer="3 circles"), image
+    if family == "mapping":
+        draw.ellipse((112, 112, 272, 272), fill=(30, 60, 220))
+        return Sample(id="check", prompt="Draw the object that symbol X stands for (X = circle).",
+                      answer="circle"), image
+    draw.ellipse((92, 112, 292, 312), fill=(245, 140, 20))
+    draw.ellipse((180, 80, 230, 120), fill=(40, 150, 40))
+    return Sample(id="check", prompt="Draw the favourite fruit of the tester (an orange).",
+                  answer="orange"), image
+
+
+@judges.command("check")
+@click.argument("name")
+@arg_option("judge", "judge factory (e.g. model=..., path=...)")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Shorthand for --judge-arg base_url=URL (e.g. http://localhost:8000/v1).")
+@click.option("--family", type=click.Choice(FAMILIES), default="math", show_default=True,
+              help="Which protocol the example image is judged under.")
+@json_option
+def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: str,
+          as_json: bool) -> int:
+    """Check that judge NAME answers: reachability, then one scored example.
+
+    \b
+    Example (vLLM on this machine):
+      unisandbox judges check vlm-openai --base-url http://localhost:8000/v1 \\
+          --judge-arg model=Qwen2.5-VL-7B-Instruct
+
+    Exit 0 when the example got a verdict, 1 when the judge answered but could not decide,
+    2 when it cannot be reached or built.
+    """
+    from ..factories import build
+    from ..records import JudgeItem
+    from ..registry import get_registry
+    from ..run.config import parse_pairs
+
+    spec = get_registry().judge(name)
+    if spec.requires:
+        raise UserError(f"judge {name!r} borrows the model under test ({', '.join(sorted(spec.requires))}); "
+                        "check it through `unisandbox eval` with that model")
+    args = parse_pairs(judge_args, "--judge-arg")
+    if base_url:
+        args["base_url"] = base_url
+    judge = build(spec, args)
+    report: dict[str, Any] = {"judge": name, "identity": judge.identity(), "family": family}
+    try:
+        if hasattr(judge, "ping"):
+            t0 = time.perf_counter()
+            served = judge.ping()
+            report.update(reachable=True, ping_s=round(time.perf_counter() - t0, 3), serves=served)
+            if not as_json:
+                where = getattr(judge, "base_url", None) or getattr(judge, "path", "")
+                click.echo(f"reachable: {where} in {report['ping_s']:.3f} s"
+                           + (f"; serves {', '.join(served)}" if served else ""))
+            wanted = getattr(judge, "model", None)
+            if served and isinstance(wanted, str) and wanted not in served:
+                click.echo(f"warning: the server does not list model {wanted!r}", err=True)
+        sample, image = check_example(family)
+        with tempfile.TemporaryDirectory(prefix="unisandbox-check-") as tmp:
+            path = Path(tmp) / "check.png"
+            image.save(path)
+            t0 = time.perf_counter()
+            verdict = judge.judge([JudgeItem("check", family, sample, path)])[0]
+            latency = time.perf_counter() - t0
+    finally:
+        judge.close()
+    report.update(verdict=verdict.verdict, expected="yes", latency_s=round(latency, 3),
+                  description=verdict.description, raw=verdict.raw)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(f"example ({family}): expected answer {sample.answer!r}")
+        click.echo(f"verdict: {verdict.verdict} (expected yes) in {latency:.3f} s")
+        if verdict.description:
+            click.echo(f"description: {verdict.description}")
+        click.echo("judge text:\n  " + "\n  ".join(verdict.raw.splitlines() or [""]))
+    if verdict.verdict == "error":
+        click.echo("the judge answered but could not decide (verdict error); see its text above",
+                   err=True)
+        return 1
+    return 0

@@ -18,7 +18,7 @@ from typing import Any
 from .. import __version__, capabilities
 from ..distributed import get_dist
 from ..errors import UserError
-from ..factories import build
+from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..protocols import Judge, Model, Task
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
@@ -103,6 +103,7 @@ class Runner:
             # judges that borrow the model under test get a loader, so nothing heavy loads
             # before the run folder is checked
             context = {"model_loader": lambda: self.model} if self.judge_spec.requires else {}
+            context.update(judge_task_context(self.judge_spec, self.tasks))
             inner = build(self.judge_spec, self.config.judge.args, **context)
             self._judge = CachedJudge(inner, self.store.judge_cache_path)
         return self._judge

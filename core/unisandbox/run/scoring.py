@@ -10,8 +10,9 @@ from typing import Any
 
 from .. import __version__
 from ..errors import UserError
-from ..factories import build
+from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
+from ..judges.report_csv import CSV_NAME, write_evaluation_csv
 from ..paths import safe_name
 from ..protocols import Task
 from ..records import JudgeItem
@@ -69,7 +70,7 @@ def score_images(
 
     # re-scoring a run folder shares that run's cache: the same judge makes no calls
     cache = (source / "judge_cache.jsonl") if is_run else store.judge_cache_path
-    judge = CachedJudge(build(judge_spec, judge_args), cache)
+    judge = CachedJudge(build(judge_spec, judge_args, **judge_task_context(judge_spec, [task])), cache)
     config = {"unisandbox": __version__, "kind": "score", "source": str(source.resolve()),
               "run": {"model": {"name": "external", "args": {}}, "modes": [mode],
                       "tasks": [{"name": task_spec.name, "args": dict(task_args)}],
@@ -118,6 +119,9 @@ def score_images(
     results = compute_results(store, [task], [mode], reference_scoring)
     results["understanding_measured"] = False
     store.write_results(results)
+    # the original scorer's sheet, for tools that read its columns
+    mine = {sid: r for (t, m, sid), r in store.records().items() if t == task.name and m == mode}
+    write_evaluation_csv(store.root / CSV_NAME, samples, mine, store.root, task.family, task.unit)
     if progress:
         print(f"scored {len(samples)} samples into {out}", file=sys.stderr)
     return results

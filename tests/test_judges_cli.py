@@ -1,0 +1,86 @@
+"""``unisandbox judges check`` and ``judges list`` with the built-in judges."""
+
+from __future__ import annotations
+
+import json
+
+from judges_loopback import ChatServer, Scripted, completion, image_of, prompt_of
+from support import run_cli
+from unisandbox.cli.judges import check_example
+from unisandbox.cli.main import main
+
+
+def describing(reply_1: str, reply_2: str = "Score: YES"):
+    def script(request, n):
+        return Scripted(completion(reply_1 if image_of(request) is not None else reply_2))
+    return script
+
+
+def test_check_reports_reachability_verdict_and_latency(capsys):
+    with ChatServer(describing("Caption: 3 circles"), model="qwen-vl") as server:
+        code = main(["judges", "check", "vlm-openai", "--base-url", server.url,
+                     "--judge-arg", "model=qwen-vl"])
+        first = server.posts[0]
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"reachable: {server.url}" in out and "serves qwen-vl" in out
+    assert "verdict: yes (expected yes)" in out and "description: 3 circles" in out
+    assert "Caption:" in prompt_of(first)
+    image = image_of(first)
+    assert image is not None and image.size == (384, 384)
+
+
+def test_check_other_family_and_json(capsys):
+    with ChatServer(describing("Object: circle")) as server:
+        code = main(["judges", "check", "vlm-openai", "--base-url", server.url,
+                     "--judge-arg", "model=toy-vlm", "--family", "mapping", "--json"])
+        assert "Object:" in prompt_of(server.posts[0])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["verdict"] == "yes" and report["family"] == "mapping"
+    assert report["reachable"] is True and report["latency_s"] >= 0
+    assert report["identity"]["kind"] == "vlm-openai"
+
+
+def test_check_undecided_judge_exits_1(capsys):
+    with ChatServer(describing("Caption: 3 circles", "I cannot say.")) as server:
+        code = main(["judges", "check", "vlm-openai", "--base-url", server.url,
+                     "--judge-arg", "model=toy-vlm"])
+    captured = capsys.readouterr()
+    assert code == 1 and "verdict: error" in captured.out and "I cannot say." in captured.out
+    assert "could not decide" in captured.err
+
+
+def test_check_unreachable_exits_2_with_a_clear_message():
+    with ChatServer() as server:
+        url = server.url  # closed below: nothing listens there any more
+    result = run_cli("judges", "check", "vlm-openai", "--base-url", url, "--judge-arg", "model=m")
+    assert result.returncode == 2
+    assert "cannot reach the judge server" in result.stderr and url in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_refuses_judges_that_need_the_model(capsys):
+    assert main(["judges", "check", "self"]) == 2
+    assert "borrows the model under test" in capsys.readouterr().err
+
+
+def test_check_bad_arguments_exit_2(capsys):
+    assert main(["judges", "check", "vlm-openai", "--judge-arg", "model=m",
+                 "--judge-arg", "colour=blue"]) == 2
+    assert "unknown argument 'colour'" in capsys.readouterr().err
+    assert main(["judges", "check", "vlm-openai"]) == 2  # model is required
+    assert "model" in capsys.readouterr().err
+
+
+def test_list_shows_the_builtin_judges(capsys):
+    assert main(["judges", "list", "--json"]) == 0
+    listed = {j["name"]: j for j in json.loads(capsys.readouterr().out)}
+    assert {"vlm-openai", "vlm-local", "self"} <= set(listed)
+    assert listed["self"]["requires"] == ["understand"]
+
+
+def test_check_examples_are_drawn_for_every_family():
+    for family in ("math", "mapping", "knowledge"):
+        sample, image = check_example(family)
+        assert sample.answer and image.size == (384, 384)
+        assert len(set(image.getdata())) > 1  # something is drawn
