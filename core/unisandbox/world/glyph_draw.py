@@ -271,6 +271,7 @@ class _Bank:
     templates: np.ndarray          # (T, 192) float32 in [0, 1], sorted by class
     sq: np.ndarray                 # (T,) squared norms
     cls: np.ndarray                # (T,) class index of each template
+    radius: np.ndarray             # (T,) blur radius of each template (0: the exact sprite)
     starts: np.ndarray             # (C,) first template of each class
     classes: tuple[tuple[str, str | None, str | None], ...]  # (category, kind, colour)
     labels: tuple[str, ...]        # per template: "red star", "symbol A", ...
@@ -331,6 +332,7 @@ def bank() -> _Bank:
     """Build (once) every cell template and every portrait."""
     rows: list[np.ndarray] = []
     groups: list[np.ndarray] = []
+    radii_of: list[float] = []
     cls: list[int] = []
     labels: list[str] = []
     classes: list[tuple[str, str | None, str | None]] = []
@@ -342,6 +344,7 @@ def bank() -> _Bank:
             weights = _colour_groups(cell) if category in ("shape", "fruit", "flower") else []
             for radius in radii:
                 rows.append(_flat(_blurred_cell(cell, radius)))
+                radii_of.append(radius)
                 groups.append(np.zeros((_MAX_GROUPS, CELL * CELL), np.float32))
                 for g, w in enumerate(weights):
                     groups[-1][g] = w
@@ -367,7 +370,8 @@ def bank() -> _Bank:
                           for p, r in zip(people, itertools.cycle(BLUR_RADII))])
     digest = hashlib.sha256(PARSER_VERSION.encode() + np.ascontiguousarray(templates).tobytes()
                             + np.ascontiguousarray(portraits).tobytes()).hexdigest()[:16]
-    return _Bank(templates, (templates**2).sum(1), cls_arr, starts, tuple(classes),
+    return _Bank(templates, (templates**2).sum(1), cls_arr, np.asarray(radii_of), starts,
+                 tuple(classes),
                  tuple(labels), _sqdist(templates, templates), np.stack(groups), portraits,
                  (portraits**2).sum(1), tuple(people),
                  np.array([[PORTRAIT[k].index(p[k]) for k in PORTRAIT] for p in people]),

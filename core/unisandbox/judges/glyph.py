@@ -1,0 +1,63 @@
+"""The ``glyph`` judge: an exact, deterministic judge for the glyph (sandbox) world.
+
+It reads each image back with :func:`unisandbox.world.glyph_draw.parse` and compares the
+reading with the sample's structured ``target``. Verdicts follow the original two-stage
+protocol: the reading is the stage-1 description; an image that shows something else, or no
+clean answer at all (mixed kinds, an unreadable cell, a blank image, a visible symbol), is a
+``no`` whose description starts with ``Error:``. ``error`` is kept for items the judge cannot
+decide: a missing or corrupt file, an image size it cannot bring to 32 px, a sample without
+a glyph-world target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from ..protocols.judge import Judge
+from ..records import JudgeItem, Verdict
+from ..world import glyph_draw
+
+
+class GlyphJudge(Judge):
+    """Parse the image, match it against ``sample.target``; no model, no network."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "glyph", "parser": glyph_draw.PARSER_VERSION,
+                "templates": glyph_draw.templates_digest()}
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        return [self.judge_one(item) for item in items]
+
+    def judge_one(self, item: JudgeItem) -> Verdict:
+        target = item.sample.target
+        if not target:
+            return Verdict("error", raw=f"sample {item.sample.id!r} has no structured target; the "
+                           "glyph judge needs glyph-world tasks (--task-arg world=glyph)")
+        try:
+            glyph_draw.check_target(target)
+            if "symbol" in target:
+                raise ValueError("a symbol is never an answer")
+        except ValueError as exc:
+            return Verdict("error", raw=f"target {dict(target)} cannot be judged in the glyph "
+                           f"world: {exc}")
+        try:
+            with Image.open(item.image_path) as image:
+                image.load()
+                pixels = glyph_draw.as_array(image)
+        except FileNotFoundError:
+            return Verdict("error", raw=f"missing image {item.image_path}")
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            return Verdict("error", raw=f"cannot read image {item.image_path}: {exc}")
+        except ValueError as exc:
+            return Verdict("error", raw=f"{item.image_path.name}: {exc}")
+        reading = glyph_draw.parse(pixels)
+        verdict = "yes" if glyph_draw.matches(reading, target) else "no"
+        return Verdict(verdict, raw=reading.report(), description=reading.text)
+
+
+def glyph_judge() -> GlyphJudge:
+    """Factory registered as ``glyph`` (takes no arguments)."""
+    return GlyphJudge()

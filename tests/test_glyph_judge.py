@@ -1,0 +1,175 @@
+"""The ``glyph`` judge: verdict semantics, the verdict cache, bring-your-own images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from unisandbox.factories import build
+from unisandbox.judges.cache import CachedJudge
+from unisandbox.judges.glyph import GlyphJudge
+from unisandbox.records import JudgeItem, Sample, Verdict
+from unisandbox.registry import get_registry
+from unisandbox.run.scoring import score_images
+from unisandbox.world import glyph_draw as gd
+
+STARS = {"kind": "star", "colour": "red", "count": 3}
+PERSON = {"ethnicity": "East Asian", "hair": "black", "age": "young", "gender": "female"}
+
+
+def item(tmp_path: Path, name: str, target: dict[str, Any], image: Image.Image | None = None,
+         family: str = "math") -> JudgeItem:
+    path = tmp_path / f"{name}.png"
+    if image is not None:
+        image.save(path)
+    return JudgeItem("t", family, Sample(id=name, prompt="p", answer="a", target=target), path)
+
+
+@pytest.fixture
+def judge() -> GlyphJudge:
+    spec = get_registry().judge("glyph")
+    made = build(spec, {})
+    assert isinstance(made, GlyphJudge) and not spec.requires
+    return made
+
+
+def test_right_images_are_yes_with_the_stage_one_description(judge: GlyphJudge, tmp_path: Path) -> None:
+    items = [
+        item(tmp_path, "a", STARS, gd.render(STARS)),
+        item(tmp_path, "b", {"kind": "tulip"}, gd.render({"kind": "tulip"}), "knowledge"),
+        item(tmp_path, "c", {"kind": "grape"}, gd.render({"kind": "grape", "count": 4}), "knowledge"),
+        item(tmp_path, "d", {"portrait": PERSON}, gd.render({"portrait": PERSON}), "knowledge"),
+        item(tmp_path, "e", {"kind": "ring", "colour": "blue"},
+             gd.render({"kind": "ring", "colour": "blue"}, layout="random", seed=3), "mapping"),
+    ]
+    verdicts = judge.judge(items)
+    assert [v.verdict for v in verdicts] == ["yes"] * 5
+    assert [v.description for v in verdicts] == [
+        "3 red stars", "Object: tulip", "4 grapes", "Person: East Asian; black; young; female",
+        "1 blue ring"]
+    raw = json.loads(verdicts[0].raw)
+    assert raw["parser"] == gd.PARSER_VERSION and raw["count"] == 3
+
+
+def test_wrong_and_unclean_images_are_no(judge: GlyphJudge, tmp_path: Path) -> None:
+    mixed = gd.render_array(STARS)
+    mixed[0:8, 8:16] = gd.render_array({"kind": "heart", "colour": "red"})[0:8, 0:8]
+    symbol = gd.render_array({"kind": "star", "colour": "red"})
+    symbol[0:8, 8:16] = gd.render_array({"symbol": "%"})[0:8, 0:8]
+    other_person = {**PERSON, "age": "old"}
+    items = [
+        item(tmp_path, "count", STARS, gd.render({**STARS, "count": 4})),
+        item(tmp_path, "colour", STARS, gd.render({**STARS, "colour": "orange"})),
+        item(tmp_path, "mixed", STARS, Image.fromarray(mixed)),
+        item(tmp_path, "blank", STARS, Image.new("RGB", (32, 32), "white")),
+        item(tmp_path, "symbol", {"kind": "star", "colour": "red"}, Image.fromarray(symbol), "mapping"),
+        item(tmp_path, "age", {"portrait": PERSON}, gd.render({"portrait": other_person}), "knowledge"),
+        item(tmp_path, "noise", STARS, Image.fromarray(
+            np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))),
+    ]
+    verdicts = judge.judge(items)
+    assert [v.verdict for v in verdicts] == ["no"] * 7
+    texts = [v.description for v in verdicts]
+    assert texts[:2] == ["4 red stars", "3 orange stars"]
+    assert texts[2:5] == ["Error: mixed kinds", "Error: blank", "Error: visible symbol"]
+    assert texts[5] == "Person: East Asian; black; old; female"
+    assert texts[6].startswith("Error: unreadable cell")
+
+
+def test_undecidable_items_are_errors(judge: GlyphJudge, tmp_path: Path) -> None:
+    (tmp_path / "corrupt.png").write_bytes(b"not a png at all")
+    items = [
+        item(tmp_path, "missing", STARS),
+        JudgeItem("t", "math", Sample(id="corrupt", prompt="p", answer="a", target=STARS),
+                  tmp_path / "corrupt.png"),
+        item(tmp_path, "size", STARS, gd.render(STARS).resize((50, 50))),
+        item(tmp_path, "no-target", {}, gd.render(STARS)),
+        item(tmp_path, "everyday", {"kind": "cup", "count": 2}, gd.render(STARS)),
+        item(tmp_path, "symbol-target", {"symbol": "A"}, gd.render({"symbol": "A"})),
+    ]
+    verdicts = judge.judge(items)
+    assert [v.verdict for v in verdicts] == ["error"] * 6
+    assert "missing image" in verdicts[0].raw
+    assert "cannot read image" in verdicts[1].raw
+    assert "50x50" in verdicts[2].raw
+    assert "no structured target" in verdicts[3].raw and "world=glyph" in verdicts[3].raw
+    assert "unknown kind 'cup'" in verdicts[4].raw
+    assert "symbol" in verdicts[5].raw
+
+
+def test_byo_images_of_larger_sizes_are_downsampled(judge: GlyphJudge, tmp_path: Path) -> None:
+    t = {"kind": "sunflower", "count": 2}
+    items = [item(tmp_path, f"s{size}", t, gd.render(t).resize((size, size), resample))
+             for size, resample in ((64, Image.Resampling.NEAREST), (256, Image.Resampling.BICUBIC),
+                                    (128, Image.Resampling.BILINEAR))]
+    rgba = gd.render(t, size=64).convert("RGBA")
+    rgba.save(tmp_path / "rgba.png")
+    items.append(JudgeItem("t", "math", Sample(id="rgba", prompt="p", answer="a", target=t),
+                           tmp_path / "rgba.png"))
+    assert [v.verdict for v in judge.judge(items)] == ["yes"] * 4
+
+
+def test_judge_through_the_verdict_cache(judge: GlyphJudge, tmp_path: Path) -> None:
+    items = [item(tmp_path, "a", STARS, gd.render(STARS)),
+             item(tmp_path, "b", STARS, gd.render({**STARS, "count": 2})),
+             item(tmp_path, "gone", STARS)]
+    cache = tmp_path / "cache.jsonl"
+    first = CachedJudge(judge, cache)
+    v1 = first.judge(items)
+    assert [v.verdict for v in v1] == ["yes", "no", "error"] and first.misses == 3
+    again = CachedJudge(GlyphJudge(), cache)
+    v2 = again.judge(items)
+    assert v2[:2] == v1[:2] and again.hits == 2 and again.misses == 1  # errors are retried
+    assert isinstance(v2[0], Verdict) and v2[0].description == "3 red stars"
+    # the identity names the parser and the template bank, so a changed parser re-judges
+    ident = judge.identity()
+    assert ident["kind"] == "glyph" and ident["parser"] == gd.PARSER_VERSION
+    assert ident["templates"] == gd.templates_digest()
+
+
+GLYPH_TASK = '''
+from unisandbox.hookspecs import hookimpl
+from unisandbox.protocols import Task
+from unisandbox.records import Sample
+from unisandbox.specs import TaskSpec
+
+PLUGIN_API_VERSION = 1
+TARGETS = [{"kind": "star", "colour": "red", "count": 3}, {"kind": "apple"},
+           {"kind": "cross", "colour": "green", "count": 2},
+           {"portrait": {"ethnicity": "Caucasian", "hair": "red", "age": "old", "gender": "male"}}]
+
+
+class GlyphToyTask(Task):
+    name = "gt-glyph"
+    family = "math"
+
+    def samples(self):
+        return [Sample(id=str(i), prompt=f"draw {t}", answer=str(t), target=t, level=1)
+                for i, t in enumerate(TARGETS)]
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec(name="gt-glyph", factory=GlyphToyTask, description="glyph targets"))
+'''
+
+
+def test_score_a_folder_of_byo_images(plugin_site: Any, tmp_path: Path) -> None:
+    """Bring-your-own images (256 px, like a real model's) scored by the engine with glyph."""
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    from glyph_toy import TARGETS
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    drawn = [TARGETS[0], TARGETS[1], {**TARGETS[2], "count": 3}]  # the third is wrong
+    for i, t in enumerate(drawn):
+        gd.render(t, size=256).save(folder / f"{i}.png")  # id 3 has no image
+    score_images(folder, task_name="gt-glyph", task_args={}, judge_name="glyph",
+                 judge_args={}, progress=False)
+    rows = {r["id"]: r for r in map(json.loads, (folder / "score" / "samples.jsonl").read_text().splitlines())}
+    assert {k: r["verdict"] for k, r in rows.items()} == {"0": "yes", "1": "yes", "2": "no", "3": "no"}
+    assert rows["2"]["description"] == "3 green crosses"
