@@ -47,7 +47,11 @@ class CachedJudge(Judge):
     def key(self, item: JudgeItem) -> str:
         expected = json.dumps([item.family, item.sample.answer, dict(item.sample.target)],
                               sort_keys=True, default=str)
-        parts = (self.judge_key, file_sha256(item.image_path), expected)
+        try:
+            image = file_sha256(item.image_path)
+        except OSError:  # missing/unreadable: the inner judge says so (errors are not cached)
+            image = f"unreadable:{item.image_path}"
+        parts = (self.judge_key, image, expected)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
