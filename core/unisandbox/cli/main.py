@@ -8,7 +8,7 @@ import click
 
 from .. import __version__
 from ..errors import UserError
-from . import evaluate, judges, listing, train
+from . import data, evaluate, judges, listing, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,6 +37,7 @@ cli.add_command(judges.judges)
 cli.add_command(evaluate.eval_command)
 cli.add_command(evaluate.score)
 cli.add_command(train.train)
+cli.add_command(data.data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,8 +69,7 @@ def register_world(name: str, factory: Callable[[], World]) -> None:
 def get_world(name: str | World) -> World:
     if isinstance(name, World):
         return name
-    if not _WORLDS:
-        from . import everyday, glyph  # noqa: F401  (they register themselves)
+    from . import everyday, glyph  # noqa: F401  (they register themselves on first import)
     try:
         return _WORLDS[name]()
     except KeyError:
