@@ -1,0 +1,1 @@
+"""Built-in models that need no weights (the glyph oracle)."""
