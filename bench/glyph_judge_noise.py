@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
-
 from unisandbox.world.glyph import COLOURS, COUNTS, FLOWERS, FRUITS, PORTRAIT, SHAPES
 from unisandbox.world.glyph_draw import matches, parse, render_array
 

@@ -148,6 +148,7 @@ def test_matches_checks_only_the_keys_the_target_has() -> None:
     ({"portrait": PEOPLE[0], "kind": "apple"}, "unexpected key 'kind'"),
     ({"symbol": "é"}, "symbol 'é'"),
     ({}, "empty"),
+    ({"kind": ["star"], "colour": "red"}, "'kind' must be a string"),
     ("star", "mapping"),
 ])
 def test_bad_targets_raise_value_errors_naming_the_problem(target: Any, message: str) -> None:
@@ -176,6 +177,10 @@ def test_sizes_and_image_kinds() -> None:
     assert gd.matches(gd.parse(rgba), t)
     assert gd.matches(gd.parse(gd.render_array(t).astype(np.float32) / 255), t)
     assert gd.parse(np.full((32, 32), 255, np.uint8)).error == "blank"
+    overshoot = gd.render_array(t).astype(np.float32) / 255 * 1.1 - 0.05  # a generator's range
+    assert gd.matches(gd.parse(overshoot), t)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gd.parse(gd.render_array(t).astype(np.float32) / 127.5 - 1)  # [-1, 1] is not accepted
     for bad in (48, 0, 31, True):
         with pytest.raises(ValueError, match="multiple of 32"):
             gd.render(t, size=bad)

@@ -8,11 +8,12 @@ so each token has exactly one object to draw.
 
 Parsing is nearest-template matching, which is the maximum-likelihood reading under Gaussian
 pixel noise: each cell is compared with every cell template (blank, 48 shapes, 12 fruits and
-flowers, every font symbol in every ink), a portrait image with every one of the 160
-portraits. A reading is accepted only when it is both close (mean squared error per value
-under ``MAX_CELL_MSE``) and clearly closer than the best reading of another meaning (it lies
-at most a quarter of the way towards it, ``MIN_MARGIN``); anything else is an unreadable cell,
-so a generator's half-drawn object is an error rather than a guess.
+flowers, each also slightly blurred; every font symbol in every ink), a portrait image with
+every one of the 160 portraits. A reading is accepted only when it is close (mean squared
+error under ``MAX_CELL_MSE``), clearly closer than the best reading of another meaning (at
+most 30 % of the way towards it, ``MIN_MARGIN``) and, for objects, each sprite colour is near
+its palette colour (``MAX_COLOUR_OFFSET``); anything else is an unreadable cell, so a
+generator's half-drawn object is an error rather than a guess.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ SIZE, GRID, CELL = 32, 4, 8
 N_CELLS = GRID * GRID
 LAYOUTS = ("canonical", "random")
 #: A cell (or portrait cell) must be this close to its template: mean squared error per
-#: channel value in [0, 1] (0.03 ~ Gaussian noise of sigma 44/255, or ~4 wrong pixels).
+#: channel value in [0, 1] (0.04 ~ Gaussian noise of sigma 51/255, or ~5 wrong pixels).
 MAX_CELL_MSE = 0.04
-#: ... and lie at most a quarter of the way towards the nearest reading of another meaning
-#: ((d_other - d_best) / |t_other - t_best|^2 >= 0.5 <=> projection <= 1/4).
+#: ... and lie at most 30 % of the way towards the nearest reading of another meaning:
+#: (d_other - d_best) / |t_other - t_best|^2 = 1 - 2 * projection >= 0.4.
 MIN_MARGIN = 0.4
 #: Each colour of the matched sprite, averaged over its pixels, must be this close (Euclidean,
 #: values in [0, 1]) to the sprite's own: a shape in a colour outside the palette is unreadable,
@@ -87,6 +88,9 @@ def check_target(target: Any, *, complete: bool = False) -> dict[str, Any]:
     t = {k: v for k, v in target.items() if v is not None}
     if not t:
         raise ValueError("target is empty: nothing to draw or check")
+    for key in ("kind", "colour", "symbol"):
+        if key in t and not isinstance(t[key], str):
+            raise ValueError(f"target {key!r} must be a string, got {t[key]!r}")
     if "portrait" in t:
         extra = sorted(set(t) - {"portrait"})
         if extra:
@@ -421,7 +425,8 @@ def as_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
 
     Square images whose side is a multiple of 32 are box-filtered down to 32 px (upscaled
     renders, a real model's 256 px output); transparency is composited on white. Float
-    arrays are taken as values in [0, 1]. Other sizes raise ValueError.
+    arrays are taken as values in [0, 1] (a generator's slight overshoot is clipped). Other
+    sizes raise ValueError.
     """
     if isinstance(image, (str, Path)):
         with Image.open(image) as opened:
@@ -435,7 +440,14 @@ def as_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
         arr = np.asarray(image, dtype=np.float32) / 255.0
     else:
         arr = np.asarray(image)
-        arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / 255.0
+        else:
+            arr = arr.astype(np.float32)
+            if arr.size and (arr.min() < -0.25 or arr.max() > 1.25):
+                raise ValueError(f"float image values must lie in [0, 1], got "
+                                 f"[{arr.min():.2f}, {arr.max():.2f}]")
+            arr = np.clip(arr, 0.0, 1.0)
         if arr.ndim == 2:
             arr = np.repeat(arr[:, :, None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] != 3:
