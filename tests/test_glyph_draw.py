@@ -116,6 +116,22 @@ def test_mixed_blank_and_unreadable_images_are_errors() -> None:
     assert gd.parse(pink).error.endswith("cell (0,0)")
 
 
+def test_damaged_portraits_are_errors() -> None:
+    person = {"ethnicity": "South Asian", "hair": "red", "age": "middle-aged", "gender": "male"}
+    img = gd.render_array({"portrait": person})
+    hole = img.copy()
+    hole[16:24, 24:32] = 255
+    r = gd.parse(hole)
+    assert (r.error, r.category) == ("unreadable cell (2,3)", "portrait")
+    # half way between two ages: the parser will not pick one
+    old = gd.render_array({"portrait": {**person, "age": "old"}})
+    mix = ((img.astype(np.float32) + old) / 2).astype(np.uint8)
+    assert gd.parse(mix).error == "unclear age"
+    # a portrait is never read as objects, nor objects as a portrait
+    assert gd.parse(img).kind is None
+    assert gd.parse(gd.render({"kind": "square", "colour": "blue", "count": 16})).portrait is None
+
+
 def test_matches_checks_only_the_keys_the_target_has() -> None:
     r = gd.parse(gd.render({"kind": "diamond", "colour": "yellow", "count": 4}))
     assert gd.matches(r, {"kind": "diamond"})
