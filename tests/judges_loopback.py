@@ -102,6 +102,7 @@ class ChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as production servers do (uvicorn sets NODELAY)
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass

@@ -14,6 +14,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -184,9 +185,13 @@ class OpenAIJudge(Judge):
         conn, reused = self._connection()
         for again in (reused, False):
             conn.timeout = timeout or self.timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(conn.timeout)
             try:
+                if conn.sock is None:
+                    conn.connect()
+                    # headers and body go out in two writes: without NODELAY, Nagle's
+                    # algorithm and the peer's delayed ACK add ~40 ms to every call
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.sock.settimeout(conn.timeout)
                 conn.request(method, path, body=body, headers=self._headers(body is not None))
                 response = conn.getresponse()
                 return response.status, response.read()
