@@ -12,6 +12,18 @@ FAST = {"dtype": "float32", "device": "cpu", "image_size": 64, "steps": 4, "thin
         "answer_tokens": 6}
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """The tiny model's matrices are far too small for threads to help; on a busy shared CPU
+    OpenMP's waiting makes each small op milliseconds slower. Restored after every test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def fast() -> dict[str, object]:
     """Model arguments for quick CPU runs."""

@@ -1,0 +1,86 @@
+"""Checkpoint completion: a partial fine-tuned checkpoint filled from its base, cast to bf16."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from unisandbox.errors import UserError
+from unisandbox_bagel import checkpoint
+from unisandbox_bagel.completion import REPORT, complete_checkpoint
+
+
+def partial_from(base: Path, folder: Path, keep: str) -> dict[str, torch.Tensor]:
+    """A 'trained' partial checkpoint: only tensors whose name contains ``keep``, float32, changed."""
+    folder.mkdir(parents=True)
+    state = {k: (v.float() + 1.0) for k, v in load_file(str(base / "ema.safetensors")).items() if keep in k}
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "train_state.json").write_text("{}")
+    return state
+
+
+def test_completion_fills_casts_copies_and_reports(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    base_state = load_file(str(tiny_checkpoint / "ema.safetensors"))
+    trained = partial_from(tiny_checkpoint, tmp_path / "partial", keep="moe_gen")
+    assert 0 < len(trained) < len(base_state)
+    report = complete_checkpoint(tiny_checkpoint, tmp_path / "partial", tmp_path / "full")
+    out = load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert out.keys() == base_state.keys()
+    assert all(t.dtype == torch.bfloat16 for t in out.values())
+    for name, tensor in out.items():
+        source = trained.get(name, base_state[name])
+        assert torch.equal(tensor, source.to(torch.bfloat16)), name
+    assert report.kept == len(trained) and report.cast_to_bf16 == len(out)
+    assert {f["name"] for f in report.filled} == set(base_state) - set(trained)
+    assert "ae.safetensors" in report.copied_files and "llm_config.json" in report.copied_files
+    assert "ema.safetensors" not in report.copied_files and not (tmp_path / "full" / "ema.safetensors").exists()
+    saved = json.loads((tmp_path / "full" / REPORT).read_text())
+    assert len(saved["filled"]) == len(report.filled)
+    loaded = checkpoint.load(tmp_path / "full", dtype="bfloat16", device="cpu")
+    assert loaded.weights.name == "model.safetensors"
+    assert torch.equal(loaded.net.llm2vae.weight, base_state["llm2vae.weight"].to(torch.bfloat16))
+    assert torch.equal(loaded.net.language_model.model.norm_moe_gen.weight,
+                       trained["language_model.model.norm_moe_gen.weight"].to(torch.bfloat16))
+
+
+def test_completion_in_place_never_overwrites_other_files(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial_from(tiny_checkpoint, partial, keep="lm_head")
+    (partial / "config.json").write_text('{"note": "mine"}')
+    complete_checkpoint(tiny_checkpoint, partial)
+    assert json.loads((partial / "config.json").read_text()) == {"note": "mine"}
+    assert (partial / "train_state.json").exists()
+    assert len(load_file(str(partial / "model.safetensors"))) == len(load_file(str(tiny_checkpoint / "ema.safetensors")))
+
+
+def test_completion_refuses_a_different_architecture(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    save_file({"llm2vae.bias": torch.zeros(7)}, str(partial / "model.safetensors"))
+    with pytest.raises(UserError, match=r"llm2vae\.bias has shape \[7\]"):
+        complete_checkpoint(tiny_checkpoint, partial, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    with pytest.raises(UserError, match=r"no model\.safetensors or ema\.safetensors"):
+        complete_checkpoint(tiny_checkpoint, tmp_path / "empty")
+
+
+def test_completion_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial_from(tiny_checkpoint, partial, keep="vit_model")
+    exe = shutil.which("unisandbox-bagel", path=str(Path(sys.executable).parent)) or "unisandbox-bagel"
+    done = subprocess.run([exe, "complete-checkpoint", "--base", str(tiny_checkpoint), "--partial",
+                           str(partial), "--out", str(tmp_path / "full")],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert "filled" in done.stdout and "cast" in done.stdout
+    assert (tmp_path / "full" / "model.safetensors").is_file()
+    bad = subprocess.run([exe, "complete-checkpoint", "--base", str(tmp_path / "nowhere"), "--partial",
+                          str(partial)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
