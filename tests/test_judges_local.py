@@ -186,12 +186,26 @@ def test_scripted_outputs_are_read_by_the_protocol(llava_folder, tmp_path, monke
     assert all(r.image is not None for r in calls[0]) and all(r.image is None for r in calls[1])
 
 
+def test_judges_check_loads_the_folder_and_reports_the_undecided_verdict(llava_folder, capsys):
+    from unisandbox.cli.main import main
+
+    code = main(["judges", "check", "vlm-local", "--judge-arg", f"path={llava_folder}",
+                 "--judge-arg", "device=cpu", "--judge-arg", "max_new_tokens=4"])
+    captured = capsys.readouterr()
+    assert code == 1  # a random model answers, but says nothing a judge can use
+    assert f"reachable: {llava_folder}" in captured.out and "verdict: error" in captured.out
+
+
 def test_bad_folder_and_arguments_are_clear(tmp_path):
     with pytest.raises(ValueError, match=r"no config\.json"):
         LocalVLMJudge(str(tmp_path))
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="dtype"):
         LocalVLMJudge(str(tmp_path), dtype="int3")
+    from unisandbox.errors import UserError
+
+    with pytest.raises(UserError, match="cannot load a VLM"):  # config.json of nothing
+        LocalVLMJudge(str(tmp_path)).load()
 
 
 def test_fingerprint_changes_with_the_weights(llava_folder, tmp_path):

@@ -231,6 +231,20 @@ def test_ping_lists_served_models():
         assert judge_for(server).ping() == ["Qwen2.5-VL-7B-Instruct"]
 
 
+def test_connections_are_kept_alive_with_nodelay(tmp_path):
+    import socket
+
+    items = items_for("math", tmp_path)
+    with ChatServer() as server:
+        judge = judge_for(server, concurrency=1)
+        judge.judge(items)
+        (conn,) = judge._connections  # one worker, one connection for all 2 x 6 calls
+        # Nagle's algorithm + delayed ACK would add ~40 ms to each call (headers, then body)
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        judge.close()
+    assert len(server.posts) == 2 * len(items) - 1
+
+
 def test_stale_keep_alive_connection_is_replaced(tmp_path):
     items = items_for("math", tmp_path)[:1]
     with ChatServer(drop_connections=True) as server:

@@ -108,8 +108,10 @@ class LocalVLMJudge(Judge):
             processor = AutoProcessor.from_pretrained(self.path, **kwargs)
             model = AutoModelForImageTextToText.from_pretrained(
                 self.path, dtype=getattr(torch, dtype), **kwargs)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"vlm-local: cannot load a VLM from {self.path}: {exc}") from None
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            # ImportError: e.g. Qwen2-VL processors need torchvision under transformers 5.x
+            raise UserError(f"vlm-local: cannot load a VLM from {self.path}: "
+                            f"{' '.join(str(exc).split())}") from None
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"  # generation continues from the right edge
         if tokenizer.pad_token is None:
