@@ -155,16 +155,70 @@ def _mark_parens(node: E.Node, rng: random.Random) -> E.Node:
     return node
 
 
+def _binary(op: str, a: int, b: int) -> int | None:
+    """``a op b`` when it is a non-trivial step with a small whole result, else None."""
+    if op == "+":
+        r = a + b if a >= 1 and b >= 1 else None
+    elif op == "-":
+        r = a - b if b >= 1 and a >= b else None
+    elif op == "*":
+        ok = (a >= 2 and b >= 2) or (min(a, b) == 1 and max(a, b) >= 2 and
+                                   not _operand_table("*", a * b)[0][0] >= 2)
+        r = a * b if ok else None
+    elif op == "/":
+        r = a // b if 2 <= b <= 9 and a >= b and a % b == 0 else None
+    else:  # %
+        r = a % b if 2 <= b <= 12 and a >= b else None
+    return r if r is not None and r <= VALUE_MAX else None
+
+
+@functools.lru_cache(maxsize=4)
+def level2_pool(split: str) -> dict[int, dict[str, tuple[E.Node, ...]]]:
+    """answer -> operator pair -> every level-2 expression of ``split`` (enumerated once).
+
+    Two operations, at least one of √, ^ or %, literals 1-20, readable left to right without
+    parentheses: ``√16 - 2``, ``10 / √25``, ``9 % 4 + 1``, ``1 + 9 % 4``.
+    """
+    literals = range(1, OPERAND_MAX + 1)
+    unary = [(E.Sqrt(E.Num(k * k)), k) for k in SQRT_ROOTS] + \
+            [(E.Pow(E.Num(b), E.Num(e)), v) for (b, e), v in POWERS.items()]
+    pool: dict[int, dict[str, list[E.Node]]] = {}
+
+    def add(node: E.Node, value: int | None, ops: str) -> None:
+        if value is not None and 1 <= value <= 20 and split_of(identity(node, False)) == split:
+            pool.setdefault(value, {}).setdefault("".join(sorted(ops)), []).append(node)
+
+    for op in "+-*/%":
+        for u, uv in unary:
+            sym = "√" if isinstance(u, E.Sqrt) else "^"
+            for n in literals:
+                add(E.BinOp(op, u, E.Num(n)), _binary(op, uv, n), op + sym)
+                add(E.BinOp(op, E.Num(n), u), _binary(op, n, uv), op + sym)
+    for inner in "+-*/%":
+        for outer in "+-*/%":
+            if "%" not in inner + outer:
+                continue
+            left_ok = E.PRECEDENCE[inner] >= E.PRECEDENCE[outer]
+            right_ok = E.PRECEDENCE[inner] > E.PRECEDENCE[outer]
+            for a in literals:
+                for b in literals:
+                    v = _binary(inner, a, b)
+                    if v is None:
+                        continue
+                    for c in literals:
+                        if left_ok:
+                            add(E.BinOp(outer, E.BinOp(inner, E.Num(a), E.Num(b)), E.Num(c)),
+                                _binary(outer, v, c), inner + outer)
+                        if right_ok:
+                            add(E.BinOp(outer, E.Num(c), E.BinOp(inner, E.Num(a), E.Num(b))),
+                                _binary(outer, c, v), inner + outer)
+    return {v: {k: tuple(nodes) for k, nodes in kinds.items()} for v, kinds in pool.items()}
+
+
 def make_expression(level: int, value: int, rng: random.Random) -> tuple[E.Node, bool] | None:
-    """One candidate (expression, rounded_down) for level 2 or 3 and answer ``value``."""
+    """One random level-3 candidate (expression, rounded_down) with answer ``value``."""
     node = _gen(value, level, LEVEL_OPS[level], rng)
-    if node is None:
-        return None
-    if level == 2:
-        if not ADVANCED & set(E.operators(node)) or "(" in E.to_text(node):
-            return None
-        return node, False
-    return _mark_parens(node, rng), False
+    return None if node is None else (_mark_parens(node, rng), False)
 
 
 def identity(node: E.Node, rounded: bool) -> str:
@@ -187,12 +241,13 @@ def generate_items(level: int, n: int, seed: int, split: str, world: World,
     items: list[MathItem] = []
     for _ in range(n):
         value = rng.choice(counts)
-        if level == 1:
-            kinds = level1_pool(split).get(value)
+        if level in (1, 2):
+            kinds = (level1_pool if level == 1 else level2_pool)(split).get(value)
             if not kinds:
-                raise UserError(f"math-1: no {split} expression has the answer {value}; "
+                raise UserError(f"math-{level}: no {split} expression has the answer {value}; "
                                 "choose counts within 1-20")
-            made = rng.choice(kinds[rng.choice(sorted(kinds))])
+            chosen = rng.choice(kinds[rng.choice(sorted(kinds))])
+            made = chosen if level == 1 else (chosen, False)
             items.append(MathItem(made[0], made[1], value, rng.choice(world.objects),
                                   rng.randrange(len(TEMPLATES))))
             continue

@@ -9,6 +9,7 @@ files, the published-file task and the oracle model.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -103,7 +104,9 @@ def _contains(hay: list[str], needle: list[str]) -> bool:
     return any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
 
 
-def make_item(level: int, world: World, rng: random.Random) -> MappingItem:
+def make_rule_set(level: int, world: World, rng: random.Random
+                  ) -> tuple[list[list[str]], tuple[Thing, Thing], list[Rule]]:
+    """Two chains of ``level`` keys ending at two different objects, as rules (unphrased)."""
     things = tuple(rng.sample(world.objects, 2))
     while not _disjoint(*things):
         things = tuple(rng.sample(world.objects, 2))
@@ -115,27 +118,32 @@ def make_item(level: int, world: World, rng: random.Random) -> MappingItem:
             cls = classes[0] if len(classes) == 1 else rng.choice(classes)
             if position == 0 and level == 1 and chains:
                 cls = key_class(chains[0][0])  # both level-1 keys from one class, as published
-            choices = [c for c in _POOLS[cls] if c not in used]
-            key = rng.choice(choices)
+            key = rng.choice(_POOLS[cls])
+            while key in used:
+                key = rng.choice(_POOLS[cls])
             used.add(key)
             chain.append(key)
         chains.append(chain)
-    rules: list[tuple[Rule, str]] = []
-    for chain, thing in zip(chains, things, strict=True):
-        for i, key in enumerate(chain):
-            if i + 1 < len(chain):
-                nxt = chain[i + 1]
-                text = rng.choice(KEY_TEMPLATES).format(
-                    ds=DESCRIPTOR[key_class(key)], s=key, dd=DESCRIPTOR[key_class(nxt)], d=nxt)
-                rules.append((Rule(key, nxt, True), text))
-            else:
-                objects = thing.name(2)
-                text = rng.choice(OBJECT_TEMPLATES).format(ds=DESCRIPTOR[key_class(key)], s=key, o=objects)
-                rules.append((Rule(key, objects, False), text))
+    rules = [Rule(key, chain[i + 1], True) if i + 1 < len(chain) else Rule(key, thing.name(2), False)
+             for chain, thing in zip(chains, things, strict=True) for i, key in enumerate(chain)]
+    return chains, things, rules  # type: ignore[return-value]
+
+
+def phrase(level: int, chains: list[list[str]], things: tuple[Thing, Thing], rules: list[Rule],
+           rng: random.Random) -> MappingItem:
+    """Word each rule with a random template; shuffle the rules at levels 2-3."""
+    texts = []
+    for r in rules:
+        ds = DESCRIPTOR[key_class(r.src)]
+        if r.dst_is_key:
+            texts.append(rng.choice(KEY_TEMPLATES).format(ds=ds, s=r.src, dd=DESCRIPTOR[key_class(r.dst)], d=r.dst))
+        else:
+            texts.append(rng.choice(OBJECT_TEMPLATES).format(ds=ds, s=r.src, o=r.dst))
+    order = list(range(len(rules)))
     if level > 1:
-        rng.shuffle(rules)
-    return MappingItem(tuple(r for r, _ in rules), tuple(t for _, t in rules),
-                       (chains[0][0], chains[1][0]), things)  # type: ignore[arg-type]
+        rng.shuffle(order)
+    return MappingItem(tuple(rules[i] for i in order), tuple(texts[i] for i in order),
+                       (chains[0][0], chains[1][0]), things)
 
 
 def rules_text(texts: Sequence[str]) -> str:
@@ -147,12 +155,12 @@ def generate_items(level: int, n: int, seed: int, split: str, world: World) -> l
     items = []
     for _ in range(n):
         for _attempt in range(MAX_TRIES):
-            item = make_item(level, world, rng)
-            if split_of(rule_set_identity(item.rules)) == split:
+            chains, things, rules = make_rule_set(level, world, rng)
+            if split_of(rule_set_identity(rules)) == split:
                 break
         else:  # pragma: no cover - the pool is astronomically large
             raise UserError(f"mapping-{level}: no {split} rule set found in {MAX_TRIES} tries")
-        items.append(item)
+        items.append(phrase(level, chains, things, rules, rng))
     return items
 
 
@@ -371,7 +379,12 @@ def resolve(rules: Sequence[Rule], key: str, max_hops: int = 16) -> Resolution:
 
 def object_words(phrase: str) -> list[str]:
     """Comparable words of an object phrase: lower-case, singular, no articles."""
-    return [w for w in words(phrase) if w not in _ARTICLES]
+    return list(_object_words(phrase))
+
+
+@functools.lru_cache(maxsize=8192)
+def _object_words(phrase: str) -> tuple[str, ...]:
+    return tuple(w for w in words(phrase) if w not in _ARTICLES)
 
 
 def _stems(word: str) -> set[str]:
