@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image as PILImage
 from unisandbox.protocols import Model, QueryStates
 from unisandbox.protocols.model import CapabilityError
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
 from . import checkpoint
-from .images import patchify, target_size, to_image, to_tensor, unpatchify
+from .images import patchify, rgb, target_size, to_image, to_tensor, unpatchify
 from .network import Context
 from .sampler import SamplerSettings, shift_time
 
@@ -38,6 +39,9 @@ GEN_THINK_SYSTEM_PROMPT = (
     "The planning process is enclosed within <think> </think> tags, i.e. <think> planning process "
     "here </think> image here"
 )
+
+#: The reference transforms' pixel budget (14 * 14 * 9 * 1024).
+MAX_PIXELS = 1_806_336
 
 CAPABILITIES = frozenset({"generate", "understand", "chat", "query_states",
                           "train:understanding", "train:generation"})
@@ -180,9 +184,16 @@ class BagelModel(Model):
 
     # --- understand / chat -------------------------------------------------------------------
     def _vit_tensor(self, image: Image) -> torch.Tensor:
+        """The reference's two resizes: first the VAE-side policy (the inferencer resizes every
+        input image with it; 1024 / 512 / 16 for the release), then the ViT's (980 / 224 / 14)."""
+        down = self.settings.latent_downsample
+        vae_max = self.settings.max_latent_size * down
+        image = rgb(image)
+        first = target_size(image.size[0], image.size[1], vae_max, vae_max // 2, down, MAX_PIXELS)
+        if first != image.size:
+            image = image.resize(first, PILImage.Resampling.BICUBIC)
         p = self.net.vit_config.patch_size
-        size = target_size(image.size[0], image.size[1], self.vit_max_size, self.vit_min_size, p,
-                           max_pixels=14 * 14 * 9 * 1024)
+        size = target_size(image.size[0], image.size[1], self.vit_max_size, self.vit_min_size, p, MAX_PIXELS)
         return to_tensor(image, size)
 
     @torch.inference_mode()
