@@ -109,7 +109,7 @@ def _known_keys(path: Path, line: int, record: Mapping[str, Any], allowed: Itera
             raise DataError(path, line, key, f"unknown field; expected {', '.join(sorted(allowed - {EXTRA}))}")
 
 
-def detect_family(path: Path, record: Mapping[str, Any]) -> str:
+def detect_family(path: Path, record: Mapping[str, Any], line: int | None = None) -> str:
     """The schema of a file, from its first record's keys (the file name only breaks ties)."""
     if "conversations" in record:
         return "conversations"
@@ -123,8 +123,10 @@ def detect_family(path: Path, record: Mapping[str, Any]) -> str:
     for family in FAMILIES:
         if stem.startswith(family):
             return family
-    raise DataError(path, None, None, "cannot tell the schema: expected the fields of a math "
-                    "(id), mapping (ID, Question_A/Question_B) or knowledge (ID, Question) file")
+    raise DataError(path, line, None, "cannot tell the schema from the fields "
+                    f"{', '.join(map(repr, record)) or 'none'}: expected those of a math (id), "
+                    "mapping (ID, Question_A/Question_B) or knowledge (ID, Question) file; or "
+                    "pass family=")
 
 
 def level_from_name(path: Path) -> int | None:
@@ -319,46 +321,60 @@ def _facts(records: Sequence[tuple[str, str]]) -> dict[str, dict[str, str]]:
     return facts
 
 
+def _fact(name: str, kind: str, value: str) -> str:
+    """The canonical fact sentence (as the knowledge generator and its corpus write it)."""
+    if kind == "portrait":
+        return f"{name} is {value}."
+    return f"{name}'s favorite {kind} is {'the ' if kind == 'flower' else ''}{value}."
+
+
 def derive_knowledge(prompt: str, answer: str, facts: Mapping[str, Mapping[str, str]],
                      world: World) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     question = question_answer = ""
     target: dict[str, Any] = {}
+    label = answer.strip().rstrip(".")
     forward, inverse = _FORWARD.search(prompt), _INVERSE.search(prompt)
+    steps: list[str] = []
     if inverse:
         a, b, kind, value = inverse.groups()
         kind = kind.lower()
         meta.update(kind=f"inverse-{kind}", characters=[a, b])
-        question = f"Of {a} and {b}, whose favorite {kind} is {value}?"
         owners = [n for n in (a, b) if same_object(facts.get(n, {}).get(kind, ""), value)]
-        if len(owners) == 1:
+        if len(owners) == 1 and all(kind in facts.get(n, {}) for n in (a, b)):
+            question = f"Of {a} and {b}, whose favorite {kind} is {value}?"
             question_answer = owners[0]
             meta["distractors"] = [b if owners[0] == a else a]
+            steps = [_fact(a, kind, facts[a][kind].strip().rstrip(".")),
+                     _fact(b, kind, facts[b][kind].strip().rstrip(".")),
+                     f"So the one is {owners[0]}."]
         else:
-            question = ""
             meta["u_problem"] = f"the forward files do not say which of {a} and {b} likes {value}"
     elif forward:
         kind, name = forward.group(1).lower().replace("favorite ", ""), forward.group(2)
         meta.update(kind=kind, characters=[name])
         if kind == "portrait":
-            question, question_answer = f"What does {name} look like?", answer.strip().rstrip(".")
-            question_answer = question_answer[:1].lower() + question_answer[1:]
+            question, question_answer = f"What does {name} look like?", label[:1].lower() + label[1:]
         else:
-            question, question_answer = f"What is {name}'s favorite {kind}?", answer.strip().rstrip(".")
+            question, question_answer = f"What is {name}'s favorite {kind}?", label
             pool = world.fruits if kind == "fruit" else world.flowers
-            meta["distractors"] = [t.plural_kind for t in pool
-                                   if not same_object(t.kind, question_answer)]
+            meta["distractors"] = [t.plural_kind for t in pool if not same_object(t.kind, label)]
+            draw = label if kind == "fruit" else article(label)
+            target = {"kind": " ".join(object_words(label))}
+            meta["draw"] = draw
+            steps = [_fact(name, kind, label), f"So draw {draw}."]
     else:
         meta["u_problem"] = "not a forward or inverse knowledge prompt"
-    if meta.get("kind", "").endswith("portrait") or inverse:
+    if meta.get("kind") == "portrait" or inverse:
         portrait = parse_portrait(answer, world)
+        desc = describe_portrait(portrait)
         target = {"portrait": portrait}
-        meta["portrait"] = portrait
-        draw = "a portrait of " + describe_portrait(portrait)
-        meta.update(draw=draw)
-    elif forward:
-        target = {"kind": " ".join(object_words(answer))}
-        meta.update(draw=answer.strip().rstrip("."))
+        meta.update(portrait=portrait, draw=f"a portrait of {desc}")
+        who = question_answer if inverse else meta["characters"][0]
+        if who:
+            steps += [_fact(who, "portrait", desc), f"So draw a portrait of {desc}."]
+    if steps:
+        meta["steps"] = steps
     return {"question": question, "question_answer": question_answer, "level": None,
             "target": target, "meta": meta}
 
@@ -423,14 +439,10 @@ def _done(path: Path, family: str, samples: list[Sample], lines: dict[str, tuple
     return LoadedFile(path, family, tuple(samples), lines, found)
 
 
-def first_record(path: Path) -> dict[str, Any]:
-    for _, record in iter_records(path):
-        return record
-    raise DataError(path, None, None, "no records")
-
-
 def file_family(path: Path) -> str:
-    return detect_family(path, first_record(path))
+    for line, record in iter_records(path):
+        return detect_family(path, record, line)
+    raise DataError(path, None, None, "no records")
 
 
 def read_published(path: str | Path, family: str | None = None, level: int | None = None,
@@ -459,11 +471,11 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
         return _read(files, chosen, level, world)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    detected = file_family(path)
+    detected = family or file_family(path)
     if detected == "conversations":
         raise UserError(f"{path} is a knowledge training corpus (conversations), not an "
                         "evaluation set; use it with a knowledge-injection trainer")
-    return _read([path], family or detected, level, world)
+    return _read([path], detected, level, world)
 
 
 def _read(files: list[Path], family: str, level: int | None, world: str | World) -> LoadedFile:
@@ -541,7 +553,9 @@ def read_conversations(path: str | Path) -> list[Conversation]:
         if cid in seen:
             raise DataError(path, number, "id", f"duplicate id {cid} (first on line {seen[cid]})")
         seen[cid] = number
-        turns = record.get("conversations")
+        if "conversations" not in record:
+            raise DataError(path, number, "conversations", "missing")
+        turns = record["conversations"]
         if not isinstance(turns, list) or not turns:
             raise DataError(path, number, "conversations", "expected a non-empty list of turns")
         parsed = []
