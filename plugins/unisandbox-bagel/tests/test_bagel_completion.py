@@ -84,3 +84,13 @@ def test_completion_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
     bad = subprocess.run([exe, "complete-checkpoint", "--base", str(tmp_path / "nowhere"), "--partial",
                           str(partial)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_make_tiny_command_writes_a_loadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from unisandbox_bagel.cli import main
+
+    assert main(["make-tiny", str(tmp_path / "tiny")]) == 0
+    loaded = checkpoint.load(tmp_path / "tiny", dtype="float32", device="cpu")
+    assert loaded.weights.name == "ema.safetensors" and loaded.tokens.bos != loaded.tokens.eos
+    assert main(["make-tiny", str(tmp_path / "tiny")]) == 2
+    assert "not empty" in capsys.readouterr().err

@@ -112,9 +112,12 @@ class MoTAttention(nn.Module):
         q = mix(x, route, self.q_proj, self.q_proj_moe_gen).view(b, n, self.num_heads, self.head_dim)
         k = mix(x, route, self.k_proj, self.k_proj_moe_gen).view(b, n, self.num_key_value_heads, self.head_dim)
         v = mix(x, route, self.v_proj, self.v_proj_moe_gen).view(b, n, self.num_key_value_heads, self.head_dim)
+        if route.gen is not None:  # the reference normalises and rotates q/k in float32 here
+            q, k = q.float(), k.float()
         q = mix(q, route, self.q_norm, self.q_norm_moe_gen)
         k = mix(k, route, self.k_norm, self.k_norm_moe_gen)
         q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=2)
+        q, k = q.to(v.dtype), k.to(v.dtype)
         if past_k is not None:
             k = torch.cat([past_k.to(k.dtype), k], dim=1)
             v = torch.cat([past_v.to(v.dtype), v], dim=1)
