@@ -147,8 +147,7 @@ def test_generated_sets_round_trip(family, make, tmp_path):
         assert (got.question, got.question_answer) == (want.question, want.question_answer)
         assert got.level == want.level
         assert list(got.meta["steps"]) == list(want.meta["steps"])
-        if family == "knowledge" and "portrait" in want.target:
-            assert got.target == want.target
+        assert got.target == want.target
 
 
 def test_generated_knowledge_folder_derives_inverse_answers(tmp_path):

@@ -208,18 +208,25 @@ def leaks(paths: tuple[Path, ...], by: str, as_json: bool) -> None:
     from ..tasks.published import read_published
 
     grouped: dict[str, dict[str, list[Any]]] = {}
+    mixed: dict[str, list[str]] = {}  # a file holding samples of several declared splits
     with _shown_warnings():
         for path in paths:
             loaded = read_published(path)
+            declared = sorted({str(s.meta["split"]) for s in loaded.samples if "split" in s.meta})
+            if len(declared) > 1:
+                mixed[str(path)] = declared
             for s in loaded.samples:
                 key = s.meta.get("split") if by == "split" else None
                 group = key if isinstance(key, str) else str(path)
                 grouped.setdefault(loaded.family, {}).setdefault(group, []).append(s)
     reports = {family: check_leaks(groups, family) for family, groups in grouped.items()}
-    ok = all(r.ok for r in reports.values())
+    ok = all(r.ok for r in reports.values()) and not mixed
     if as_json:
-        echo_json({"ok": ok, "families": {f: r.to_json() for f, r in reports.items()}})
+        echo_json({"ok": ok, "mixed_files": mixed,
+                   "families": {f: r.to_json() for f, r in reports.items()}})
     else:
+        for path, splits in mixed.items():
+            click.echo(f"MIXED {path} holds samples of the splits {', '.join(splits)}")
         for family, r in reports.items():
             sizes = ", ".join(f"{g}: {n}" for g, n in r.n_samples.items())
             click.echo(f"{family}: {len(r.groups)} groups ({sizes})")

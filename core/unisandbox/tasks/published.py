@@ -38,6 +38,7 @@ from .knowledge import ATTRIBUTES, describe_portrait, knowledge_reply_ok, portra
 from .mapping import (
     DESCRIPTOR,
     QUESTION,
+    is_non_answer,
     key_class,
     mapping_reply_ok,
     object_words,
@@ -177,14 +178,27 @@ def draw_phrase(count: int, obj: str) -> str:
     return f"{count} {obj}"
 
 
-def derive_math(prompt: str, answer: str, level: int | None) -> dict[str, Any]:
+def world_target(phrase: str, world: World | None, count: int | None = None) -> dict[str, Any]:
+    """The structured answer for an object phrase: the world's own target when the world has
+    that thing ('blue crosses' -> kind cross, colour blue), else the phrase's words as kind."""
+    if world is not None:
+        for thing in (*world.objects, *world.fruits, *world.flowers):
+            if same_object(phrase, thing.name(2)) or same_object(phrase, thing.name(1)):
+                return thing.target(count)
+    kind = " ".join(object_words(phrase))
+    if not kind:
+        return {}
+    return {"kind": kind} if count is None else {"kind": kind, "count": count}
+
+
+def derive_math(prompt: str, answer: str, level: int | None, world: World | None = None) -> dict[str, Any]:
     """The U question, target and steps of a math prompt (re-derived from its text)."""
     read = arith.read_math_prompt(prompt)
     meta: dict[str, Any] = {}
     label = parse_count_label(answer)
     target: dict[str, Any] = {}
     if label:
-        target = {"kind": " ".join(object_words(label[1])), "count": label[0]}
+        target = world_target(label[1], world, label[0])
     question = question_answer = ""
     value = read.value
     if read.node is None or value is None:
@@ -206,7 +220,7 @@ def derive_math(prompt: str, answer: str, level: int | None) -> dict[str, Any]:
             "target": target, "meta": meta}
 
 
-def read_math(path: Path, level: int | None = None) -> LoadedFile:
+def read_math(path: Path, level: int | None = None, world: World | None = None) -> LoadedFile:
     level = level if level is not None else level_from_name(path)
     samples, lines, seen = [], {}, {}
     for number, record in iter_records(path):
@@ -218,14 +232,15 @@ def read_math(path: Path, level: int | None = None) -> LoadedFile:
             raise DataError(path, number, "id", f"duplicate id {sid!r} (first on line {seen[sid]})")
         seen[sid] = number
         extra = _extras(path, number, record)
-        derived = derive_math(prompt, answer, level) if extra is None else {}
+        derived = derive_math(prompt, answer, level, world) if extra is None else {}
         samples.append(_sample(sid, prompt, answer, None, extra, derived))
         lines[sid] = (path, number)
     return _done(path, "math", samples, lines, ())
 
 
 # --- mapping ------------------------------------------------------------------------------
-def derive_mapping(prompt: str, answer: str, level: int | None) -> dict[str, Any]:
+def derive_mapping(prompt: str, answer: str, level: int | None, world: World | None = None
+                   ) -> dict[str, Any]:
     rules = parse_rules(prompt)
     meta: dict[str, Any] = {}
     question = question_answer = ""
@@ -247,13 +262,12 @@ def derive_mapping(prompt: str, answer: str, level: int | None) -> dict[str, Any
             draw = article(obj)
             meta.update(steps=[r.step() for r in resolved.chain] + [f"So draw {draw}."],
                         draw=draw, distractors=others)
-    words = object_words(answer)
-    target = {"kind": " ".join(words)} if words else {}
+    target = {} if is_non_answer(answer) else world_target(answer, world)
     return {"question": question, "question_answer": question_answer, "level": level,
             "target": target, "meta": meta}
 
 
-def read_mapping(path: Path, level: int | None = None) -> LoadedFile:
+def read_mapping(path: Path, level: int | None = None, world: World | None = None) -> LoadedFile:
     level = level if level is not None else level_from_name(path)
     sides: dict[str, dict[str, tuple[int, Sample]]] = {}
     found_warnings: list[str] = []
@@ -276,7 +290,7 @@ def read_mapping(path: Path, level: int | None = None) -> LoadedFile:
             raise DataError(path, number, f"Question_{side}",
                             f"duplicate ID {pid!r} side {side} (first on line {sides[pid][side][0]})")
         extra = _extras(path, number, record)
-        derived = derive_mapping(prompt, answer, level) if extra is None else {}
+        derived = derive_mapping(prompt, answer, level, world) if extra is None else {}
         if extra is None and "Please" not in prompt and not derived["question"]:
             found_warnings.append(f"{path}:{number}: ID {pid} side {side} asks for nothing "
                                   "(no 'Please generate ...'); it cannot be won")
@@ -360,7 +374,7 @@ def derive_knowledge(prompt: str, answer: str, facts: Mapping[str, Mapping[str, 
             pool = world.fruits if kind == "fruit" else world.flowers
             meta["distractors"] = [t.plural_kind for t in pool if not same_object(t.kind, label)]
             draw = label if kind == "fruit" else article(label)
-            target = {"kind": " ".join(object_words(label))}
+            target = world_target(label, world)
             meta["draw"] = draw
             steps = [_fact(name, kind, label), f"So draw {draw}."]
     else:
@@ -480,9 +494,9 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
 
 def _read(files: list[Path], family: str, level: int | None, world: str | World) -> LoadedFile:
     if family == "math":
-        return read_math(files[0], level)
+        return read_math(files[0], level, get_world(world))
     if family == "mapping":
-        return read_mapping(files[0], level)
+        return read_mapping(files[0], level, get_world(world))
     return read_knowledge(files, get_world(world))
 
 
