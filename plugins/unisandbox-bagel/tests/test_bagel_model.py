@@ -183,3 +183,56 @@ def test_factory_errors_are_user_errors(tiny_checkpoint: Path, fast) -> None:
         build(spec, {"path": str(tiny_checkpoint), "temperature": 0.3})
     with pytest.raises(UserError, match="checkpoint folder not found"):
         build(spec, {"path": str(tiny_checkpoint / "nope"), **fast})
+
+
+def test_cached_context_equals_one_uncached_pass(tiny_model) -> None:
+    """Prefill + image block against the KV cache == one pass over the whole sequence with the
+    reference's mask (text causal; the image block sees the text and itself), positions and
+    expert routing built by hand here."""
+    from unisandbox_bagel.decoder import Route
+
+    net, tokens = tiny_model.net, tiny_model.tokens
+    ids = [tokens.bos, *tiny_model._encode("draw three red stars"), tokens.eos]
+    rows, cols, pos = net.latent_grid(64, 64)
+    n = rows * cols
+    x = torch.randn(1, n, net.patch_latent_dim, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.7])
+    with torch.no_grad():
+        ctx, _, _ = net.prefill_text(net.empty(1), [ids[1:-1]], tokens)
+        cached = net.velocity(ctx, x, t, pos, tokens)
+
+        text = net.embed(torch.tensor([ids]))
+        block, gen_mask = net.latent_block(x, t, pos, tokens)
+        hidden = torch.cat([text, block], dim=1)
+        total, k = hidden.shape[1], len(ids)
+        mask = torch.zeros(total, total, dtype=torch.bool)
+        mask[:k, :k] = torch.ones(k, k, dtype=torch.bool).tril()
+        mask[k:, :] = True
+        positions = torch.tensor([[*range(k)] + [k] * (n + 2)])
+        cos, sin = net.language_model.model.rotary_emb(hidden, positions)
+        route = Route.from_mask(torch.cat([torch.zeros(1, k, dtype=torch.bool), gen_mask], dim=1))
+        for layer in net.layers:
+            hidden, _, _ = layer(hidden, cos, sin, mask[None, None], route.gen, route.und)
+        latent = net.language_model.model.norm_moe_gen(hidden[:, k + 1 : k + 1 + n])
+        uncached = net.llm2vae(latent).float()
+    assert torch.allclose(cached, uncached, atol=1e-5), (cached - uncached).abs().max()
+
+
+def test_greedy_decoding_with_cache_equals_recomputing(tiny_model) -> None:
+    net, tokens = tiny_model.net, tiny_model.tokens
+    prompt = tiny_model._encode("what is one plus two ?")
+    with torch.no_grad():
+        ctx, _, _ = net.prefill_text(net.empty(1), [prompt], tokens)
+        cached = net.greedy(ctx, 6, tokens)[0]
+        seq = [tokens.bos, *prompt, tokens.eos, tokens.bos]
+        recomputed: list[int] = []
+        for _ in range(5):
+            n = len(seq)
+            hidden, _, _ = net.run(net.empty(1), net.embed(torch.tensor([seq])), torch.arange(n)[None],
+                                   torch.ones(1, n, dtype=torch.bool), causal=True)
+            nxt = int(net.language_model.logits(hidden[:, -1]).argmax(-1))
+            if nxt == tokens.eos:
+                break
+            recomputed.append(nxt)
+            seq.append(nxt)
+    assert cached == recomputed and len(cached) >= 2
