@@ -1,7 +1,7 @@
 """A verdict cache kept with the run: re-scoring with the same judge makes no calls.
 
 Key = sha256(judge identity) + image sha256 + task family + expected answer (text and
-structured target). Errors are not cached, so a re-score retries them.
+structured target) + the prompt. Errors are not cached, so a re-score retries them.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ class CachedJudge(Judge):
         return self.inner.identity()
 
     def key(self, item: JudgeItem) -> str:
-        expected = json.dumps([item.family, item.sample.answer, dict(item.sample.target)],
-                              sort_keys=True, default=str)
+        # the prompt is part of the key: a judge that reads it (``self``) may decide
+        # differently for the same image and answer
+        expected = json.dumps([item.family, item.sample.answer, dict(item.sample.target),
+                               item.sample.prompt], sort_keys=True, default=str)
         try:
             image = file_sha256(item.image_path)
         except OSError:  # missing/unreadable: the inner judge says so (errors are not cached)
