@@ -176,7 +176,8 @@ def test_factory_errors_are_user_errors(tiny_checkpoint: Path, fast) -> None:
     assert spec.distribution == "unisandbox-bagel"
     for bad, message in (({"image_size": 60}, "multiple of 16"), ({"image_size": 256}, "exceeds"),
                          ({"cfg_interval": "late"}, "cfg_interval"), ({"dtype": "int8"}, "dtype"),
-                         ({"think_tokens": 1}, "think_tokens"), ({"steps": 1}, "steps")):
+                         ({"think_tokens": 1}, "think_tokens"), ({"steps": 1}, "steps"),
+                         ({"device": "tpu:7"}, "device")):
         with pytest.raises(UserError, match=message):
             build(spec, {"path": str(tiny_checkpoint), **fast, **bad})
     with pytest.raises(UserError, match="unknown argument 'temperature'"):
