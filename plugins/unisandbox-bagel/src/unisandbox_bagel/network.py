@@ -157,11 +157,16 @@ class BagelNetwork(nn.Module):
         device = self.main_device
         b, n = valid.shape
         valid = valid.to(device)
-        block = valid[:, None, :].expand(b, n, n)
-        if causal:
-            block = block & torch.ones(n, n, dtype=torch.bool, device=device).tril()
-        block = block | torch.eye(n, dtype=torch.bool, device=device)
-        mask = torch.cat([ctx.valid[:, None, :].expand(b, n, ctx.length), block], dim=2)[:, None]
+        if not causal and bool(valid.all()):
+            # every query sees the same keys (image blocks while sampling): one mask row per
+            # sample instead of a [Lq, Lk] matrix, which at 1024 px would be gigabytes
+            mask = torch.cat([ctx.valid, valid], dim=1)[:, None, None, :]
+        else:
+            block = valid[:, None, :].expand(b, n, n)
+            if causal:
+                block = block & torch.ones(n, n, dtype=torch.bool, device=device).tril()
+            block = block | torch.eye(n, dtype=torch.bool, device=device)
+            mask = torch.cat([ctx.valid[:, None, :].expand(b, n, ctx.length), block], dim=2)[:, None]
         hidden = embeds.to(device=device, dtype=self.dtype)
         cos, sin = self.language_model.model.rotary_emb(hidden, positions.to(device))
         route = Route.from_mask(gen_mask.to(device) if gen_mask is not None else None)
