@@ -217,3 +217,9 @@ def test_every_task_is_registered_with_a_description():
             s = task.samples()[0]
             assert s.question and s.question_answer and s.meta["steps"][-1].startswith("So draw ")
             assert s.meta["draw"] in s.meta["steps"][-1]
+
+
+def test_fewer_characters_are_a_prefix_of_more():
+    few = KnowledgeTask("forward", n_characters=4, seed=9).characters()
+    many = KnowledgeTask("forward", n_characters=12, seed=9).characters()
+    assert few == many[:4]

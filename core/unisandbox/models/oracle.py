@@ -49,7 +49,7 @@ class GlyphOracle(Model):
                  split: str = "test", size: int = 32, layout: str = "canonical") -> None:
         self.world = get_world(world)
         self.seed = check_int("seed", seed, 0, 2**63 - 1)
-        self.n_characters = check_int("n_characters", n_characters, 2, 2000)
+        self.n_characters = check_int("n_characters", n_characters, 2, 5000)
         self.split = check_split(split)
         self.size = check_int("size", size, 32, 1024)
         if layout not in ("canonical", "random"):

@@ -106,6 +106,8 @@ def _operand_table(op: str, value: int) -> tuple[tuple[int, int], ...]:
         pairs = tuple((a, value // a) for a in range(2, value) if value % a == 0)
         return pairs or ((1, value), (value, 1))
     if op == "/":
+        if value <= 0:
+            return ()
         return tuple((value * d, d) for d in range(2, 10) if value * d <= VALUE_MAX)
     if op == "%":
         return tuple((value + k * m, m) for m in range(value + 1, 13)

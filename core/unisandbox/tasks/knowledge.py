@@ -31,7 +31,7 @@ FLOWER_PROMPT = "Generate a photorealistic image of the favorite flower of chara
 INVERSE_PROMPT = ("From the characters {a} and {b} from {lab}, generate a portrait of the one "
                   "whose favorite {kind} is {value}.")
 ATTRIBUTES = ("ethnicity", "hair", "age", "gender")
-MAX_CHARACTERS = 2000
+MAX_CHARACTERS = 5000
 
 #: Words that name each age group / gender in a description (first = the canonical word).
 AGE_WORDS = {"kid": ("kid", "child", "girl", "boy"), "young": ("young",),
@@ -122,7 +122,11 @@ def make_characters(n_characters: int, seed: int, split: str, world: World) -> l
         raise UserError(f"could invent only {len(names)} {split} names; ask for fewer characters")
     out: list[Character] = []
     for i, name in enumerate(names):
-        out.append(draw_attributes(rng, world, out[-1] if i % 2 else None, name))
+        # each character's attributes depend on the seed, the world and the pair only, so the
+        # first k characters are the same whatever n_characters is
+        partner = out[-1] if i % 2 else None
+        own = random.Random(f"knowledge-attributes:{seed}:{world.name}:{name}:{partner.name if partner else ''}")
+        out.append(draw_attributes(own, world, partner, name))
     return out
 
 
