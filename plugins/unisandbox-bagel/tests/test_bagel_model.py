@@ -67,6 +67,26 @@ def test_understand_and_chat(tiny_model) -> None:
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert answers == tiny_model.understand([image, image.resize((40, 24))],
                                             ["how many stars ?", "what colour ?"])
+    # padding a smaller image's ViT tokens in a batch leaves its features unchanged
+    small, big = tiny_model._vit_tensor(image.resize((40, 24))), tiny_model._vit_tensor(image)
+    from unisandbox_bagel.images import grid_positions, patchify
+
+    def features(imgs: list[torch.Tensor]) -> torch.Tensor:
+        p, side = 8, 8
+        toks = [patchify(i, p) for i in imgs]
+        n = max(t.shape[0] for t in toks)
+        x = torch.zeros(len(imgs), n, toks[0].shape[1])
+        pos = torch.zeros(len(imgs), n, dtype=torch.long)
+        ok = torch.zeros(len(imgs), n, dtype=torch.bool)
+        for j, (t, img) in enumerate(zip(toks, imgs, strict=True)):
+            x[j, : len(t)], ok[j, : len(t)] = t, True
+            pos[j, : len(t)] = grid_positions(img.shape[1] // p, img.shape[2] // p, side)
+        with torch.no_grad():
+            return tiny_model.net.vit_model(x, pos, ok)
+
+    alone = features([small])[0]
+    batched = features([big, small])[1, : alone.shape[0]]
+    assert small.shape[1:] == (40, 64) and torch.allclose(alone, batched, atol=1e-5)
     replies = tiny_model.chat(["what is one plus two ?", "name a fruit"])
     assert len(replies) == 2 and all(len(tiny_model._encode(r)) <= 5 for r in replies)
     with pytest.raises(ValueError):

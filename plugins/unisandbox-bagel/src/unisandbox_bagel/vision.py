@@ -51,10 +51,9 @@ class NaViTTransformer(nn.Module):
                 valid: torch.Tensor) -> torch.Tensor:
         """``patches`` ``[B, N, C*p*p]``, ``valid`` ``[B, N]`` -> features ``[B, N, width]``."""
         hidden = self.embeddings(patches, position_ids)
-        keep = valid[:, None, None, :] | torch.eye(valid.shape[1], dtype=torch.bool,
-                                                    device=valid.device)[None, None]
-        mask = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
-        mask = mask.masked_fill(~keep, torch.finfo(hidden.dtype).min)
+        # a key-padding mask, one row per image (each image has at least one valid patch)
+        mask = torch.zeros(valid.shape[0], 1, 1, valid.shape[1], dtype=hidden.dtype, device=hidden.device)
+        mask = mask.masked_fill(~valid[:, None, None, :], torch.finfo(hidden.dtype).min)
         for layer in self.encoder.layers:
             hidden = layer(hidden, mask)
         return self.post_layernorm(hidden)
