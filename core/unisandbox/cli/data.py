@@ -201,8 +201,10 @@ def stats(path: Path, family: str | None, as_json: bool) -> None:
 def leaks(paths: tuple[Path, ...], by: str, as_json: bool) -> None:
     """Prove that task sets share no expression, rule set, character or prompt.
 
-    Exits 1 when a leak is found. Samples written by `data generate` declare their split and
-    identity; other files are compared by identities re-derived from their prompts.
+    Exits 1 when an identity or prompt is in two groups, a sample declares a split its
+    identity does not hash to, or one file mixes splits. Samples written by `data generate`
+    declare their split and identity; other files are compared by identities re-derived from
+    their prompts.
     """
     from ..tasks.leaks import check_leaks
     from ..tasks.published import read_published
