@@ -36,7 +36,8 @@ def test_filter_prompt_shows_the_generation_prompt_and_the_answer_format():
     text = filter_prompt("Draw as many cups as 7 - 4.")
     assert "Instruction: Draw as many cups as 7 - 4." in text
     assert "Final Answer: YES" in text and "Final Answer: NO" in text
-    assert text.rstrip().endswith("Final Answer: NO if it does not.")
+    assert text.rstrip().endswith("Final Answer: NO.")
+    assert len(text.split()) < 50  # a small model reads every token of it
     assert filter_prompt("x") == filter_prompt("x")  # stable: models are trained on it
 
 

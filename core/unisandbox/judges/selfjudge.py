@@ -18,25 +18,24 @@ from ..protocols.judge import Judge
 from ..protocols.model import Model
 from ..records import JudgeItem, Verdict
 
-FILTER_VERSION = "1"
+FILTER_VERSION = "2"
 _FINAL = re.compile(r"Final\s+Answer\s*\**\s*:", re.IGNORECASE)
 _WORD = re.compile(r"[*\[\s`]*(YES|NO)\b", re.IGNORECASE)
 
-_INSTRUCTIONS = """Check the image strictly against it:
-1. Work out exactly what is asked for: the kind of object, and the number or the thing itself. If reaching it takes arithmetic, rules or facts, resolve them first.
-2. Say what the image shows: the kind of object and how many.
-3. The image passes only if the kind is right, the number is right, nothing else is drawn, and every object is whole and clear.
-Reason briefly, then end with one line: Final Answer: YES if the image passes, Final Answer: NO if it does not."""
+# Short on purpose: a model judges many images, and a small model reads every token of it.
+_INSTRUCTIONS = ("Does the image follow it exactly: the right kind of object, the right number, "
+                 "nothing else? Work out what is asked, say what the image shows, then end with "
+                 "Final Answer: YES or Final Answer: NO.")
 
 
 def filter_prompt(prompt: str) -> str:
     """The question the model answers about its own image generated from ``prompt``."""
-    return f"This image was generated from the instruction below.\nInstruction: {prompt}\n{_INSTRUCTIONS}"
+    return f"Instruction: {prompt} {_INSTRUCTIONS}"
 
 
 def answer_prompt(answer: str) -> str:
     """The label-aware variant: the image is checked against the expected answer itself."""
-    return f"This image should show exactly: {answer}\n{_INSTRUCTIONS}"
+    return f"The image should show exactly: {answer}. {_INSTRUCTIONS}"
 
 
 def read_final_answer(text: str) -> str | None:
