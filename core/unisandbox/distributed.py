@@ -12,7 +12,7 @@ from typing import Any
 
 
 class Dist:
-    """Rank, world size and the two collectives the engine needs."""
+    """Rank, world size and the few collectives the engine needs."""
 
     def __init__(self) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -42,6 +42,16 @@ class Dist:
     def barrier(self) -> None:
         if self._torch_dist is not None:
             self._torch_dist.barrier()
+
+    def all_reduce_sum(self, tensor: Any) -> None:
+        """Sum a tensor over ranks, in place (data-parallel gradients); no-op on one process."""
+        if self._torch_dist is not None:
+            self._torch_dist.all_reduce(tensor, op=self._torch_dist.ReduceOp.SUM)
+
+    def broadcast(self, tensor: Any, src: int = 0) -> None:
+        """Overwrite ``tensor`` on every rank with rank ``src``'s, in place; no-op on one process."""
+        if self._torch_dist is not None:
+            self._torch_dist.broadcast(tensor, src=src)
 
 
 _DIST: Dist | None = None
