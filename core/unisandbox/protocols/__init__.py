@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from .analysis import AnalysisTask
 from .judge import Judge
 from .model import CapabilityError, Model, QueryStates
 from .task import Task
 from .trainer import Trainer, TrainResult
 
-__all__ = ["CapabilityError", "Judge", "Model", "QueryStates", "Task", "TrainResult", "Trainer"]
+__all__ = ["AnalysisTask", "CapabilityError", "Judge", "Model", "QueryStates", "Task", "TrainResult", "Trainer"]
