@@ -8,7 +8,7 @@ import click
 
 from .. import __version__
 from ..errors import UserError
-from . import data, evaluate, judges, listing, train
+from . import data, evaluate, judges, listing, probe, report, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,6 +38,10 @@ cli.add_command(evaluate.eval_command)
 cli.add_command(evaluate.score)
 cli.add_command(train.train)
 cli.add_command(data.data)
+cli.add_command(probe.probe)
+cli.add_command(report.report)
+cli.add_command(report.compare)
+cli.add_command(report.findings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,119 @@
+"""Everything a report shows, computed once; the HTML and Markdown writers only lay it out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .charts import level_chart
+from .compare import CompareRow, compare_results
+from .findings import Finding
+from .load import RunData
+from .probes import ProbeSection
+from .samples import GridItem, grid_items
+from .tables import ResultRow, result_rows
+
+#: how many items per task the image grid shows
+ITEMS_PER_TASK = 6
+
+
+@dataclass
+class TaskView:
+    name: str
+    rows: list[ResultRow]
+    chart: bytes | None
+    items: list[GridItem]
+
+
+@dataclass
+class RunView:
+    run: RunData
+    header: list[tuple[str, str]]
+    rows: list[ResultRow]
+    tasks: list[TaskView]
+    grid_note: str | None = None
+
+
+@dataclass
+class Comparison:
+    label_a: str
+    label_b: str
+    rows: list[CompareRow]
+
+
+@dataclass
+class ReportData:
+    title: str
+    runs: list[RunView]
+    probes: list[ProbeSection] = field(default_factory=list)
+    findings: list[Finding] | None = None
+    comparison: Comparison | None = None
+
+
+def _compact(obj: Any) -> str:
+    if obj in (None, {}, []):
+        return "-"
+    return json.dumps(obj, sort_keys=True, separators=(", ", "=")).replace('"', "")
+
+
+def run_header(run: RunData) -> list[tuple[str, str]]:
+    """Who and what made this run: model, judge, versions, tasks with their data hashes."""
+    cfg, spec = run.config.get("run", {}), run.config.get("specs", {})
+    model, judge = cfg.get("model", {}) or {}, cfg.get("judge", {}) or {}
+
+    def name_of(kind: str, comp: dict[str, Any]) -> str:
+        name = comp.get("name", "?")
+        origin = spec.get(f"{kind}:{name}")
+        return f"{name} ({origin})" if origin else str(name)
+
+    rows = [("folder", str(run.root)),
+            ("model", name_of("model", model) + f"; args {_compact(model.get('args'))}"),
+            ("judge", name_of("judge", judge) + f"; args {_compact(judge.get('args'))}"),
+            ("judge identity", _compact(run.config.get("judge_identity"))),
+            ("modes", ", ".join(run.modes) or "-"),
+            ("understanding (U)", "measured" if cfg.get("understanding", True) and
+             run.results.get("understanding_measured", True) else "not measured"),
+            ("scoring", f"{run.results.get('scoring', 'default')} (judge errors "
+             + ("count as wrong)" if run.results.get("scoring") == "reference"
+                else "left out of n)")),
+            ("seed", str(cfg.get("seed", "-"))),
+            ("unisandbox", str(run.config.get("unisandbox", "-"))),
+            ("plugins", ", ".join(f"{k} {v}" for k, v in sorted(run.config.get("plugins", {}).items())) or "-")]
+    for name, ident in (run.config.get("tasks") or {}).items():
+        if isinstance(ident, dict):
+            sha = str(ident.get("data_sha256", ""))[:12]
+            rows.append((f"task {name}", f"{ident.get('family', '?')}, n={ident.get('n', '?')}, "
+                         f"unit {ident.get('unit', '?')}, data sha256 {sha or '-'}"))
+    if run.config.get("kind") == "score":
+        rows.insert(1, ("kind", f"scored images from {run.config.get('source', '?')}"))
+    return rows
+
+
+def build_run_view(run: RunData, items_per_task: int = ITEMS_PER_TASK, charts: bool = True) -> RunView:
+    rows = result_rows(run.results)
+    records = run.records()
+    note = None if records else "samples.jsonl is missing or empty: no sample images to show."
+    by_task: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = {}
+    for key, record in records.items():
+        by_task.setdefault(key[0], {})[key] = record
+    gen_modes = run.modes
+    tasks = []
+    for task in run.results["tasks"]:
+        mine = [r for r in rows if r.task == task]
+        chart = level_chart(task, mine, gen_modes) if charts and mine else None
+        items = (grid_items(by_task.get(task, {}), task, gen_modes, items_per_task)
+                 if gen_modes else [])
+        tasks.append(TaskView(task, mine, chart, items))
+    return RunView(run, run_header(run), rows, tasks, note)
+
+
+def build_report(runs: list[RunData], *, title: str, probes: list[ProbeSection] | None = None,
+                 findings: list[Finding] | None = None, compare: bool = False,
+                 items_per_task: int = ITEMS_PER_TASK) -> ReportData:
+    comparison = None
+    if compare:
+        a, b = runs[0], runs[1]
+        comparison = Comparison(a.label, b.label, compare_results(a.results, b.results))
+    views = [build_run_view(r, items_per_task) for r in runs]
+    return ReportData(title, views, list(probes or []), findings, comparison)

@@ -1,0 +1,166 @@
+"""Read a run folder for reporting: check its files and say exactly what is wrong when not.
+
+A report is often made of a folder someone else produced (a colleague's run, a run that died),
+so every problem is a one-line :class:`UserError` naming the file and field, never a
+traceback deep inside the writers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, UserError
+from ..run.store import JsonlLog
+from .probes import ProbeSection, find_probe_sections
+
+CELL_KEYS = ("accuracy", "n", "n_yes", "n_error", "ci95")
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+
+
+def check_results(results: Any, path: Path | str) -> dict[str, Any]:
+    """Validate the shape of a results.json the writers rely on; returns it unchanged."""
+    if not isinstance(results, dict):
+        raise DataError(path, None, None, "expected a JSON object")
+    tasks = results.get("tasks")
+    if not isinstance(tasks, dict):
+        raise DataError(path, None, "tasks", "missing or not an object")
+    modes = results.get("modes", [])
+    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
+        raise DataError(path, None, "modes", "expected a list of mode names")
+    for task, entry in tasks.items():
+        where = f"tasks.{task}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("levels"), dict):
+            raise DataError(path, None, f"{where}.levels", "missing or not an object")
+        for level, cells in entry["levels"].items():
+            if not isinstance(cells, dict):
+                raise DataError(path, None, f"{where}.levels.{level}", "expected an object")
+            for mode, cell in cells.items():
+                if mode == "gap":
+                    continue
+                _check_cell(cell, path, f"{where}.levels.{level}.{mode}")
+    return results
+
+
+def _check_cell(cell: Any, path: Path | str, where: str) -> None:
+    if not isinstance(cell, dict):
+        raise DataError(path, None, where, "expected an object with accuracy, n, ci95")
+    missing = [k for k in CELL_KEYS if k not in cell]
+    if missing:
+        raise DataError(path, None, where, f"missing {', '.join(missing)}")
+    acc, ci = cell["accuracy"], cell["ci95"]
+    if acc is not None and not isinstance(acc, (int, float)):
+        raise DataError(path, None, f"{where}.accuracy", f"expected a number, got {acc!r}")
+    if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)):
+        raise DataError(path, None, f"{where}.ci95", f"expected [low, high], got {ci!r}")
+    for key in ("n", "n_yes", "n_error"):
+        if not isinstance(cell[key], int) or cell[key] < 0:
+            raise DataError(path, None, f"{where}.{key}", f"expected a count, got {cell[key]!r}")
+
+
+@dataclass
+class RunData:
+    """One run folder as the report sees it."""
+
+    root: Path
+    label: str
+    config: dict[str, Any]
+    results: dict[str, Any]
+    #: tasks the configuration lists that results.json does not hold yet (a run that died)
+    missing_tasks: list[str] = field(default_factory=list)
+    probes: list[ProbeSection] = field(default_factory=list)
+
+    @property
+    def modes(self) -> list[str]:
+        return list(self.results.get("modes", []))
+
+    def records(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The latest samples.jsonl record per (task, mode, id); empty when there is no log."""
+        log = JsonlLog(self.root / "samples.jsonl")
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for number, record in enumerate(log.read(), 1):
+            if not isinstance(record, dict) or not all(k in record for k in ("task", "mode", "id")):
+                raise DataError(log.path, number, "task/mode/id", "record lacks its key fields")
+            out[(str(record["task"]), str(record["mode"]), str(record["id"]))] = record
+        return out
+
+    def image(self, relative: Any) -> Path | None:
+        """A record's image path, only if it is a file inside this run folder."""
+        if not isinstance(relative, str) or not relative:
+            return None
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return None
+        return path
+
+
+def _labels(roots: list[Path]) -> list[str]:
+    """Short distinct labels: folder names, widened with parents while two collide."""
+    labels = [r.name or str(r) for r in roots]
+    depth = 1
+    while len(set(labels)) < len(labels) and depth < 6:
+        depth += 1
+        labels = ["/".join(r.parts[-depth:]) for r in roots]
+    return labels
+
+
+def load_run(root: Path, label: str | None = None) -> RunData:
+    """Load and check one run folder (a folder with config.json and results.json)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder")
+    config_path, results_path = root / "config.json", root / "results.json"
+    if not config_path.is_file():
+        raise UserError(f"{root} is not a run folder (no config.json); pass a folder written by "
+                        "`unisandbox eval` or `unisandbox score`")
+    config = read_json(config_path)
+    if not isinstance(config, dict) or not isinstance(config.get("run"), dict):
+        raise DataError(config_path, None, "run", "missing or not an object (not a run config)")
+    if not results_path.is_file():
+        raise UserError(f"{root} has no results.json: the run has not finished its first task; "
+                        "resume it with the same `unisandbox eval` command")
+    results = check_results(read_json(results_path), results_path)
+    listed = [t.get("name") for t in config["run"].get("tasks", []) if isinstance(t, dict)]
+    missing = [str(t) for t in listed if t not in results["tasks"]]
+    return RunData(root=root, label=label or root.name, config=config, results=results,
+                   missing_tasks=missing, probes=find_probe_sections(root))
+
+
+def load_folders(folders: list[Path]) -> tuple[list[RunData], list[ProbeSection]]:
+    """Run folders and stand-alone probe folders, in the order given."""
+    runs_at, probe_only = [], []
+    for folder in folders:
+        folder = Path(folder)
+        # a probe folder has a config.json of its own, but never a results.json
+        if not (folder / "results.json").is_file() and folder.is_dir():
+            sections = find_probe_sections(folder)
+            if sections:
+                probe_only.extend(sections)
+                continue
+        runs_at.append(folder)
+    labels = _labels(runs_at)
+    return [load_run(r, label) for r, label in zip(runs_at, labels, strict=True)], probe_only
+
+
+def iter_levels(levels: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Levels in reading order (numeric ascending, then ``all``); ``all`` is skipped when it
+    merely repeats a task's single level."""
+    numeric = sorted((k for k in levels if k != "all"), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+    for key in numeric:
+        yield key, levels[key]
+    if "all" in levels and len(numeric) != 1:
+        yield "all", levels["all"]

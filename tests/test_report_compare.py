@@ -1,0 +1,81 @@
+"""``unisandbox compare``: accuracies side by side, difference, interval separation, z-test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from unisandbox.cli.main import main
+from unisandbox.report.compare import compare_results
+from unisandbox.report.stats import Cell, one_sided_p, separated, two_proportion_z
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+
+
+def toy_run(out: Path, skill: int) -> Path:
+    Runner(RunConfig(model=Component("toy-painter", {"skill": skill}),
+                     tasks=(Component("toy-shades", {"n": 20}),), judge=Component("toy-pixel"),
+                     out=out, batch_size=10), progress=False).run()
+    return out
+
+
+def test_two_proportion_z_test_matches_the_textbook_value():
+    # 5/20 vs 12/20: pooled p = 17/40, z = 0.35 / sqrt(.425 * .575 * (1/20 + 1/20))
+    z, p = two_proportion_z(Cell.of(5, 20), Cell.of(12, 20))
+    assert z == pytest.approx(2.238926, abs=1e-6) and p == pytest.approx(0.025161, abs=1e-6)
+    assert one_sided_p(Cell.of(5, 20), Cell.of(12, 20)) == pytest.approx(p / 2)
+    assert one_sided_p(Cell.of(12, 20), Cell.of(5, 20)) == pytest.approx(1 - p / 2)
+    assert two_proportion_z(Cell.of(0, 10), Cell.of(0, 30)) == (0.0, 1.0)
+    assert two_proportion_z(Cell.of(0, 0), Cell.of(3, 10)) is None
+    assert separated(Cell.of(2, 50), Cell.of(45, 50)) is True
+    assert separated(Cell.of(5, 20), Cell.of(12, 20)) is False
+
+
+def test_compare_cli_table_and_json(toy_plugin, tmp_path, capsys):
+    a, b = toy_run(tmp_path / "before", 5), toy_run(tmp_path / "after", 12)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "B − A" in out and "CIs separate" in out and "p (z-test)" in out
+    line = next(x for x in out.splitlines() if x.startswith("toy-shades") and " all " in x
+                and "G-normal" in x)
+    assert "25.0 [" in line and "60.0 [" in line and "+35.0" in line and "0.025" in line
+
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    by = {(r["level"], r["mode"]): r for r in rows}
+    normal = by["all", "normal"]
+    assert normal["a"]["accuracy"] == 0.25 and normal["b"]["accuracy"] == 0.6
+    assert normal["diff"] == pytest.approx(0.35) and normal["p_value"] == pytest.approx(0.025161, abs=1e-6)
+    assert normal["intervals_separate"] is False
+    assert by["all", "think"]["diff"] == 0 and by["all", "understanding"]["p_value"] == 1.0
+    assert {k[0] for k in by} == {"1", "2", "all"}
+
+
+def test_compare_out_writes_a_report_with_the_comparison_on_top(toy_plugin, tmp_path, capsys):
+    a, b = toy_run(tmp_path / "before", 0), toy_run(tmp_path / "after", 20)
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.html").read_text()
+    assert text.index('id="compare"') < text.index('id="run-before"') < text.index('id="run-after"')
+    assert "Compare: A = before, B = after" in text
+    md = (tmp_path / "rep" / "report.md").read_text()
+    row = next(x for x in md.splitlines() if x.startswith("| toy-shades | all | G-normal"))
+    # 0/20 -> 20/20: the intervals separate and the z-test is decisive
+    assert "| +100.0 | yes | <0.001 |" in row
+
+
+def test_compare_rows_cover_tasks_in_either_run():
+    cell = {"accuracy": 0.5, "n": 2, "n_yes": 1, "n_error": 0, "ci95": [0.1, 0.9]}
+    a = {"modes": ["normal"], "tasks": {"x": {"levels": {"all": {"normal": cell}}}}}
+    b = {"modes": ["normal"], "tasks": {"y": {"levels": {"all": {"normal": cell}}}}}
+    rows = compare_results(a, b)
+    assert [(r.task, r.a is None, r.b is None) for r in rows] == [("x", False, True), ("y", True, False)]
+    assert rows[0].diff is None and rows[0].p is None and rows[0].cells()[4] == "-"
+
+
+def test_compare_of_a_non_run_is_a_user_error(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,294 @@
+"""report.html / report.md: self-contained, with the tables, charts, sample grids and probe
+sections; bad folders give one clear line."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from support import run_cli
+from unisandbox.cli.main import main
+from unisandbox.report import write_report
+from unisandbox.report.load import load_run
+from unisandbox.report.samples import grid_items
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+
+
+def glyph_run(out: Path) -> Path:
+    """A real sandbox run: the oracle model, exact judge, math + mapping pairs + knowledge."""
+    tasks = tuple(Component(t, {"n": 6, "world": "glyph"})
+                  for t in ("math-1", "mapping-2", "knowledge-forward"))
+    Runner(RunConfig(model=Component("glyph-oracle"), tasks=tasks, judge=Component("glyph"),
+                     out=out, batch_size=8), progress=False).run()
+    return out
+
+
+def toy_run(out: Path, skill: int = 5, n: int = 12) -> Path:
+    """The toy painter: think always right, normal right only below ``skill``."""
+    Runner(RunConfig(model=Component("toy-painter", {"skill": skill}),
+                     tasks=(Component("toy-shades", {"n": n}),), judge=Component("toy-pixel"),
+                     out=out, batch_size=4), progress=False).run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def glyph(tmp_path_factory) -> Path:
+    return glyph_run(tmp_path_factory.mktemp("glyph") / "run")
+
+
+class Collect(HTMLParser):
+    """Every tag with its attributes, for checking URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+
+def assert_self_contained(text: str) -> Collect:
+    parsed = Collect()
+    parsed.feed(text)
+    for tag, attrs in parsed.tags:
+        assert tag not in {"script", "link", "iframe", "object", "embed", "base"}, tag
+        for name, value in attrs.items():
+            value = (value or "").strip()
+            if name in {"src", "href", "srcset", "poster", "action"}:
+                assert not re.match(r"(?i)^(https?:)?//", value), (tag, name, value[:80])
+                if name == "href":
+                    assert value.startswith("#"), (tag, value[:80])
+            if tag == "img" and name == "src":
+                assert value.startswith("data:image/"), value[:80]
+            assert not name.startswith("on"), (tag, name)
+    lowered = text.lower()
+    for needle in ("http://", "https://", "@import", "@font-face", "url(", "<script"):
+        assert needle not in lowered, needle
+    return parsed
+
+
+def decode_img(src: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+
+
+def test_report_html_is_self_contained_with_tables_charts_and_grids(glyph, tmp_path):
+    out = tmp_path / "rep"
+    assert main([ "report", str(glyph), "--out", str(out), "--title", "Oracle"]) == 0
+    text = (out / "report.html").read_text()
+    parsed = assert_self_contained(text)
+    imgs = [a["src"] for t, a in parsed.tags if t == "img"]
+    charts = [a for t, a in parsed.tags if t == "img" and (a.get("alt") or "").endswith(" chart")]
+    assert len(charts) == 3  # one bar chart per task
+    for chart in charts:
+        image = decode_img(chart["src"])
+        assert image.size[0] > 200 and len(image.convert("RGB").getcolors(1 << 20)) > 10
+    # results table: header and one row per task (math-1 and mapping-2 have one level each)
+    for needle in ("<h1>Oracle</h1>", "G-normal", "G-think", "gap U−G-normal", "chance",
+                   'class="results"', "glyph-oracle", "judge identity", "data sha256"):
+        assert needle in text, needle
+    assert text.count('<tr><td>math-1</td><td>1</td>') == 1
+    assert "100.0 <span class=\"ci\">[" in text
+    # sample grids: 6 items per task, both modes, the thinking text, the verdicts, U replies
+    assert text.count('<table class="grid">') == 3
+    sample_imgs = [s for s in imgs if s not in {c["src"] for c in charts}]
+    assert len(sample_imgs) == 2 * (6 + 6 * 2 + 6)  # mapping items are A/B pairs
+    assert "So draw" in text and 'class="verdict v-yes"' in text and "U: What is" in text
+    md = (out / "report.md").read_text()
+    assert "| task | level | U | G-normal | G-think |" in md
+    assert (out / "figures" / "run-math-1.png").is_file()
+
+
+def test_report_md_links_resolve_relative_to_the_report(glyph, tmp_path):
+    out = tmp_path / "deep" / "rep"
+    write_report([glyph], out)
+    md = (out / "report.md").read_text()
+    targets = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert any(t.startswith("figures/") for t in targets)
+    assert any("images/math-1/think/" in t for t in targets)
+    for target in targets:
+        assert not Path(target).is_absolute() and (out / target).is_file(), target
+
+
+def test_report_default_out_is_inside_the_run(glyph):
+    assert main(["report", str(glyph)]) == 0
+    assert (glyph / "report" / "report.html").is_file()
+
+
+def test_grid_prefers_items_where_modes_disagree_and_is_deterministic(toy_plugin, tmp_path):
+    run = load_run(toy_run(tmp_path / "toy", skill=5, n=12))
+    records = run.records()
+    items = grid_items(records, "toy-shades", ["normal", "think"], k=6)
+    # shades 5..11 are wrong in normal mode and right in think mode: 7 disagreeing items
+    assert len(items) == 6
+    assert all(it.verdict("normal") == "no" and it.verdict("think") == "yes" for it in items)
+    assert {str(it.level) for it in items} == {"1", "2"}  # spread over the levels
+    assert [it.key for it in items] == [it.key for it in grid_items(records, "toy-shades",
+                                                                     ["normal", "think"], k=6)]
+    more = grid_items(records, "toy-shades", ["normal", "think"], k=12)
+    assert [it.verdict("normal") for it in more[7:]] == ["yes"] * 5  # agreeing items last
+
+
+def test_large_runs_embed_only_the_grid_items(toy_plugin, tmp_path):
+    run = toy_run(tmp_path / "big", n=200)
+    out = tmp_path / "rep"
+    write_report([run], out, items_per_task=4)
+    text = (out / "report.html").read_text()
+    parsed = assert_self_contained(text)
+    assert sum(1 for t, _ in parsed.tags if t == "img") == 1 + 2 * 4  # chart + 4 items x 2 modes
+
+
+def write_png(path: Path, colour: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), colour).save(path)
+
+
+def fake_probe(folder: Path, html: bool = True, md: bool = True) -> Path:
+    """A probe folder as a probe plugin writes it: probe.json, a figure, section.html/.md."""
+    write_png(folder / "fig" / "heat.png", (200, 30, 30))
+    (folder / "probe.json").write_text(json.dumps({"probe": "fake", "rows": []}))
+    (folder / "config.json").write_text(json.dumps({"model": {"name": "m"}}))  # as probes write
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 90, 200)).save(buffer, format="PNG")
+    inline = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    if html:
+        (folder / "section.html").write_text(
+            '<section class="probe"><h3>Fake lens</h3><p onclick="x()">P(relevant) &amp; more</p>'
+            f'<img alt="inline" src="{inline}"><img alt="svg" src="data:image/svg+xml;base64,PHN2Zz4=">'
+            '<img alt="heat" src="fig/heat.png"><img alt="far" src="https://example.com/a.png">'
+            '<img alt="up" src="../../config.json"><a href="https://example.com">ext</a>'
+            '<a href="#top">top</a><script>alert(1)</script><link rel="stylesheet" href="//x.css">'
+            '<style>@import url(http://x.css);</style><table><tr><td>q3</td></tr></table></section>')
+    if md:
+        (folder / "section.md").write_text(
+            "# Fake lens\n\nQueries carry **the answer**.\n\n| pos | p |\n|---|---|\n| q3 | 0.8 |\n\n"
+            "![heat](fig/heat.png)\n\n- one\n- two\n")
+    return folder
+
+
+def test_probe_sections_are_found_inlined_and_sanitised(glyph, tmp_path):
+    fake_probe(glyph / "probes" / "lens")
+    fake_probe(glyph / "probes" / "transfer" / "forward", html=False)  # Markdown only
+    standalone = fake_probe(tmp_path / "probe-only", md=False)
+    out = tmp_path / "rep"
+    write_report([glyph, standalone], out)
+    text = (out / "report.html").read_text()
+    parsed = assert_self_contained(text)
+    assert "Probe: lens" in text and "Probe: transfer/forward" in text and "Probe: probe-only" in text
+    heats = [a for t, a in parsed.tags if t == "img" and a.get("alt") == "heat"]
+    assert len(heats) == 3  # from section.html twice, and from the Markdown-only section
+    assert all(decode_img(a["src"]).convert("RGB").getpixel((0, 0)) == (200, 30, 30) for a in heats)
+    assert not any(a.get("alt") in {"far", "up", "svg"} and "src" in a
+                   for t, a in parsed.tags if t == "img")
+    inline = [a["src"] for t, a in parsed.tags if t == "img" and a.get("alt") == "inline"]
+    assert len(inline) == 2 and decode_img(inline[0]).getpixel((0, 0)) == (0, 90, 200)
+    assert "alert(1)" not in text and "P(relevant) &amp; more" in text and "<td>q3</td>" in text
+    assert "<strong>the answer</strong>" in text and "<li>two</li>" in text
+    md = (out / "report.md").read_text()
+    assert "### Probe: lens" in md and "Queries carry **the answer**." in md
+    link = re.search(r"!\[heat\]\(([^)]+)\)", md).group(1)
+    assert (out / link).resolve() == (glyph / "probes/lens/fig/heat.png").resolve()
+    assert "See [section.html](" in md  # the HTML-only folder is linked from Markdown
+
+
+def assert_user_error(code_or_result, capsys=None, *needles: str) -> None:
+    if isinstance(code_or_result, int):
+        assert code_or_result == 2
+        err = capsys.readouterr().err
+    else:
+        assert code_or_result.returncode == 2, code_or_result.stderr
+        err = code_or_result.stderr
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_not_a_run_folder_is_one_line_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_user_error(run_cli("report", str(tmp_path / "empty")), None, "not a run folder",
+                      "no config.json")
+
+
+@pytest.mark.parametrize(
+    ("damage", "needles"),
+    [
+        (lambda r: (r / "results.json").unlink(), ["has no results.json", "resume"]),
+        (lambda r: (r / "results.json").write_text('{"tasks": {\n  "math-1": [}'),
+         ["results.json:2", "not valid JSON"]),
+        (lambda r: (r / "results.json").write_text('{"modes": ["normal"], "tasks": {"math-1": {}}}'),
+         ["results.json", "'tasks.math-1.levels'"]),
+        (lambda r: (r / "results.json").write_text(json.dumps({"modes": ["normal"], "tasks": {
+            "math-1": {"levels": {"1": {"normal": {"accuracy": 0.5, "n": 2, "n_yes": 1,
+                                                   "n_error": 0}}}}}})),
+         ["'tasks.math-1.levels.1.normal'", "missing ci95"]),
+        (lambda r: (r / "config.json").write_text("[]"), ["config.json", "'run'"]),
+        (lambda r: (r / "samples.jsonl").write_text(
+            '{"task": "math-1", "mode": "normal", "id": "1"}\nnot json\n{}\n'),
+         ["samples.jsonl:2", "corrupt"]),
+        (lambda r: (r / "samples.jsonl").write_text('{"task": "math-1"}\n'),
+         ["samples.jsonl:1", "task/mode/id"]),
+    ],
+)
+def test_malformed_run_folder_gives_a_clear_error(glyph, tmp_path, capsys, damage, needles):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(glyph, broken, ignore=shutil.ignore_patterns("report", "probes"))
+    damage(broken)
+    assert_user_error(main(["report", str(broken), "--out", str(tmp_path / "o")]), capsys, *needles)
+
+
+def test_partial_run_is_reported_as_not_finished(glyph, tmp_path):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(glyph, partial, ignore=shutil.ignore_patterns("report", "probes"))
+    results = json.loads((partial / "results.json").read_text())
+    del results["tasks"]["knowledge-forward"]
+    (partial / "results.json").write_text(json.dumps(results))
+    write_report([partial], tmp_path / "o")
+    text = (tmp_path / "o" / "report.html").read_text()
+    assert "Not finished: no results yet for knowledge-forward" in text
+
+
+def test_several_runs_need_out(glyph, capsys):
+    assert_user_error(main(["report", str(glyph), str(glyph)]), capsys, "--out")
+
+
+@pytest.mark.parametrize("bad", ['<img src="https://x.org/a.png">', '<img src="a.png">',
+                                 '<a href="//x.org/">x</a>', '<a href="run/report.md">x</a>',
+                                 '<link rel="stylesheet" href="x.css">',
+                                 '<p style="background: url(x.png)">x</p>', "<script></script>",
+                                 "<style>@font-face { font-family: f; }</style>"])
+def test_the_self_contained_check_catches_external_references(bad):
+    with pytest.raises(AssertionError):
+        assert_self_contained(f"<html><body>{bad}</body></html>")
+
+
+@pytest.mark.slow
+def test_a_real_probe_lens_folder_is_included_and_feeds_claim_6(glyph, tmp_path):
+    """The probes plugin's own output (an untrained sandbox model: ~30 s on 2 cores)."""
+    from unisandbox.registry import get_registry
+    from unisandbox.report.findings import NOT_MEASURED, evaluate_findings
+
+    if "probe-lens" not in {s.name for s in get_registry().all("task")}:
+        pytest.skip("unisandbox-probes is not installed")
+    lens = tmp_path / "lens"
+    done = run_cli("probe", "--model", "query-tiny", "--model-arg", "init=scratch", "--task",
+                   "probe-lens", "--task-arg", "task=math-1", "--task-arg", "world=glyph",
+                   "--task-arg", "n=2", "--out", str(lens), timeout=600)
+    assert done.returncode == 0, done.stderr
+    write_report([glyph, lens], tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.html").read_text()
+    assert_self_contained(text)
+    assert "Probe: lens" in text and text.count("data:image/png") >= 2 + 3
+    claim = evaluate_findings({"probes": lens})[5]
+    assert claim.verdict != NOT_MEASURED and claim.numbers["n"] == 4
