@@ -43,6 +43,7 @@ def test_finds_the_planted_count_at_its_query_and_layer_only(planted_model, tmp_
         others = [mean[lay][p] for lay in range(5) for p in range(4) if (lay, p) != (layer, pos)]
         assert max(others) < 0.01  # ... and nothing else is
         assert max(c["per_layer"]["baseline"]) < 0.01
+        assert c["mean"]["control"][layer][pos] < 0.01 and c["best"]["control"] < 0.01
         assert [s["label"] for s in c["shown"]] == [label]
         assert c["shown"][0]["layer"] == layer
         assert c["best"]["layer"] == layer and c["best"]["queries_argmax"] == label
@@ -77,6 +78,22 @@ def test_does_not_find_an_answer_that_is_not_there(planted_model, tmp_path):
         wrong = str(int(record["words"]["count"][0]["word"]) + 7)
         assert record["top"][3][2][0][0] == wrong
     assert "no position exceeds 0.05" in (tmp_path / SECTION_MD).read_text()
+
+
+def test_the_same_number_everywhere_is_not_the_answer(planted_model, tmp_path):
+    """A position that always says "2" holds the answer only for items whose answer is 2; the
+    other-answers control shows it holds another answer just as often."""
+    probe = LensProbe("math-1", world="glyph", n=20)
+    probe.analyze(planted_model(lambda p, m: {("q0", 2): "2"}), ["normal"], tmp_path)
+    c = cell(json.loads((tmp_path / RESULT_FILE).read_text()), "math-1", "normal")
+    counts = [s.target["count"] for s in probe.samples()]
+    distinct = sorted(set(counts))
+    assert len(distinct) > 2
+    # each item vs every other item with a different count: "2" is right for the 2s among them
+    expected_control = sum((counts.count(2) if k != 2 else 0) / (len(counts) - counts.count(k))
+                           for k in counts) / len(counts)
+    assert c["mean"]["relevant"][2][1] == pytest.approx(counts.count(2) / len(counts), abs=0.01)
+    assert c["mean"]["control"][2][1] == pytest.approx(expected_control, abs=0.01)
 
 
 def test_distractor_planted_shows_in_the_distractor_group_not_the_answer(planted_model, tmp_path):

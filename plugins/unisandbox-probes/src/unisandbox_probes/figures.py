@@ -58,24 +58,30 @@ def heatmap(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> P
 
 
 def layer_bars(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> Path:
-    """Per layer: relevant probability at the baseline vs the queries (or the context), per mode."""
+    """Per layer: relevant probability at the baseline vs the queries (or the context), and the
+    task's other answers at the same queries (the control), per mode."""
     import numpy as np
 
     modes = list(cells)
     kinds = [k for k in ("baseline", "queries_mean", "context")
              if all(k in cells[m]["per_layer"] for m in modes)]
+    series = [(kind, False) for kind in kinds]
+    series += [(kind, True) for kind in ("queries_mean", "context")
+               if all(kind in cells[m].get("per_layer_control", {}) for m in modes)]
     layers = len(cells[modes[0]]["per_layer"][kinds[0]])
-    width = 0.8 / (len(kinds) * len(modes))
+    width = 0.8 / (len(series) * len(modes))
     fig = _figure(max(5.0, 0.9 * layers + 2.0), 3.4)
     ax = fig.subplots()
     x = np.arange(layers)
     i = 0
     for m_index, mode in enumerate(modes):
-        for kind in kinds:
-            values = cells[mode]["per_layer"][kind]
-            ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=_COLOURS[kind],
-                   hatch=_HATCH[m_index % len(_HATCH)], edgecolor="black", linewidth=0.4,
-                   label=f"{SERIES[kind]}, {mode}")
+        for kind, control in series:
+            values = cells[mode]["per_layer_control" if control else "per_layer"][kind]
+            ax.bar(x - 0.4 + width * (i + 0.5), values, width,
+                   color="#ffffff" if control else _COLOURS[kind],
+                   hatch=_HATCH[m_index % len(_HATCH)], edgecolor=_COLOURS[kind] if control else "black",
+                   linewidth=0.8 if control else 0.4,
+                   label=f"{SERIES[kind]}{', other answers' if control else ''}, {mode}")
             i += 1
     chance = np.mean([cells[m]["chance"]["relevant"] for m in modes])
     ax.axhline(chance, color="black", linestyle="--", linewidth=0.8, label="uniform guess")

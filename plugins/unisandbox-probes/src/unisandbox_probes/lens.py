@@ -12,7 +12,7 @@ before them (the baseline) does?
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ from .section import Block, Figure, Heading, Paragraph, Table, write_section
 from .words import GROUPS, group_ids, primary_group, token_groups
 
 RELEVANT = "relevant"
+#: The other items' answers at this item's positions (a permutation null: is it *this*
+#: answer, or the kind of answer the task has?).
+CONTROL = "control"
 
 
 def _round(value: float) -> float:
@@ -137,6 +140,7 @@ class LensProbe(AnalysisTask):
         tokens = {i: t for t, i in vocab.items()}
         samples = list(task.samples())
         words = {s.id: token_groups(s, vocab) for s in samples}
+        answers = Counter(answer_ids(w) for w in words.values())
         out: list[dict[str, Any]] = []
         for start in range(0, len(samples), self.batch_size):
             batch = samples[start : start + self.batch_size]
@@ -158,13 +162,13 @@ class LensProbe(AnalysisTask):
                     raise RuntimeError(f"{type(model).__name__}.logit_lens: expected "
                                        f"{tuple(hidden.shape[:2])} + [vocabulary], got {tuple(probs.shape)}")
                 out.append(self._record(task, sample, mode, st.labels, st.think, probs,
-                                        words[sample.id], tokens))
+                                        words[sample.id], answers, tokens))
             progress(f"{task.name} {mode}", min(start + len(batch), len(samples)), len(samples))
         return out
 
     def _record(self, task: Task, sample: Sample, mode: str, labels: Sequence[str],
                 think: str | None, probs: Any, words: Mapping[str, Any],
-                tokens: Mapping[int, str]) -> dict[str, Any]:
+                answers: Counter[tuple[int, ...]], tokens: Mapping[int, str]) -> dict[str, Any]:
         size = probs.shape[-1]
         prob, chance = {}, {}
         for group, members in words.items():
@@ -174,6 +178,17 @@ class LensProbe(AnalysisTask):
             chance[group] = _round(len(ids) / size)
         primary = primary_group(words)
         prob[RELEVANT], chance[RELEVANT] = prob[primary], chance[primary]
+        # every other item with a different answer counts once (weighted by frequency, as if
+        # the answers were shuffled among the items); tokens this answer shares are left out
+        own = answer_ids(words)
+        others = [([i for i in ids if i not in own and i < size], n)
+                  for ids, n in answers.items() if ids != own]
+        others = [(ids, n) for ids, n in others if ids]
+        if others:
+            total = sum(n for _, n in others)
+            control = sum(n * probs[..., ids].sum(-1) for ids, n in others) / total
+            prob[CONTROL] = _rounded(control.tolist())
+            chance[CONTROL] = _round(sum(n * len(ids) for ids, n in others) / total / size)
         values, indices = probs.topk(min(self.top_k, size), dim=-1)
         top = [[[[tokens.get(int(i), f"<{int(i)}>"), _round(float(v))]
                  for v, i in zip(vs, ix, strict=True)]
@@ -191,6 +206,11 @@ class LensProbe(AnalysisTask):
     def section(self, result: Mapping[str, Any], out_dir: Path) -> list[Block]:
         return lens_section(result, out_dir)
 
+
+
+def answer_ids(words: Mapping[str, Any]) -> tuple[int, ...]:
+    """The token ids of a sample's relevant group, as a hashable key."""
+    return tuple(sorted(group_ids(words[primary_group(words)])))
 
 
 # --- aggregation ------------------------------------------------------------------------------
@@ -258,38 +278,43 @@ def aggregate(records: Sequence[Mapping[str, Any]], top_k: int, threshold: float
             raise RuntimeError(f"{task} {mode}: the model reported different positions for "
                                "different samples; the probe cannot average them")
         mean, chance, n = {}, {}, {}
-        for group in (*GROUPS, RELEVANT):
+        for group in (*GROUPS, RELEVANT, CONTROL):
             having = [m for m in members if group in m["prob"]]
             if having:
                 mean[group] = _mean([m["prob"][group] for m in having])
                 chance[group] = _round(sum(m["chance"][group] for m in having) / len(having))
                 n[group] = len(having)
         series = per_layer(mean[RELEVANT], labels)
+        control = per_layer(mean[CONTROL], labels) if CONTROL in mean else {}
         top = _mean_top(members, top_k)
         out.append({
             "task": task, "level": level, "mode": mode, "n": len(members), "labels": labels,
             "relevant_group": sorted({m["relevant"] for m in members}), "mean": mean,
-            "chance": chance, "n_group": n, "per_layer": series, "top": top,
-            "best": best_layer(series, chance[RELEVANT]),
-            "shown": shown_positions(mean[RELEVANT], labels, top, threshold),
+            "chance": chance, "n_group": n, "per_layer": series, "per_layer_control": control,
+            "top": top, "best": best_layer(series, control, chance[RELEVANT]),
+            "shown": shown_positions(mean[RELEVANT], mean.get(CONTROL), labels, top, threshold),
         })
     order = {t: i for i, t in enumerate(dict.fromkeys(r["task"] for r in records))}
     return sorted(out, key=lambda c: (order[c["task"]], c["level"] == "all", c["level"], c["mode"]))
 
 
-def best_layer(series: Mapping[str, Sequence[Any]], chance: float) -> dict[str, Any]:
-    """The layer where the probed positions (queries, else context) hold the most answer mass."""
+def best_layer(series: Mapping[str, Sequence[Any]], control: Mapping[str, Sequence[Any]],
+               chance: float) -> dict[str, Any]:
+    """The layer where the probed positions (queries, else context) hold the most answer mass,
+    with every series there and the other answers' probability at the same positions."""
     key = "queries_mean" if "queries_mean" in series else "context" if "context" in series else "baseline"
     values = series[key]
     layer = max(range(len(values)), key=lambda i: values[i])
     best = {"layer": layer, "series": key, "chance": chance}
     for name, vals in series.items():
         best[name] = vals[layer]
+    best["control"] = control[key][layer] if key in control else None
     return best
 
 
-def shown_positions(mean: Sequence[Sequence[float]], labels: Sequence[str],
-                    top: Sequence[Sequence[Any]], threshold: float) -> list[dict[str, Any]]:
+def shown_positions(mean: Sequence[Sequence[float]], control: Sequence[Sequence[float]] | None,
+                    labels: Sequence[str], top: Sequence[Sequence[Any]],
+                    threshold: float) -> list[dict[str, Any]]:
     """Positions other than the baseline whose mean relevant probability exceeds the threshold
     at some layer: the rows of the section's tables (every number is in the JSON anyway)."""
     rows = []
@@ -301,6 +326,7 @@ def shown_positions(mean: Sequence[Sequence[float]], labels: Sequence[str],
         if mean[layer][pos] > threshold:
             rows.append({"label": label, "layer": layer, "prob": mean[layer][pos],
                          "baseline": None if base is None else mean[layer][base],
+                         "control": None if control is None else control[layer][pos],
                          "top": top[layer][pos]})
     return rows
 
@@ -323,9 +349,13 @@ def item_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         layers = range(len(query[0]))
         lq = max(layers, key=lambda i: sum(q[i] for q in query))
         lb = max(layers, key=lambda i: sum(b[i] for b in base))
-        rows.append({"task": task, "mode": mode, "ids": [m["id"] for m in members],
-                     "layer_query": lq, "layer_baseline": lb,
-                     "query": [q[lq] for q in query], "baseline": [b[lb] for b in base]})
+        row = {"task": task, "mode": mode, "ids": [m["id"] for m in members],
+               "layer_query": lq, "layer_baseline": lb,
+               "query": [q[lq] for q in query], "baseline": [b[lb] for b in base]}
+        if all(CONTROL in m["prob"] for m in members):  # other answers, same queries and layer
+            row["control"] = [per_layer(m["prob"][CONTROL], m["labels"])["queries_mean"][lq]
+                              for m in members]
+        rows.append(row)
     return rows
 
 
@@ -335,10 +365,12 @@ def summary(result: Mapping[str, Any]) -> dict[str, Any]:
     for c in result["cells"]:
         b = c["best"]
         rows.append([c["task"], c["level"], c["mode"], c["n"], b["layer"],
-                     _fmt(b.get("queries_mean", b.get("context"))), _fmt(b.get("queries_max")),
-                     _fmt(b.get("baseline")), _fmt(b["chance"]), len(c["shown"])])
+                     _fmt(b.get("queries_mean", b.get("context"))), _fmt(b["control"]),
+                     _fmt(b.get("queries_max")), _fmt(b.get("baseline")), _fmt(b["chance"]),
+                     len(c["shown"])])
     headers = ["task", "level", "mode", "n", "best layer", "queries mean / context",
-               "best query", "baseline", "uniform", f"shown (>{result['threshold']:g})"]
+               "other answers", "best query", "baseline", "uniform",
+               f"shown (>{result['threshold']:g})"]
     return {"probe": result["probe"], "cells": [{k: c[k] for k in ("task", "level", "mode", "n", "best")}
                                                  for c in result["cells"]],
             "table": {"headers": headers, "rows": rows}}
@@ -357,7 +389,10 @@ def lens_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
                   "norm and LM head: the probability of the sample's relevant words (the count "
                   "for math, else the answer's object or attribute, in every surface form the "
                   "vocabulary holds). The baseline is the last text token before the query "
-                  "tokens; 'uniform' is what a flat distribution would give. Only positions "
+                  "tokens; 'other answers' is the probability, at the same position and "
+                  "layer, of the answers of the task's other items (as if the answers were "
+                  "shuffled): does the position hold this answer, or just the kind of answer "
+                  "the task has? 'uniform' is what a flat distribution would give. Only positions "
                   f"above {result['threshold']:g} are listed per cell; probe.json holds every "
                   "number, per sample, position and layer."),
     ]
@@ -372,11 +407,12 @@ def lens_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
         blocks.append(Heading(where, 2))
         for mode, c in cells.items():
             if c["shown"]:
-                rows = tuple((s["label"], s["layer"], s["prob"], s["baseline"],
+                rows = tuple((s["label"], s["layer"], s["prob"], s["control"], s["baseline"],
                               ", ".join(f"{t} {p:.2f}" for t, p in s["top"]))
                              for s in c["shown"])
                 blocks.append(Paragraph(f"{mode}: positions above the threshold"))
-                blocks.append(Table(("position", "layer", "P(relevant)", "baseline", "top tokens"), rows))
+                blocks.append(Table(("position", "layer", "P(relevant)", "other answers",
+                                     "baseline", "top tokens"), rows))
             else:
                 b = c["best"]
                 peak = max(b.get("queries_max") or 0.0, b.get("context") or 0.0)
