@@ -1,0 +1,79 @@
+"""Small helpers both trainers share (no torch: the CLI imports this module at start-up)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from unisandbox.errors import UserError
+from unisandbox.run.store import atomic_write_json
+
+from . import __version__
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stderr_log(enabled: bool) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        if enabled:
+            print(message, file=sys.stderr)
+
+    return log
+
+
+def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) -> None:
+    """Write ``trainer.json`` on the first run; refuse to resume a folder of another run.
+
+    ``record`` holds what must match on resume (trainer, arguments, data, base model).
+    """
+    path = out_dir / "trainer.json"
+    wanted = json.loads(json.dumps({**record, "plugin": f"unisandbox-stars {__version__}"},
+                                   sort_keys=True, default=str))
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        for key in record:
+            if existing.get(key) != wanted.get(key):
+                raise UserError(f"{out_dir} holds another training run ({key} differs); resume "
+                                "only with the same model, data and arguments, or choose another --out")
+        return
+    if is_main:
+        atomic_write_json(path, wanted)
+
+
+def json_arg(name: str, value: Any) -> dict[str, Any]:
+    """A dict argument, given as a mapping (Python) or a JSON object text (``--train-arg``)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} must be a JSON object, e.g. {{\"use_answer\": true}}; "
+                             f"{exc.msg}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a JSON object, got {value!r}")
+    return dict(value)
+
+
+def name_list(name: str, value: Any) -> tuple[str, ...]:
+    """A list argument: a list, or one comma-separated text ("math-1,math-2")."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+        raise ValueError(f"{name} must be a list of names or a comma-separated text, got {value!r}")
+    out = tuple(x.strip() for x in items if x.strip())
+    if not out:
+        raise ValueError(f"{name} is empty")
+    return out

@@ -1,0 +1,420 @@
+"""The STARS stages, their artifacts and their resumption (see stars.py for the method).
+
+Folder::
+
+    trainer.json                      arguments, base model identity (checked on resume)
+    judge_cache.jsonl                 verdicts by (judge, image, prompt): reruns make no calls
+    audit_cache.jsonl                 the same for ``audit_judge``
+    round1-level1/                    a phase (``round1-mixed`` with order=mixed)
+        candidates.jsonl              stage I: task, id, k, level, prompt, seed, think, image
+        images/<task>/<id>-k<k>.png
+        stage1.done
+        verdicts.jsonl                stage II: verdict, raw judge text, accepted, audit
+        accepted.jsonl                the candidates kept
+        acceptance.json               rates per task and level (and filter precision vs audit)
+        stage2.done
+        train/                        stage III: finetune.py's folder (metrics, state, model/)
+        stage3.done
+    summary.json, model/, done.json   after the last phase
+
+Every log is append-only and every other file is written atomically, so a run killed
+anywhere continues where it stopped when started again on the same folder: finished stages
+are skipped (a finished stage III loads its parameters back), a half-done stage I or II
+skips the candidates its log holds, a half-done stage III resumes from its last state.
+Under torchrun, stage I is dealt out to ranks by chunks of candidates, rank 0 judges, and
+stage III trains data-parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from unisandbox.distributed import get_dist
+from unisandbox.errors import UserError
+from unisandbox.factories import accepted_arguments, build, judge_task_context
+from unisandbox.judges.cache import CachedJudge
+from unisandbox.paths import inside
+from unisandbox.protocols import Judge, Model, Task, TrainResult
+from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
+from unisandbox.registry import get_registry
+from unisandbox.run.seeds import sample_seed
+from unisandbox.run.store import JsonlLog, atomic_write_bytes, atomic_write_json, save_png
+
+from .common import check_run_folder, stderr_log
+
+if TYPE_CHECKING:
+    from .stars import StarsTrainer
+
+Key = tuple[str, str, int]
+
+
+@attrs.frozen
+class Phase:
+    round: int
+    levels: tuple[int, ...]
+    name: str
+    steps: int | None
+
+
+def level_of(sample: Sample) -> int:
+    """Curriculum level of a sample; tasks without levels (knowledge) count as level 1."""
+    return sample.level if sample.level is not None else 1
+
+
+def key_of(record: dict[str, Any]) -> Key:
+    return (record["task"], record["id"], int(record["k"]))
+
+
+def split_steps(total: int | None, parts: int) -> list[int | None]:
+    """``total`` steps shared out over ``parts`` phases (earlier phases get the remainder)."""
+    if total is None:
+        return [None] * parts
+    base, extra = divmod(total, parts)
+    return [max(1, base + (1 if i < extra else 0)) for i in range(parts)]
+
+
+class StarsRun:
+    """One STARS run of ``trainer``'s settings on ``model`` into ``out``."""
+
+    def __init__(self, trainer: StarsTrainer, model: Model, out: Path) -> None:
+        self.t = trainer
+        self.model = model
+        self.out = out
+        self.dist = get_dist()
+        self.log = stderr_log(self.dist.is_main)
+        self.registry = get_registry()
+        self._judge: Judge | None = None
+        self._audit: Judge | None = None
+        self.tasks = self._build_tasks()
+        self._check_judges()
+
+    # --- set-up -------------------------------------------------------------------------
+    def _build_tasks(self) -> list[Task]:
+        tasks = []
+        for name in self.t.tasks:
+            spec = self.registry.task(name)
+            if spec.analysis:
+                raise UserError(f"task {name!r} is an analysis task (a probe); STARS needs "
+                                "generation tasks")
+            wanted = {"n": self.t.n, "split": "train", "seed": self.t.task_seed,
+                      "world": self.t.world}
+            accepted = accepted_arguments(spec)
+            if accepted is not None:
+                if "split" not in accepted:
+                    raise UserError(f"task {name!r} has no split argument; STARS trains only on "
+                                    "train-split prompts, never on test items")
+                wanted = {k: v for k, v in wanted.items() if k in accepted}
+            tasks.append(build(spec, wanted))
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise UserError(f"the same task appears twice: {names}")
+        for task in tasks:
+            splits = {s.meta.get("split") for s in task.samples()} - {None}
+            if splits - {"train"}:
+                raise UserError(f"task {task.name!r} gave samples of split(s) {sorted(splits)}; "
+                                "STARS trains only on the train split")
+        return tasks
+
+    def _check_judges(self) -> None:
+        names = [] if self.t.no_filter else [self.t.judge]
+        if self.t.audit_judge:
+            names.append(self.t.audit_judge)
+        for name in names:
+            spec = self.registry.judge(name)
+            missing = sorted(spec.requires - self.model.capabilities)
+            if missing:
+                raise UserError(f"judge {name!r} needs {', '.join(missing)}, which the model "
+                                "does not provide")
+
+    def _make_judge(self, name: str, args: dict[str, Any], cache: str) -> Judge:
+        spec = self.registry.judge(name)
+        context: dict[str, Any] = {"model_loader": lambda: self.model} if spec.requires else {}
+        context.update(judge_task_context(spec, self.tasks))
+        return CachedJudge(build(spec, args, **context), self.out / cache)
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            self._judge = self._make_judge(self.t.judge, self.t.judge_args, "judge_cache.jsonl")
+        return self._judge
+
+    @property
+    def audit(self) -> Judge | None:
+        if self._audit is None and self.t.audit_judge:
+            self._audit = self._make_judge(self.t.audit_judge, {}, "audit_cache.jsonl")
+        return self._audit
+
+    def phases(self) -> list[Phase]:
+        from .stars import DEFAULT_STEPS
+
+        levels = sorted({level_of(s) for t in self.tasks for s in t.samples()})
+        opts = self.t.options
+        steps = opts.steps if opts.steps is not None else (DEFAULT_STEPS if opts.epochs is None else None)
+        out = []
+        for r in range(1, self.t.rounds + 1):
+            if self.t.order == "mixed":
+                out.append(Phase(r, tuple(levels), f"round{r}-mixed", steps))
+            else:
+                shares = split_steps(steps, len(levels))
+                out += [Phase(r, (lv,), f"round{r}-level{lv}", s)
+                        for lv, s in zip(levels, shares, strict=True)]
+        return out
+
+    # --- the run ------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        t0 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
+                                    "model": self.model.identity()}, self.dist.is_main)
+        summary: dict[str, Any] = {"phases": {}}
+        for phase in self.phases():
+            items = [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
+            self.log(f"stars {phase.name}: {len(items)} prompts x {self.t.k} candidates")
+            self.stage1(phase, items)
+            acceptance = self.stage2(phase)
+            training = self.stage3(phase)
+            summary["phases"][phase.name] = {"acceptance": acceptance["all"],
+                                             "by_task": acceptance["by_task"],
+                                             "by_level": acceptance["by_level"],
+                                             "train": training}
+        for judge in (self._judge, self._audit):
+            if judge is not None:
+                judge.close()
+        metrics = self._metrics(summary, time.perf_counter() - t0)
+        if self.dist.is_main:
+            from .finetune import _save_model
+
+            summary["metrics"] = metrics
+            atomic_write_json(self.out / "summary.json", summary)
+            _save_model(self.model, self.out / "model")
+            atomic_write_json(self.out / "done.json", {"metrics": metrics})
+        self.dist.barrier()
+        return TrainResult(checkpoint=self.out / "model", metrics=metrics)
+
+    def _metrics(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
+        phases = summary["phases"]
+        candidates = sum(p["acceptance"]["candidates"] for p in phases.values())
+        accepted = sum(p["acceptance"]["accepted"] for p in phases.values())
+        out: dict[str, Any] = {
+            "phases": len(phases), "candidates": candidates, "accepted": accepted,
+            "acceptance_rate": round(accepted / candidates, 4) if candidates else None,
+            "train_steps": sum(p["train"].get("steps", 0) for p in phases.values()),
+            "no_filter": self.t.no_filter, "order": self.t.order, "seconds": round(seconds, 1),
+        }
+        for name, p in phases.items():
+            out[f"{name}.acceptance_rate"] = p["acceptance"]["rate"]
+            if "precision" in p["acceptance"]:
+                out[f"{name}.filter_precision"] = p["acceptance"]["precision"]
+            if p["train"].get("loss_last") is not None:
+                out[f"{name}.loss"] = f"{p['train']['loss_first']} -> {p['train']['loss_last']}"
+        return out
+
+    # --- stage I: candidates --------------------------------------------------------------
+    def stage1(self, phase: Phase, items: Sequence[tuple[Task, Sample]]) -> None:
+        folder = self.out / phase.name
+        done = folder / "stage1.done"
+        if done.is_file():
+            return
+        log = JsonlLog(folder / "candidates.jsonl")
+        if self.dist.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+            log.repair()
+        self.dist.barrier()
+        have = {key_of(r) for r in log.read()}
+        todo = [(task, s, k) for task, s in items for k in range(self.t.k)
+                if (task.name, s.id, k) not in have]
+        chunks = [todo[i : i + self.t.gen_batch] for i in range(0, len(todo), self.t.gen_batch)]
+        bar = _bar(len(todo), f"{phase.name} I generate", self.t.progress and self.dist.is_main)
+        world, rank = self.dist.world, self.dist.rank
+        for start in range(0, len(chunks), world):
+            mine = chunks[start + rank] if start + rank < len(chunks) else []
+            records = self.dist.gather(self._generate(phase, folder, mine) if mine else [])
+            if self.dist.is_main:
+                log.append(records)
+            bar.update(len(records))
+        bar.close()
+        if self.dist.is_main:
+            atomic_write_json(done, {"candidates": len(have) + len(todo)})
+        self.dist.barrier()
+
+    def _generate(self, phase: Phase, folder: Path,
+                  chunk: Sequence[tuple[Task, Sample, int]]) -> list[dict[str, Any]]:
+        requests = [GenerationRequest(s.prompt, "think",
+                                      sample_seed(self.t.options.seed, task.name, s.id,
+                                                  f"stars-r{phase.round}-k{k}"))
+                    for task, s, k in chunk]
+        t0 = time.perf_counter()
+        generations = self.model.generate(requests)
+        if len(generations) != len(requests):
+            raise RuntimeError(f"model returned {len(generations)} images for {len(requests)} prompts")
+        seconds = (time.perf_counter() - t0) / len(requests)
+        records = []
+        for (task, s, k), request, gen in zip(chunk, requests, generations, strict=True):
+            path = inside(folder, "images", task.name, f"{s.id}-k{k}.png")
+            save_png(path, gen.image)
+            records.append({"task": task.name, "id": s.id, "k": k, "level": level_of(s),
+                            "prompt": s.prompt, "seed": request.seed, "think": gen.think,
+                            "image": path.relative_to(folder).as_posix(),
+                            "t_generate": round(seconds, 4)})
+        return records
+
+    # --- stage II: judge and keep ---------------------------------------------------------
+    def stage2(self, phase: Phase) -> dict[str, Any]:
+        folder = self.out / phase.name
+        done = folder / "stage2.done"
+        if not done.is_file() and self.dist.is_main:
+            self._judge_candidates(folder)
+        self.dist.barrier()
+        return _read_json(folder / "acceptance.json")
+
+    def _judge_candidates(self, folder: Path) -> None:
+        candidates = list(JsonlLog(folder / "candidates.jsonl").read())
+        verdicts_log = JsonlLog(folder / "verdicts.jsonl")
+        verdicts_log.repair()
+        have = {key_of(r) for r in verdicts_log.read()}
+        todo = [c for c in candidates if key_of(c) not in have]
+        samples = {(t.name, s.id): (t, s) for t in self.tasks for s in t.samples()}
+        bar = _bar(len(todo), f"{folder.name} II judge", self.t.progress)
+        for start in range(0, len(todo), self.t.gen_batch):
+            chunk = todo[start : start + self.t.gen_batch]
+            items = []
+            for c in chunk:
+                task, sample = samples[(c["task"], c["id"])]
+                items.append(JudgeItem(task.name, task.family, sample, folder / c["image"]))
+            verdicts: list[Verdict | None] = ([None] * len(items) if self.t.no_filter
+                                              else self.judge.judge(items))
+            audits: list[Verdict | None] = (self.audit.judge(items) if self.audit is not None
+                                            else [None] * len(items))
+            verdicts_log.append(
+                _verdict_record(c, v, a, self.t.no_filter)
+                for c, v, a in zip(chunk, verdicts, audits, strict=True))
+            bar.update(len(chunk))
+        bar.close()
+        latest = {key_of(r): r for r in verdicts_log.read()}
+        kept = [c for c in candidates if latest[key_of(c)]["accepted"]]
+        atomic_write_bytes(folder / "accepted.jsonl", _jsonl(kept))
+        acceptance = acceptance_summary(candidates, latest, self.t.no_filter,
+                                        self.t.audit_judge is not None)
+        acceptance["judge"] = None if self.t.no_filter else self.judge.identity()
+        atomic_write_json(folder / "acceptance.json", acceptance)
+        atomic_write_json(folder / "stage2.done", acceptance["all"])
+
+    # --- stage III: fine-tune generation ----------------------------------------------------
+    def stage3(self, phase: Phase) -> dict[str, Any]:
+        from .finetune import finetune
+
+        folder = self.out / phase.name
+        done = folder / "stage3.done"
+        if done.is_file() and _read_json(done).get("skipped"):
+            return _read_json(done)
+        accepted_path = folder / "accepted.jsonl"
+        accepted = list(JsonlLog(accepted_path).read())
+        if not accepted:
+            result = {"skipped": "no accepted candidates", "steps": 0}
+            if self.dist.is_main:
+                atomic_write_json(done, result)
+            self.dist.barrier()
+            self.log(f"stars {phase.name}: no accepted candidates, nothing to train on")
+            return result
+        examples = [(c["prompt"], folder / c["image"]) for c in accepted]
+        options = attrs.evolve(self.t.options, steps=phase.steps,
+                                seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
+        model = self.model
+
+        def loss_fn(batch: Sequence[tuple[str, Path]], seed: int) -> Any:
+            return model.generation_loss([p for p, _ in batch], [_image(i) for _, i in batch], seed)
+
+        metrics = finetune(model, "generation", examples, loss_fn, options, folder / "train",
+                           data_key=hashlib.sha256(accepted_path.read_bytes()).hexdigest(),
+                           desc=f"{phase.name} III train", progress=self.t.progress,
+                           log=self.log)
+        if self.dist.is_main and not done.is_file():
+            atomic_write_json(done, metrics)
+        self.dist.barrier()
+        return metrics
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _verdict_record(candidate: dict[str, Any], verdict: Verdict | None, audit: Verdict | None,
+                    no_filter: bool) -> dict[str, Any]:
+    record = {"task": candidate["task"], "id": candidate["id"], "k": candidate["k"],
+              "level": candidate["level"],
+              "verdict": verdict.verdict if verdict else None,
+              "raw": verdict.raw if verdict else "",
+              "description": verdict.description if verdict else "",
+              "accepted": no_filter or (verdict is not None and verdict.verdict == "yes")}
+    if audit is not None:
+        record["audit"] = audit.verdict
+        record["audit_raw"] = audit.raw
+    return record
+
+
+def acceptance_summary(candidates: Sequence[dict[str, Any]], verdicts: dict[Key, dict[str, Any]],
+                       no_filter: bool, audited: bool) -> dict[str, Any]:
+    """Acceptance per task, per level and overall; with an audit judge, also how right the
+    candidates were (think-mode accuracy) and how precise the filter was."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {"by_task": defaultdict(list),
+                                                          "by_level": defaultdict(list)}
+    everything = []
+    for c in candidates:
+        v = verdicts[key_of(c)]
+        groups["by_task"][c["task"]].append(v)
+        groups["by_level"][str(c["level"])].append(v)
+        everything.append(v)
+
+    def cell(vs: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(vs)
+        accepted = sum(v["accepted"] for v in vs)
+        out: dict[str, Any] = {
+            "candidates": n, "accepted": accepted, "rate": round(accepted / n, 4) if n else None,
+            "judge_yes": sum(v["verdict"] == "yes" for v in vs),
+            "judge_no": sum(v["verdict"] == "no" for v in vs),
+            "judge_errors": sum(v["verdict"] == "error" for v in vs),
+        }
+        if audited:
+            right = [v for v in vs if v.get("audit") == "yes"]
+            kept_right = sum(v["accepted"] for v in right)
+            out.update(audit_right=len(right),
+                       audit_accuracy=round(len(right) / n, 4) if n else None,
+                       precision=round(kept_right / accepted, 4) if accepted else None,
+                       recall=round(kept_right / len(right), 4) if right else None)
+        return out
+
+    return {"no_filter": no_filter,
+            "by_task": {k: cell(v) for k, v in sorted(groups["by_task"].items())},
+            "by_level": {k: cell(v) for k, v in sorted(groups["by_level"].items())},
+            "all": cell(everything)}
+
+
+def _jsonl(records: Sequence[dict[str, Any]]) -> bytes:
+    import json
+
+    return b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+                    for r in records)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def _image(path: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled or total == 0,
+                file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -1,0 +1,84 @@
+"""``stars``: self-training of the generation side on its own filtered think-mode images.
+
+Per phase (one per level with ``order=curriculum``, levels 1 -> 2 -> 3; one phase with
+``order=mixed``), per round:
+
+I.   for the TRAIN-split prompts of the tasks, generate ``k`` candidates each in think mode;
+II.  judge each candidate (default ``self``: the model's own understanding) and keep the
+     accepted ones (``no_filter=true`` keeps all: the rejection-sampling ablation);
+III. fine-tune the generation parameters on (raw prompt -> accepted image), without the
+     thinking text; the understanding side stays bit-identical.
+
+This module only checks the arguments (the CLI imports it at start-up); the stages live in
+pipeline.py. See docs/trainers.md for the folder layout and every argument.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unisandbox.protocols import Model, Trainer, TrainResult
+
+from .common import json_arg, name_list
+from .options import FinetuneOptions, _positive_int
+
+ORDERS = ("curriculum", "mixed")
+DEFAULT_TASKS = ("math-1", "math-2", "math-3")
+#: Stage-III optimizer steps per round (shared out over a curriculum's phases) when neither
+#: steps nor epochs is given.
+DEFAULT_STEPS = 240
+
+
+class StarsTrainer(Trainer):
+    """STARS; every argument is a ``--train-arg`` (see docs/trainers.md)."""
+
+    def __init__(self, tasks: Any = DEFAULT_TASKS, n: int = 32, k: int = 4, world: str = "glyph",
+                 task_seed: int = 0, judge: str = "self", judge_args: Any = None,
+                 audit_judge: str | None = None, no_filter: bool = False,
+                 order: str = "curriculum", rounds: int = 1, steps: int | None = None,
+                 epochs: float | None = None, lr: float = 5e-4, batch_size: int = 16,
+                 micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
+                 seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
+                 weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
+                 progress: bool = True) -> None:
+        self.tasks = name_list("tasks", tasks)
+        self.n = _positive_int("n", n)
+        self.k = _positive_int("k", k)
+        if not isinstance(world, str) or not world:
+            raise ValueError(f"world must be a world name (glyph, everyday), got {world!r}")
+        self.world = world
+        self.task_seed = _positive_int("task_seed", task_seed, 0)
+        if not isinstance(judge, str) or not judge:
+            raise ValueError(f"judge must be a registered judge name, got {judge!r}")
+        self.judge = judge
+        self.judge_args = json_arg("judge_args", judge_args)
+        if audit_judge is not None and (not isinstance(audit_judge, str) or not audit_judge):
+            raise ValueError(f"audit_judge must be a registered judge name, got {audit_judge!r}")
+        self.audit_judge = audit_judge
+        if not isinstance(no_filter, bool):
+            raise ValueError(f"no_filter must be true or false, got {no_filter!r}")
+        self.no_filter = no_filter
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+        self.order = order
+        self.rounds = _positive_int("rounds", rounds)
+        self.options = FinetuneOptions(
+            steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
+            warmup=warmup, schedule=schedule, seed=seed, save_every=save_every,
+            max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every)
+        self.gen_batch = _positive_int("gen_batch", gen_batch)
+        self.progress = bool(progress)
+
+    def arguments(self) -> dict[str, Any]:
+        """What identifies this run in trainer.json (progress output left out)."""
+        return {"tasks": list(self.tasks), "n": self.n, "k": self.k, "world": self.world,
+                "task_seed": self.task_seed, "judge": self.judge, "judge_args": self.judge_args,
+                "audit_judge": self.audit_judge, "no_filter": self.no_filter,
+                "order": self.order, "rounds": self.rounds, "options": self.options.to_json(),
+                "gen_batch": self.gen_batch}
+
+    def train(self, model: Model, out_dir: Path) -> TrainResult:
+        from .pipeline import StarsRun
+
+        return StarsRun(self, model, out_dir).run()

@@ -1,0 +1,216 @@
+"""``stars``: generation only, artifacts per stage, the filter, resumption after crashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from unisandbox.errors import UserError
+from unisandbox.factories import build
+from unisandbox.registry import get_registry
+from unisandbox.run.store import JsonlLog, save_png
+from unisandbox.world.glyph_draw import render
+from unisandbox_stars.pipeline import Phase, StarsRun, split_steps
+from unisandbox_stars.stars import StarsTrainer
+
+FAST = {"tasks": "math-1,math-2", "n": 3, "k": 2, "steps": 6, "batch_size": 4, "progress": False}
+
+
+def snapshot(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def identical(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def lines(path: Path) -> list[dict]:
+    return list(JsonlLog(path).read())
+
+
+def test_stars_trains_generation_only_and_writes_every_stage(tiny_model, tmp_path: Path) -> None:
+    understanding = snapshot(tiny_model.trainable_parameters("understanding"))
+    generation = snapshot(tiny_model.trainable_parameters("generation"))
+    out = tmp_path / "stars"
+    result = StarsTrainer(**FAST, no_filter=True, audit_judge="glyph").train(tiny_model, out)
+
+    assert identical(snapshot(tiny_model.trainable_parameters("understanding")), understanding)
+    assert not identical(snapshot(tiny_model.trainable_parameters("generation")), generation)
+    assert result.checkpoint == out / "model" and (out / "model" / "model.safetensors").is_file()
+    assert result.metrics["phases"] == 2 and result.metrics["train_steps"] == 6  # 3 + 3
+    for level in (1, 2):
+        phase = out / f"round1-level{level}"
+        candidates = lines(phase / "candidates.jsonl")
+        assert len(candidates) == 6 and {c["level"] for c in candidates} == {level}
+        assert all((phase / c["image"]).is_file() and c["think"] is not None for c in candidates)
+        assert {(c["id"], c["k"]) for c in candidates} == {(i, k) for i in "123" for k in (0, 1)}
+        # no_filter keeps everything; the audit judge (glyph) still says how right it was
+        verdicts = lines(phase / "verdicts.jsonl")
+        assert all(v["accepted"] and v["audit"] in ("yes", "no", "error") for v in verdicts)
+        assert len(lines(phase / "accepted.jsonl")) == 6
+        acceptance = json.loads((phase / "acceptance.json").read_text())
+        assert acceptance["all"]["rate"] == 1.0 and f"math-{level}" in acceptance["by_task"]
+        for stage in (1, 2, 3):
+            assert (phase / f"stage{stage}.done").is_file()
+        assert (phase / "train" / "model" / "model.safetensors").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["phases"]) == ["round1-level1", "round1-level2"]
+    # the run's prompts are the TRAIN split's
+    train = build(get_registry().task("math-1"), {"split": "train", "world": "glyph", "n": 3})
+    assert {c["prompt"] for c in lines(out / "round1-level1" / "candidates.jsonl")} == \
+        {s.prompt for s in train.samples()}
+
+    # the final checkpoint loads back to exactly the trained model
+    from unisandbox_query.model import QueryModel
+
+    loaded = QueryModel.from_pretrained(result.checkpoint)
+    assert identical(snapshot(loaded.trainable_parameters("generation")),
+                     snapshot(tiny_model.trainable_parameters("generation")))
+    assert identical(snapshot(loaded.trainable_parameters("understanding")), understanding)
+
+
+def test_filter_keeps_exactly_what_the_judge_accepts(tiny_model, tmp_path: Path) -> None:
+    """Stage II on candidate images we control: right renders are kept, near misses not."""
+    trainer = StarsTrainer(tasks="math-1,mapping-1", n=2, k=2, judge="glyph", steps=2,
+                           batch_size=2, order="mixed", progress=False)
+    run = StarsRun(trainer, tiny_model, tmp_path)
+    (phase,) = run.phases()
+    folder = tmp_path / phase.name
+    records = []
+    for task in run.tasks:
+        for s in task.samples():
+            for k in (0, 1):
+                target = dict(s.target)
+                if k == 1:  # a near miss: another colour
+                    target["colour"] = "blue" if target.get("colour") != "blue" else "red"
+                target.setdefault("count", 1)
+                image = f"images/{task.name}/{s.id}-k{k}.png"
+                save_png(folder / image, render(target))
+                records.append({"task": task.name, "id": s.id, "k": k, "level": s.level,
+                                "prompt": s.prompt, "seed": 0, "think": "", "image": image})
+    JsonlLog(folder / "candidates.jsonl").append(records)
+    (folder / "stage1.done").write_text("{}")
+
+    acceptance = run.stage2(phase)
+    accepted = lines(folder / "accepted.jsonl")
+    assert sorted((a["task"], a["id"], a["k"]) for a in accepted) == \
+        sorted((r["task"], r["id"], 0) for r in records if r["k"] == 0)
+    assert acceptance["all"] == {"candidates": 12, "accepted": 6, "rate": 0.5, "judge_yes": 6,
+                                 "judge_no": 6, "judge_errors": 0}
+    assert acceptance["by_task"]["mapping-1"]["rate"] == 0.5
+    assert acceptance["by_level"]["1"]["candidates"] == 12
+    assert acceptance["judge"]["kind"] == "glyph"
+    # the reasons: the judge's raw text is kept for every candidate
+    assert all(v["raw"] for v in lines(folder / "verdicts.jsonl"))
+
+    understanding = snapshot(tiny_model.trainable_parameters("understanding"))
+    metrics = run.stage3(phase)
+    assert metrics["examples"] == 6 and metrics["steps"] == 2
+    assert identical(snapshot(tiny_model.trainable_parameters("understanding")), understanding)
+
+
+def test_self_judge_borrows_the_model_and_keeps_its_reasons(tiny_model, tmp_path: Path) -> None:
+    """The default judge is the model's own understanding (an untrained one writes no
+    'Final Answer', which is an error, never a yes); nothing is accepted, nothing trained."""
+    generation = snapshot(tiny_model.trainable_parameters("generation"))
+    result = StarsTrainer(tasks="math-1", n=2, k=1, steps=2, progress=False).train(tiny_model, tmp_path)
+    verdicts = lines(tmp_path / "round1-level1" / "verdicts.jsonl")
+    assert len(verdicts) == 2 and all(v["verdict"] == "error" and not v["accepted"] for v in verdicts)
+    assert all("Final Answer" in v["raw"] for v in verdicts)
+    assert result.metrics["accepted"] == 0 and result.metrics["train_steps"] == 0
+    assert identical(snapshot(tiny_model.trainable_parameters("generation")), generation)
+    assert json.loads((tmp_path / "round1-level1" / "acceptance.json").read_text())["judge"]["kind"] == "self"
+
+
+@pytest.mark.parametrize("crash", ["stage1", "between", "stage3"])
+def test_a_crash_resumes_to_the_same_model(tiny_checkpoint: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, crash: str) -> None:
+    from unisandbox_query.model import QueryModel
+
+    args = {**FAST, "no_filter": True, "gen_batch": 2, "save_every": 2}
+    straight = QueryModel.from_pretrained(tiny_checkpoint)
+    StarsTrainer(**args).train(straight, tmp_path / "straight")
+
+    model = QueryModel.from_pretrained(tiny_checkpoint)
+    out = tmp_path / "crashed"
+    calls = {"n": 0}
+
+    def failing(method: str, after: int):
+        original = getattr(model, method)
+
+        def wrapper(*a, **kw):
+            calls["n"] += 1
+            if calls["n"] == after:
+                raise RuntimeError("simulated crash")
+            return original(*a, **kw)
+
+        monkeypatch.setattr(model, method, wrapper)
+
+    if crash == "stage1":  # the third chunk of level 2's candidates
+        failing("generate", 3 + 3)
+    elif crash == "between":  # after level 1's stage II, before its stage III
+        original = StarsRun.stage3
+        monkeypatch.setattr(StarsRun, "stage3", lambda self, phase: (_ for _ in ()).throw(
+            RuntimeError("simulated crash")))
+    else:  # inside level 2's fine-tuning, after a saved state
+        failing("generation_loss", 3 + 3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        StarsTrainer(**args).train(model, out)
+    monkeypatch.undo()
+    level1, level2 = out / "round1-level1", out / "round1-level2"
+    if crash == "stage1":  # two chunks of level 2 landed, the stage is not done
+        assert len(lines(level2 / "candidates.jsonl")) == 4
+        assert (level1 / "stage3.done").is_file() and not (level2 / "stage1.done").exists()
+    elif crash == "between":
+        assert (level1 / "stage2.done").is_file() and not (level1 / "stage3.done").exists()
+        assert StarsRun.stage3 is original
+    else:  # level 2's fine-tuning saved its state at step 2 and died in step 2
+        state = json.loads((level2 / "train" / "state" / "latest.json").read_text())
+        assert state == {"step": 2} and not (level2 / "stage3.done").exists()
+
+    fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    StarsTrainer(**args).train(fresh, out)
+    assert identical(snapshot(fresh.trainable_parameters("generation")),
+                     snapshot(straight.trainable_parameters("generation")))
+    for level in (1, 2):  # the same candidates (timings aside), each once
+        assert without_timing(out / f"round1-level{level}" / "candidates.jsonl") == \
+            without_timing(tmp_path / "straight" / f"round1-level{level}" / "candidates.jsonl")
+
+
+def without_timing(path: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "t_generate"} for r in lines(path)]
+
+
+def test_phases_curriculum_mixed_and_rounds(tiny_model, tmp_path: Path) -> None:
+    curriculum = StarsRun(StarsTrainer(tasks="math-1,math-2,math-3", n=1, steps=10, rounds=2,
+                                       progress=False), tiny_model, tmp_path)
+    assert curriculum.phases() == [
+        Phase(1, (1,), "round1-level1", 4), Phase(1, (2,), "round1-level2", 3),
+        Phase(1, (3,), "round1-level3", 3), Phase(2, (1,), "round2-level1", 4),
+        Phase(2, (2,), "round2-level2", 3), Phase(2, (3,), "round2-level3", 3)]
+    mixed = StarsRun(StarsTrainer(tasks="math-1,math-3", n=1, order="mixed", progress=False),
+                     tiny_model, tmp_path)
+    assert mixed.phases() == [Phase(1, (1, 3), "round1-mixed", 240)]
+    assert split_steps(2, 3) == [1, 1, 1] and split_steps(None, 2) == [None, None]
+
+
+def test_stars_arguments_and_tasks_are_checked(tiny_model, tmp_path: Path) -> None:
+    spec = get_registry().trainer("stars")
+    for message, args in {
+        "order must be one of curriculum, mixed": {"order": "random"},
+        "k must be at least 1": {"k": 0},
+        "judge_args must be a JSON object": {"judge_args": "[1]"},
+        "warmup is a fraction": {"warmup": 1.5},
+        "tasks must be a list": {"tasks": 3},
+    }.items():
+        with pytest.raises(UserError, match=message):
+            build(spec, args)
+    assert build(spec, {"judge_args": '{"use_answer": true}'}).judge_args == {"use_answer": True}
+    data = tmp_path / "math_1.jsonl"
+    data.write_text('{"Question": "Draw 2 red stars.", "Answer": "2 red stars.", "id": "1"}\n')
+    with pytest.raises(UserError, match="no split argument"):
+        StarsTrainer(tasks="unisandbox-file").train(tiny_model, tmp_path / "x")
+    with pytest.raises(UserError, match=r"unknown judge .no-such-judge."):
+        StarsTrainer(judge="no-such-judge", progress=False).train(tiny_model, tmp_path / "y")
