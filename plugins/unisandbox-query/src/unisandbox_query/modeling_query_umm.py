@@ -304,8 +304,12 @@ class QueryUMM(nn.Module):
     # Losses
     # ----------------------------------------------------------------------------------
     def text_loss(self, prompts: Sequence[str], answers: Sequence[str],
-                  images: Sequence[Image.Image] | None = None) -> torch.Tensor:
-        """Cross-entropy on the answer tokens only (prompts are chat_text strings)."""
+                  images: Sequence[Image.Image] | torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy on the answer tokens only (prompts are chat_text strings).
+
+        ``images`` (PIL images or a [B, 3, S, S] tensor in [-1, 1]) fill the ``<image>``
+        placeholders of the prompts, in order.
+        """
         full = [f"{p} {a} {EOS}" for p, a in zip(prompts, answers, strict=True)]
         ids, mask = self.tokenize(full)
         prompt_lens = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -314,7 +318,10 @@ class QueryUMM(nn.Module):
         pad = (mask == 0).sum(1).tolist()
         for row, (p_len, n_pad) in enumerate(zip(prompt_lens, pad, strict=True)):
             labels[row, : n_pad + p_len] = -100
-        pixel_values = self.pixels(images) if images is not None else None
+        if images is None or isinstance(images, torch.Tensor):
+            pixel_values = images
+        else:
+            pixel_values = self.pixels(images)
         embeds = self.embed(ids, pixel_values)
         logits = self.lm_forward(embeds, mask, use_cache=False).logits
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),

@@ -1,0 +1,108 @@
+"""The sandbox model's figures (issue 4): pretraining time, direct prompts, U, describing images,
+the gap on the glyph-world test sets through the engine, and batched sampling speed.
+
+    .venv/bin/python bench/sandbox_model.py                  # pretrain with the default recipe
+    .venv/bin/python bench/sandbox_model.py --checkpoint DIR  # measure an existing checkpoint
+
+Prints every figure; writes them as JSON to --out/figures.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from unisandbox.records import GenerationRequest
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+
+TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:5.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, help="measure this model folder instead of pretraining")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-sandbox"))
+    ap.add_argument("--n", type=int, default=50, help="test items (pairs for mapping) per task")
+    ap.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    args = ap.parse_args()
+
+    from unisandbox_query.model import QueryModel
+    from unisandbox_query.sandbox.corpus import TEMPLATES
+    from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy
+    from unisandbox_query.sandbox.pretrain import (
+        Recipe,
+        SandboxPretrain,
+        build_corpus,
+        scratch_model,
+    )
+
+    figures: dict = {}
+    recipe = Recipe() if args.steps is None else Recipe(steps=args.steps)
+    if args.checkpoint is None:
+        t0 = time.perf_counter()
+        result = SandboxPretrain(steps=recipe.steps).train(scratch_model(recipe), args.out / "pretrain")
+        figures["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"pretraining: {figures['pretrain_seconds']} s for {recipe.steps} steps (recipe {recipe.digest()})")
+        checkpoint = result.checkpoint
+    else:
+        checkpoint = args.checkpoint
+    model = QueryModel.from_pretrained(checkpoint)
+    corpus = build_corpus(recipe)
+
+    held = direct_accuracy(model, corpus.held_out_targets)
+    seen = direct_accuracy(model, corpus.train_targets[::4], template=TEMPLATES[0], seed=1)
+    figures["direct_held_out"], figures["direct_seen"] = held, seen
+    print(f"direct prompts, held-out targets + held-out template: {pct(held['accuracy'])} % (n={held['n']}) "
+          + ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in held.items() if isinstance(v, dict)))
+    print(f"direct prompts, trained targets: {pct(seen['accuracy'])} % (n={seen['n']})")
+
+    desc = describe_accuracy(model, corpus.held_out_targets + corpus.train_targets[::6])
+    figures["describe"] = desc
+    print(f"describing rendered images: {pct(desc['accuracy'])} % (n={desc['n']}) "
+          + ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in desc.items() if isinstance(v, dict)))
+
+    config = RunConfig(model=Component("query", {"path": str(checkpoint)}),
+                       tasks=tuple(Component(t, {"world": "glyph", "n": args.n}) for t in TASKS),
+                       judge=Component("glyph"), out=args.out / "eval", batch_size=64)
+    t0 = time.perf_counter()
+    results = Runner(config, model=model, progress=sys.stderr.isatty()).run()
+    figures["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    figures["tasks"] = results["tasks"]
+    print(f"\nengine run over {len(TASKS)} tasks: {figures['eval_seconds']} s")
+    print(f"{'task':10} {'U':>6} {'G-normal (95% CI)':>22} {'G-think (95% CI)':>22} {'chance':>7}")
+    for task, entry in results["tasks"].items():
+        cell = entry["levels"]["all"]
+        u = cell["understanding"]["accuracy"]
+        row = [f"{pct(cell[m]['accuracy'])} [{pct(cell[m]['ci95'][0])},{pct(cell[m]['ci95'][1])}]"
+               for m in ("normal", "think")]
+        print(f"{task:10} {pct(u):>6} {row[0]:>22} {row[1]:>22} {pct(entry['chance']):>7}")
+
+    requests = [GenerationRequest(TEMPLATES[0].format(p="3 red stars"), "normal", i) for i in range(64)]
+    model.generate(requests[:2])
+    t0 = time.perf_counter()
+    model.generate(requests)
+    batched = (time.perf_counter() - t0) / len(requests)
+    t0 = time.perf_counter()
+    for r in requests[:16]:
+        model.generate([r])
+    single = (time.perf_counter() - t0) / 16
+    figures["sampling"] = {"batched_images_per_s": round(1 / batched, 1),
+                           "single_images_per_s": round(1 / single, 1),
+                           "speedup": round(single / batched, 1)}
+    print(f"\nsampling: batched {1 / batched:.1f} images/s, one at a time {1 / single:.1f} images/s, "
+          f"speed-up {single / batched:.1f}x")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

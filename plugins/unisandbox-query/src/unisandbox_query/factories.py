@@ -1,0 +1,77 @@
+"""Building query models from user arguments: a folder, from scratch, or the default checkpoint."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from unisandbox.errors import UserError
+
+from .model import QueryModel
+
+
+def cache_root() -> Path:
+    """``$UNISANDBOX_CACHE``, else ``$XDG_CACHE_HOME/unisandbox``, else ``~/.cache/unisandbox``."""
+    if os.environ.get("UNISANDBOX_CACHE"):
+        return Path(os.environ["UNISANDBOX_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "unisandbox"
+
+
+def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float | None,
+             threads: int | None) -> dict[str, Any]:
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return {"device": device, "batch_size": int(batch_size), "steps": steps, "cfg_scale": cfg_scale}
+
+
+def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,
+                    cfg_scale: float | None = None, threads: int | None = None) -> QueryModel:
+    """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"model path {folder} is not a folder")
+    try:
+        return QueryModel.from_pretrained(folder, **_options(device, batch_size, steps, cfg_scale, threads))
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def default_checkpoint(progress: bool = True) -> Path:
+    """The pretrained sandbox checkpoint for the default recipe, trained once if missing."""
+    from .sandbox.pretrain import Recipe, SandboxPretrain, scratch_model
+
+    recipe = Recipe()
+    folder = cache_root() / f"query-tiny-{recipe.digest()}"
+    model_dir = folder / "model"
+    if (model_dir / "model.safetensors").is_file():
+        return model_dir
+    print(f"query-tiny: no pretrained sandbox checkpoint for recipe {recipe.digest()} yet; "
+          f"training one now (a few minutes on a CPU, once) into {folder}", file=sys.stderr)
+    SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)
+    return model_dir
+
+
+def query_tiny(path: str | None = None, init: str | None = None, device: str = "cpu",
+               batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
+               threads: int | None = None) -> QueryModel:
+    """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model,
+    nothing the default pretrained checkpoint (trained into the user cache on first use)."""
+    if path is not None:
+        return query_from_path(path, device, batch_size, steps, cfg_scale, threads)
+    if init not in (None, "scratch"):
+        raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
+    opts = _options(device, batch_size, steps, cfg_scale, threads)
+    if init == "scratch":
+        from .sandbox.pretrain import scratch_model
+
+        model = scratch_model()
+        model.umm.to(opts.pop("device"))
+        for key, value in opts.items():
+            setattr(model, key, value)
+        return model
+    return QueryModel.from_pretrained(default_checkpoint(), **opts)

@@ -1,0 +1,137 @@
+"""The engine-facing model: wraps a :class:`QueryUMM` in the unisandbox Model protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL.Image import Image
+from unisandbox import capabilities as caps
+from unisandbox.protocols import Model, QueryStates
+from unisandbox.records import Conversation, Generation, GenerationRequest
+
+from .modeling_query_umm import QueryUMM
+
+CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_STATES,
+                          caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION})
+
+
+def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class QueryModel(Model):
+    """A query-based UMM: generate (normal / think), understand, chat, probes, training."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, umm: QueryUMM, *, source: str = "", batch_size: int = 64,
+                 steps: int | None = None, cfg_scale: float | None = None) -> None:
+        self.umm = umm
+        self.source = source
+        self.batch_size = batch_size
+        self.steps = steps
+        self.cfg_scale = cfg_scale
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", **options: Any) -> QueryModel:
+        return cls(QueryUMM.from_pretrained(path, device=device), source=str(path), **options)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "checkpoint": self.source,
+                "steps": self.steps or self.umm.config.sample_steps,
+                "cfg_scale": self.umm.config.cfg_scale if self.cfg_scale is None else self.cfg_scale}
+
+    # --- generate / understand / chat ----------------------------------------------------
+    def contexts(self, requests: Sequence[GenerationRequest]) -> tuple[list[str], list[str | None]]:
+        """The full context each request conditions on, and the reasoning (think mode)."""
+        thinks: list[str | None] = [None] * len(requests)
+        think_idx = [i for i, r in enumerate(requests) if r.mode == "think"]
+        if think_idx:
+            written = self.umm.think([requests[i].prompt for i in think_idx])
+            for i, text in zip(think_idx, written, strict=True):
+                thinks[i] = text
+        contexts = [self.umm.generation_context(r.prompt, t) for r, t in zip(requests, thinks, strict=True)]
+        return contexts, thinks
+
+    @torch.no_grad()
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        self.umm.eval()
+        out: list[Generation] = []
+        for batch in _batches(list(requests), self.batch_size):
+            contexts, thinks = self.contexts(batch)
+            x = self.umm.sample(self.umm.condition(contexts), [r.seed for r in batch],
+                                steps=self.steps, cfg_scale=self.cfg_scale)
+            out += [Generation(image=im, think=t)
+                    for im, t in zip(self.umm.to_images(x), thinks, strict=True)]
+        return out
+
+    @torch.no_grad()
+    def understand(self, images: Sequence[Image], questions: Sequence[str]) -> list[str]:
+        self.umm.eval()
+        pairs = list(zip(images, questions, strict=True))
+        return [a for b in _batches(pairs, self.batch_size)
+                for a in self.umm.understand([i for i, _ in b], [q for _, q in b])]
+
+    @torch.no_grad()
+    def chat(self, prompts: Sequence[str]) -> list[str]:
+        self.umm.eval()
+        return [a for b in _batches(list(prompts), self.batch_size) for a in self.umm.chat(b)]
+
+    # --- probes --------------------------------------------------------------------------
+    @torch.no_grad()
+    def query_states(self, requests: Sequence[GenerationRequest]) -> list[QueryStates]:
+        """Per request: every layer's states at the last text token and at each query."""
+        self.umm.eval()
+        q = self.umm.config.num_queries
+        labels = ("baseline", *(f"q{i}" for i in range(q)))
+        out: list[QueryStates] = []
+        for batch in _batches(list(requests), self.batch_size):
+            contexts, thinks = self.contexts(batch)
+            hidden = torch.stack(self.umm.query_hidden(contexts))  # [L+1, B, T, W]
+            for row, think in enumerate(thinks):
+                out.append(QueryStates(hidden=hidden[:, row, -(q + 1):].float().cpu(),
+                                       labels=labels, think=think))
+        return out
+
+    @torch.no_grad()
+    def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
+        lm = self.umm.lm
+        normed = lm.model.norm(hidden.to(self.umm.device))
+        return torch.softmax(lm.lm_head(normed).float(), dim=-1).cpu()
+
+    def vocabulary(self) -> dict[str, int]:
+        return dict(self.umm.tokenizer.get_vocab())
+
+    # --- training ------------------------------------------------------------------------
+    def trainable_parameters(self, part: str) -> list[torch.nn.Parameter]:
+        if part == "understanding":
+            return self.umm.understanding_parameters()
+        if part == "generation":
+            return self.umm.generation_parameters()
+        raise ValueError(f"unknown part {part!r}; expected understanding or generation")
+
+    def text_loss(self, conversations: Sequence[Conversation]) -> torch.Tensor:
+        """Cross-entropy on every assistant turn, each conditioned on the turns before it."""
+        prompts, answers = [], []
+        for conv in conversations:
+            history = ""
+            for turn in conv.turns:
+                if turn.role == "user":
+                    history = f"{history} {self.umm.chat_text(turn.text)}".strip()
+                else:
+                    prompts.append(history)
+                    answers.append(turn.text)
+                    history = f"{history} {turn.text} {self.umm.tokenizer.eos_token}"
+        return self.umm.text_loss(prompts, answers)
+
+    def generation_loss(self, prompts: Sequence[str], images: Sequence[Image],
+                        seed: int = 0) -> torch.Tensor:
+        contexts = [self.umm.generation_context(p) for p in prompts]
+        generator = torch.Generator().manual_seed(seed)
+        return self.umm.flow_loss(contexts, self.umm.pixels(images), generator)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.umm.save_pretrained(path)

@@ -1,0 +1,58 @@
+"""Entry point of the unisandbox-query plugin: the query-based models and the sandbox trainer.
+
+Import-light on purpose (the CLI imports every plugin module at start-up): torch, transformers
+and diffusers load inside the factories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from unisandbox import capabilities as caps
+from unisandbox.hookspecs import hookimpl
+from unisandbox.specs import ModelSpec, TrainerSpec
+
+PLUGIN_API_VERSION = 1
+
+CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_STATES,
+                          caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION})
+
+
+def query_tiny(**kwargs: Any) -> Any:
+    from .factories import query_tiny as make
+
+    return make(**kwargs)
+
+
+def query(**kwargs: Any) -> Any:
+    from .factories import query_from_path
+
+    return query_from_path(**kwargs)
+
+
+def sandbox_pretrain(**kwargs: Any) -> Any:
+    from .sandbox.pretrain import SandboxPretrain
+
+    return SandboxPretrain(**kwargs)
+
+
+@hookimpl
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    register(ModelSpec(
+        name="query-tiny", factory=query_tiny, capabilities=CAPABILITIES,
+        description="the sandbox's tiny query-based UMM (CPU; pretrained on first use, or path=DIR)",
+    ))
+    register(ModelSpec(
+        name="query", factory=query, capabilities=CAPABILITIES,
+        description="a query-based UMM checkpoint folder (path=DIR): LM + queries + connector + denoiser",
+    ))
+
+
+@hookimpl
+def register_trainers(register: Callable[[TrainerSpec], None]) -> None:
+    register(TrainerSpec(
+        name="sandbox-pretrain", factory=sandbox_pretrain,
+        requires={caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION},
+        description="pretrain the sandbox model from scratch (use --model query-tiny --model-arg init=scratch)",
+    ))

@@ -1,0 +1,303 @@
+"""What the sandbox model is pretrained on, built from the glyph world and the task suite.
+
+Two streams, kept apart on purpose:
+
+* **Generation** (the flow loss) sees **direct prompts only** — "Draw 3 red stars.", "Draw a
+  portrait of a young East Asian woman with black hair." — never a reasoning prompt, a
+  character name or a mapping rule. Whatever the generator later does with those must come
+  through the understanding side. Some direct prompts arrive in the think format with a plan
+  that only restates the picture ("<think> So draw 3 red stars. </think>"), so the queries learn
+  to read a plan at the end of a longer context; the plan never contains reasoning.
+* **Understanding** (the text loss) learns the world's language: what a direct prompt asks
+  for, arithmetic facts, worked answers and think traces for the TRAIN split of every task,
+  the train-split characters (test characters arrive only through knowledge injection),
+  describing images, and the self-filter format STARS uses.
+
+Every list is built from a seed; the same seed gives the same corpus on any machine.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+import attrs
+from unisandbox.judges.selfjudge import filter_prompt
+from unisandbox.records import Sample
+from unisandbox.tasks import knowledge as K
+from unisandbox.tasks.common import article
+from unisandbox.world import get_world
+from unisandbox.world.glyph import COUNTS
+
+TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
+#: direct-prompt templates the generator trains on; ``HELD_OUT_TEMPLATE`` is for evaluation only
+TEMPLATES = ("Draw {p}.", "Generate {p}.", "Show {p}.", "An image of {p}.", "Please draw {p}.",
+             "Make a picture of {p}.")
+HELD_OUT_TEMPLATE = "Create an image showing {p}."
+ASK_WHAT = "What should the picture show?"
+DESCRIBE_QUESTIONS = ("What does the image show?", "Describe the image.", "What is in the picture?")
+
+
+@attrs.frozen
+class TextExample:
+    """One supervised text turn; ``image`` is a glyph target rendered for the vision side."""
+
+    category: str
+    user: str
+    answer: str
+    image: Mapping[str, Any] | None = None
+    layout: str = "canonical"
+
+
+def phrase(target: Mapping[str, Any], *, bare: bool = False) -> str:
+    """The words for a glyph target: '3 red stars', 'a red star', 'grapes', 'a portrait of ...'."""
+    world = get_world("glyph")
+    if "portrait" in target:
+        return "a portrait of " + K.describe_portrait(target["portrait"])
+    thing = world.thing(target["kind"], target.get("colour"))
+    count = target.get("count", 1)
+    if bare:
+        return thing.name(2)
+    if count == 1:
+        return article(thing.name(1))
+    return f"{count} {thing.name(count)}"
+
+
+def direct_targets(world_name: str = "glyph") -> list[dict[str, Any]]:
+    """Every picture the generator can be asked for directly."""
+    world = get_world(world_name)
+    out: list[dict[str, Any]] = [t.target(n) for t in world.objects for n in COUNTS]
+    out += [t.target(n) for t in (*world.fruits, *world.flowers) for n in COUNTS]
+    attrs_ = world.portrait
+    out += [{"portrait": {"ethnicity": e, "hair": h, "age": a, "gender": g}}
+            for e in attrs_["ethnicity"] for h in attrs_["hair"] for a in attrs_["age"]
+            for g in attrs_["gender"]]
+    return out
+
+
+def target_key(target: Mapping[str, Any]) -> str:
+    if "portrait" in target:
+        return "portrait:" + ",".join(target["portrait"][k] for k in sorted(target["portrait"]))
+    return f"{target['kind']}:{target.get('colour')}:{target.get('count', 1)}"
+
+
+@attrs.define
+class SandboxCorpus:
+    """The pretraining corpus. ``held_out`` direct targets are never shown to the generator."""
+
+    seed: int = 0
+    n_train: int = 600  # train-split items per reasoning task
+    n_characters: int = 24  # train-split characters the understanding side learns
+    held_out_share: float = 0.1
+    think_format_share: float = 0.3
+
+    @cached_property
+    def rng(self) -> random.Random:
+        return random.Random(f"sandbox-corpus:{self.seed}")
+
+    # --- generation stream -------------------------------------------------------------
+    @cached_property
+    def split_targets(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        targets = direct_targets()
+        rng = random.Random(f"held-out:{self.seed}")
+        keys = sorted(target_key(t) for t in targets)
+        held = set(rng.sample(keys, round(self.held_out_share * len(keys))))
+        return ([t for t in targets if target_key(t) not in held],
+                [t for t in targets if target_key(t) in held])
+
+    @property
+    def train_targets(self) -> list[dict[str, Any]]:
+        return self.split_targets[0]
+
+    @property
+    def held_out_targets(self) -> list[dict[str, Any]]:
+        return self.split_targets[1]
+
+    def direct_prompt(self, target: Mapping[str, Any], rng: random.Random,
+                      template: str | None = None) -> str:
+        bare = "kind" in target and "colour" not in target and target.get("count", 1) == 1 \
+            and rng.random() < 0.3
+        return (template or rng.choice(TEMPLATES)).format(p=phrase(target, bare=bare))
+
+    def generation_example(self, rng: random.Random) -> tuple[str, str | None, dict[str, Any]]:
+        """(prompt, plan or None, target): a direct prompt, sometimes in the think format."""
+        target = rng.choice(self.train_targets)
+        prompt = self.direct_prompt(target, rng)
+        if rng.random() < self.think_format_share:
+            plan = f"So draw {phrase(target)}."
+            return prompt, plan, target
+        return prompt, None, target
+
+    # --- understanding stream ----------------------------------------------------------
+    @cached_property
+    def train_samples(self) -> dict[str, list[Sample]]:
+        from unisandbox.factories import build
+        from unisandbox.registry import get_registry
+
+        reg = get_registry()
+        out = {}
+        for name in TASKS:
+            out[name] = list(build(reg.task(name), {"world": "glyph", "split": "train",
+                                                    "n": self.n_train, "seed": self.seed}).samples())
+        return out
+
+    @cached_property
+    def characters(self) -> list[K.Character]:
+        return K.make_characters(self.n_characters, self.seed, "train", get_world("glyph"))
+
+    @cached_property
+    def knowledge_samples(self) -> list[Sample]:
+        world = get_world("glyph")
+        return (K.forward_samples(self.characters, world, "train")
+                + K.inverse_samples(self.characters, world, "train"))
+
+    @cached_property
+    def arithmetic_facts(self) -> list[str]:
+        """Every one-operation fact the math steps use ('17 % 3 = 2.'), from every split.
+
+        Facts are knowledge, not items: a split keeps whole expressions apart, and the
+        understanding side knowing that 7 - 4 = 3 is what makes U meaningful at all.
+        """
+        from unisandbox.factories import build
+        from unisandbox.registry import get_registry
+
+        facts: set[str] = set()
+        reg = get_registry()
+        for split in ("train", "dev", "test"):
+            for name in ("math-1", "math-2", "math-3"):
+                for s in build(reg.task(name), {"world": "glyph", "split": split, "n": 1500,
+                                                "seed": self.seed}).samples():
+                    facts.update(step for step in s.meta["steps"] if "=" in step)
+        return sorted(facts)
+
+    def text_examples(self) -> dict[str, list[TextExample]]:
+        """Every category's examples (images are targets, rendered when batched)."""
+        cats: dict[str, list[TextExample]] = {
+            "ask": self._ask(), "facts": self._facts(), "math": [], "mapping": [],
+            "think": [], "knowledge": self._knowledge(), "describe": self._describe(),
+            "filter": self._filter(),
+        }
+        for name, samples in self.train_samples.items():
+            family = "math" if name.startswith("math") else "mapping"
+            for s in samples:
+                cats[family].append(TextExample(family, s.question, worked_answer(s, family)))
+                cats["think"].append(TextExample("think", s.prompt, think_trace(s)))
+        for s in self.knowledge_samples:
+            cats["think"].append(TextExample("think", s.prompt, think_trace(s)))
+            cats["knowledge"].append(TextExample("knowledge", s.question,
+                                                 worked_answer(s, "knowledge")))
+        return cats
+
+    def _ask(self) -> list[TextExample]:
+        rng = random.Random(f"ask:{self.seed}")
+        return [TextExample("ask", f"{self.direct_prompt(t, rng)} {ASK_WHAT}", phrase(t) + ".")
+                for t in direct_targets() for _ in range(2)]
+
+    def _facts(self) -> list[TextExample]:
+        out = []
+        for fact in self.arithmetic_facts:
+            lhs, rhs = fact.rstrip(".").split(" = ")
+            out.append(TextExample("facts", f"What is {lhs}?", f"{lhs} = {rhs}. The answer is {rhs}."))
+        return out
+
+    def _knowledge(self) -> list[TextExample]:
+        world = get_world("glyph")
+        return [TextExample("knowledge", c.turns[0].text, c.turns[1].text)
+                for c in K.corpus(self.characters, world, seed=self.seed)]
+
+    def _describe(self) -> list[TextExample]:
+        rng = random.Random(f"describe:{self.seed}")
+        out = []
+        for t in direct_targets():
+            for _ in range(2):
+                layout = "random" if "kind" in t and rng.random() < 0.3 else "canonical"
+                out.append(TextExample("describe", rng.choice(DESCRIBE_QUESTIONS),
+                                       describe_answer(t), image=t, layout=layout))
+        return out
+
+    def _filter(self) -> list[TextExample]:
+        """Self-filter examples: the right picture half the time, a near miss otherwise."""
+        rng = random.Random(f"filter:{self.seed}")
+        samples = [s for group in self.train_samples.values() for s in group] + self.knowledge_samples
+        out = []
+        for s in samples:
+            right = rng.random() < 0.5
+            shown = dict(s.target) if right else near_miss(s.target, rng)
+            if "kind" in shown and "count" not in shown:
+                shown["count"] = 1
+            answer = filter_answer(s, shown, right)
+            out.append(TextExample("filter", filter_prompt(s.prompt), answer, image=shown))
+        return out
+
+    def all_texts(self) -> Iterable[str]:
+        """Every string the tokenizer must know (character names excluded on purpose)."""
+        for examples in self.text_examples().values():
+            for e in examples:
+                yield e.user
+                yield e.answer
+        for t in direct_targets():
+            for template in (*TEMPLATES, HELD_OUT_TEMPLATE):
+                yield template.format(p=phrase(t))
+                yield template.format(p=phrase(t, bare=True)) if "colour" not in t and "kind" in t else ""
+        yield " ".join(str(i) for i in range(101))
+
+
+def describe_answer(target: Mapping[str, Any]) -> str:
+    """How the model describes a picture: 'The image shows 3 red stars.'"""
+    return f"The image shows {phrase(target)}."
+
+
+def worked_answer(sample: Sample, family: str) -> str:
+    """A U answer that shows its working and ends with a sentence naming the answer.
+
+    The task checks read the last number (math) or the final sentence (mapping, knowledge).
+    """
+    steps = [s for s in sample.meta.get("steps", []) if not s.startswith("So draw")]
+    if family == "math":
+        return " ".join([*steps, f"The answer is {sample.question_answer}."])
+    if family == "mapping":
+        return " ".join([*steps, f"So the answer is {sample.meta['draw']}."])
+    if sample.meta.get("direction") == "inverse" or any(s.startswith("So the one is") for s in steps):
+        cut = next(i for i, s in enumerate(steps) if s.startswith("So the one is"))
+        return " ".join(steps[: cut + 1])
+    return steps[0]
+
+
+def think_trace(sample: Sample) -> str:
+    return " ".join(sample.meta["steps"])
+
+
+def near_miss(target: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A picture one attribute away from ``target`` (what a generator typically gets wrong)."""
+    world = get_world("glyph")
+    t = dict(target)
+    if "portrait" in t:
+        p = dict(t["portrait"])
+        key = rng.choice(sorted(p))
+        p[key] = rng.choice([v for v in world.portrait[key] if v != p[key]])
+        return {"portrait": p}
+    choices = ["kind"] + (["colour"] if "colour" in t else []) + (["count"] if "count" in t else [])
+    key = rng.choice(choices)
+    if key == "count":
+        t["count"] = rng.choice([c for c in COUNTS if c != t["count"]])
+    elif key == "colour":
+        t["colour"] = rng.choice([c for c in {o.colour for o in world.objects} if c != t["colour"]])
+    else:
+        pool = world.objects if "colour" in t else (*world.fruits, *world.flowers)
+        kinds = sorted({o.kind for o in pool} - {t["kind"]})
+        t["kind"] = rng.choice(kinds)
+    return t
+
+
+def filter_answer(sample: Sample, shown: Mapping[str, Any], right: bool) -> str:
+    steps = [s for s in sample.meta.get("steps", []) if not s.startswith("So draw")]
+    draw = sample.meta.get("draw", "")
+    verdict = "YES" if right else "NO"
+    return " ".join([describe_answer(shown), *steps, f"It should show {draw}.",
+                     f"Final Answer: {verdict}"])
+
+
+def split_batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,196 @@
+"""``sandbox-pretrain``: train the tiny query model from scratch on the sandbox corpus.
+
+One loop, two losses per step: the flow loss on a batch of direct prompts (generation), and
+the text loss on a batch of one understanding category (categories drawn by weight, so every
+batch has sequences of similar length). Seeded: the same recipe gives the same checkpoint.
+A killed run resumes from its last saved state in ``out_dir/state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from unisandbox.protocols import Trainer, TrainResult
+from unisandbox.run.store import atomic_write_json
+from unisandbox.world.glyph_draw import render_array
+
+from ..model import QueryModel
+from ..modeling_query_umm import QueryUMM, QueryUMMConfig, cosine_lr
+from ..tokenization import build_tokenizer
+from .corpus import SandboxCorpus, TextExample
+
+CORPUS_VERSION = "1"
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "ask": 1.0, "facts": 1.0, "math": 1.5, "mapping": 2.0, "think": 2.0,
+    "knowledge": 1.0, "describe": 1.0, "filter": 1.5,
+}
+
+
+@attrs.frozen
+class Recipe:
+    """Everything that determines the pretrained checkpoint (its hash names the cache)."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    text_batch_size: int = 32  # at most; long categories get fewer sequences (token budget)
+    text_tokens: int = 1200  # tokens per text batch
+    lr: float = 2e-3
+    warmup: int = 50
+    text_weight: float = 1.0
+    seed: int = 0
+    weights: Mapping[str, float] = attrs.field(factory=lambda: dict(DEFAULT_WEIGHTS))
+    noise_aug: float = 0.15  # max pixel noise (in [-1, 1] units) on images the vision side reads
+    n_train: int = 600
+    n_characters: int = 24
+    think_format_share: float = 0.3
+
+    def digest(self) -> str:
+        payload = json.dumps({"recipe": attrs.asdict(self), "corpus": CORPUS_VERSION,
+                              "config": QueryUMMConfig().to_json()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def build_corpus(recipe: Recipe) -> SandboxCorpus:
+    return SandboxCorpus(seed=recipe.seed, n_train=recipe.n_train,
+                         n_characters=recipe.n_characters,
+                         think_format_share=recipe.think_format_share)
+
+
+def scratch_model(recipe: Recipe | None = None, config: QueryUMMConfig | None = None) -> QueryModel:
+    """An untrained sandbox model whose tokenizer knows the corpus's words."""
+    recipe = recipe or Recipe()
+    torch.manual_seed(recipe.seed)
+    tokenizer = build_tokenizer(build_corpus(recipe).all_texts())
+    return QueryModel(QueryUMM(config or QueryUMMConfig(), tokenizer), source="scratch")
+
+
+def _images(targets: list[Mapping[str, Any]], layouts: list[str], seeds: list[int]) -> torch.Tensor:
+    arrays = np.stack([render_array(t, layout=lay, seed=s) for t, lay, s in
+                       zip(targets, layouts, seeds, strict=True)])
+    return torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+class SandboxPretrain(Trainer):
+    """Pretrain the sandbox model (see the module docstring)."""
+
+    def __init__(self, progress: bool = True, checkpoint_every: int = 250, **recipe: Any) -> None:
+        if "weights" in recipe and isinstance(recipe["weights"], str):
+            recipe["weights"] = json.loads(recipe["weights"])
+        self.recipe = Recipe(**recipe)
+        self.progress = progress
+        self.checkpoint_every = checkpoint_every
+
+    def train(self, model: QueryModel, out_dir: Path) -> TrainResult:
+        r = self.recipe
+        umm = model.umm
+        corpus = build_corpus(r)
+        cats = corpus.text_examples()
+        names = [c for c in r.weights if r.weights[c] > 0 and cats.get(c)]
+        weights = [r.weights[c] for c in names]
+        sizes = {c: self._batch_size(umm, cats[c]) for c in names}
+        state_dir = out_dir / "state"
+        params = [p for p in umm.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=r.lr, weight_decay=0.0, betas=(0.9, 0.98))
+        rng = random.Random(f"pretrain:{r.seed}")
+        generator = torch.Generator().manual_seed(r.seed)
+        start, log = 0, []
+        if (state_dir / "trainer_state.json").is_file():
+            start, log = self._resume(umm, optimizer, rng, generator, state_dir)
+        umm.train()
+        t0 = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=r.steps, initial=start, desc="sandbox-pretrain", unit="step",
+                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        for step in range(start, r.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = r.lr * cosine_lr(step, r.steps, r.warmup)
+            gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
+            contexts = [umm.generation_context(p, plan) for p, plan, _ in gen]
+            x0 = _images([t for _, _, t in gen], ["canonical"] * len(gen), [0] * len(gen))
+            flow = umm.flow_loss(contexts, x0.to(umm.device), generator)
+            category = rng.choices(names, weights)[0]
+            batch = rng.sample(cats[category], sizes[category])
+            text = self._text_loss(umm, batch, rng, generator)
+            loss = flow + r.text_weight * text
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            if step % 25 == 0 or step == r.steps - 1:
+                log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
+                            "category": category, "seconds": round(time.perf_counter() - t0, 1)})
+                bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}")
+            bar.update(1)
+            if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and step + 1 < r.steps:
+                self._save_state(umm, optimizer, rng, generator, state_dir, step + 1, log)
+        bar.close()
+        final = out_dir / "model"
+        umm.eval()
+        umm.save_pretrained(final)
+        metrics = {"steps": r.steps, "seconds": round(time.perf_counter() - t0, 1),
+                   "final_flow_loss": log[-1]["flow"] if log else None,
+                   "final_text_loss": log[-1]["text"] if log else None, "recipe": r.digest()}
+        atomic_write_json(out_dir / "pretrain_log.json", {"recipe": attrs.asdict(r), "log": log,
+                                                          "metrics": metrics})
+        return TrainResult(checkpoint=final, metrics=metrics)
+
+    def _batch_size(self, umm: QueryUMM, examples: list[TextExample]) -> int:
+        """Sequences per batch so that a batch holds about ``text_tokens`` tokens."""
+        probe = examples[:: max(1, len(examples) // 50)]
+        extra = umm.num_image_tokens if probe[0].image is not None else 0
+        mean = sum(len(umm.tokenizer(umm.chat_text(e.user) + " " + e.answer)["input_ids"])
+                   for e in probe) / len(probe) + extra
+        size = max(4, min(self.recipe.text_batch_size, round(self.recipe.text_tokens / mean)))
+        return min(size, len(examples))
+
+    def _text_loss(self, umm: QueryUMM, batch: list[TextExample], rng: random.Random,
+                   generator: torch.Generator) -> torch.Tensor:
+        with_images = [e for e in batch if e.image is not None]
+        if not with_images:
+            return umm.text_loss([umm.chat_text(e.user) for e in batch], [e.answer for e in batch])
+        n = umm.num_image_tokens
+        pixels = _images([e.image for e in batch], [e.layout for e in batch],
+                         [rng.randrange(1 << 30) for _ in batch])
+        if self.recipe.noise_aug > 0:
+            sigma = torch.rand(len(batch), 1, 1, 1, generator=generator) * self.recipe.noise_aug
+            pixels = (pixels + sigma * torch.randn(pixels.shape, generator=generator)).clamp(-1, 1)
+        prompts = [umm.chat_text(e.user, image=True, num_image_tokens=n) for e in batch]
+        return umm.text_loss(prompts, [e.answer for e in batch], pixels.to(umm.device))
+
+    # --- resumable state ---------------------------------------------------------------
+    def _save_state(self, umm: QueryUMM, optimizer: torch.optim.Optimizer, rng: random.Random,
+                    generator: torch.Generator, state_dir: Path, step: int, log: list) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        umm.save_pretrained(state_dir / "model")
+        tmp = state_dir / ".optimizer.pt.tmp"
+        torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state()}, tmp)
+        tmp.replace(state_dir / "optimizer.pt")
+        atomic_write_json(state_dir / "trainer_state.json",
+                          {"step": step, "rng": rng.getstate(), "log": log,
+                           "recipe": self.recipe.digest()})
+
+    def _resume(self, umm: QueryUMM, optimizer: torch.optim.Optimizer, rng: random.Random,
+                generator: torch.Generator, state_dir: Path) -> tuple[int, list]:
+        state = json.loads((state_dir / "trainer_state.json").read_text())
+        if state["recipe"] != self.recipe.digest():
+            raise ValueError(f"{state_dir} holds a run of another recipe; use a fresh --out")
+        saved = QueryUMM.from_pretrained(state_dir / "model")
+        umm.load_state_dict(saved.state_dict())
+        blob = torch.load(state_dir / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(blob["optimizer"])
+        generator.set_state(blob["generator"])
+        version, internal, gauss = state["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        print(f"resuming sandbox-pretrain at step {state['step']}", file=sys.stderr)
+        return state["step"], state["log"]

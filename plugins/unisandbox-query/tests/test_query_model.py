@@ -1,0 +1,150 @@
+"""The query-based UMM: tokenizer, save/load, every capability through the engine, learning."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from unisandbox.records import Conversation, GenerationRequest, Turn
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+from unisandbox.world.glyph_draw import render
+from unisandbox_query.model import QueryModel
+from unisandbox_query.modeling_query_umm import QueryUMM, QueryUMMConfig
+from unisandbox_query.tokenization import build_tokenizer, load_tokenizer
+
+SMALL = QueryUMMConfig(
+    lm={"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512,
+        "tie_word_embeddings": True},
+    vision={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "image_size": 32, "patch_size": 8, "vision_use_head": False},
+    denoiser={"num_attention_heads": 2, "attention_head_dim": 16, "in_channels": 3,
+              "out_channels": 3, "num_layers": 2, "sample_size": 32, "patch_size": 8,
+              "norm_type": "ada_norm_single", "cross_attention_dim": 32,
+              "use_additional_conditions": False},
+    num_queries=4, connector_hidden=32, sample_steps=3, max_think_tokens=8, max_answer_tokens=8,
+)
+TEXTS = ["Draw 3 red stars.", "What is 7 - 4?", "7 - 4 = 3. The answer is 3.",
+         "The image shows 2 blue circles.", "So draw 3 red stars."]
+
+
+@pytest.fixture(scope="module")
+def small() -> QueryModel:
+    torch.manual_seed(0)
+    return QueryModel(QueryUMM(SMALL, build_tokenizer(TEXTS)), source="test")
+
+
+def test_tokenizer_spells_unknown_words_and_round_trips(tmp_path):
+    tok = build_tokenizer(TEXTS)
+    assert "[UNK]" not in tok.tokenize("Zorblax draws 12 stars")
+    assert tok.tokenize("Zorblax")[:2] == ["z", "##o"]
+    assert tok.decode(tok("red stars")["input_ids"]) == "red stars"
+    tok.save_pretrained(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again("7 - 4 = 3")["input_ids"] == tok("7 - 4 = 3")["input_ids"]
+    assert again.padding_side == "left"
+
+
+def test_save_load_round_trip_is_exact(small, tmp_path):
+    small.save_pretrained(tmp_path / "ckpt")
+    assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
+    loaded = QueryModel.from_pretrained(tmp_path / "ckpt")
+    for (name, a), (_, b) in zip(small.umm.state_dict().items(), loaded.umm.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    req = [GenerationRequest("Draw 3 red stars.", "normal", 5), GenerationRequest("What?", "think", 6)]
+    first, second = small.generate(req), loaded.generate(req)
+    assert [g.image.tobytes() for g in first] == [g.image.tobytes() for g in second]
+    assert first[1].think == second[1].think and first[0].think is None
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    from unisandbox.errors import UserError
+    from unisandbox_query.factories import query_from_path
+
+    with pytest.raises(UserError, match=r"no config\.json"):
+        query_from_path(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"bogus": 1}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(UserError):
+        query_from_path(str(tmp_path))
+
+
+def test_seeds_not_batches_decide_the_noise(small):
+    reqs = [GenerationRequest("Draw 3 red stars.", "normal", s) for s in (1, 2, 3)]
+    together = small.generate(reqs)
+    alone = small.generate(reqs[1:2])
+    a = torch.tensor(list(together[1].image.getdata()), dtype=torch.float32)
+    b = torch.tensor(list(alone[0].image.getdata()), dtype=torch.float32)
+    assert (a - b).abs().max() <= 2  # float noise of batched matmuls only
+
+
+def test_every_capability_runs_through_the_engine(small, tmp_path):
+    config = RunConfig(model=Component("query-tiny"), tasks=(Component("math-1", {"world": "glyph", "n": 3}),),
+                       judge=Component("glyph"), out=tmp_path / "run", batch_size=2)
+    results = Runner(config, model=small, progress=False).run()
+    cells = results["tasks"]["math-1"]["levels"]["all"]
+    assert {"normal", "think", "understanding"} <= set(cells)
+    assert (tmp_path / "run/images/math-1/think/1.png").is_file()
+    replies = small.understand([render({"kind": "star", "colour": "red", "count": 2})], ["What does the image show?"])
+    assert isinstance(replies[0], str)
+    states = small.query_states([GenerationRequest("Draw 3 red stars.", "think", 0)])
+    assert states[0].labels[0] == "baseline" and len(states[0].labels) == 1 + SMALL.num_queries
+    assert states[0].hidden.shape[:2] == (SMALL.lm["num_hidden_layers"] + 1, 1 + SMALL.num_queries)
+    probs = small.logit_lens(states[0].hidden[-1])
+    assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[0]), atol=1e-4)
+
+
+def test_training_losses_touch_only_their_part(small):
+    model = QueryModel(QueryUMM(SMALL, small.umm.tokenizer), source="test")
+    und = {id(p) for p in model.trainable_parameters("understanding")}
+    gen = {id(p) for p in model.trainable_parameters("generation")}
+    assert und.isdisjoint(gen) and len(und) + len(gen) == len(list(model.umm.parameters()))
+    conv = Conversation("1", (Turn("user", "What is 7 - 4?"), Turn("assistant", "3")))
+    model.text_loss([conv]).backward()
+    assert all(p.grad is None for p in model.trainable_parameters("generation"))
+    model.umm.zero_grad(set_to_none=True)
+    model.generation_loss(["Draw 3 red stars."], [render({"kind": "star", "colour": "red", "count": 3})]).backward()
+    assert any(p.grad is not None for p in model.trainable_parameters("generation"))
+
+
+def test_learning_happens_with_a_reduced_recipe(small):
+    """A few dozen steps on two direct prompts and one fact: both losses fall a lot."""
+    torch.manual_seed(1)
+    model = QueryModel(QueryUMM(SMALL, small.umm.tokenizer), source="test")
+    umm = model.umm
+    prompts = ["Draw 3 red stars.", "Draw 2 blue circles."]
+    images = umm.pixels([render({"kind": "star", "colour": "red", "count": 3}),
+                         render({"kind": "circle", "colour": "blue", "count": 2})])
+    opt = torch.optim.AdamW(umm.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    contexts = [umm.generation_context(p) for p in prompts]
+    first_flow = umm.flow_loss(contexts, images, gen).item()
+    first_text = umm.text_loss([umm.chat_text("What is 7 - 4?")], ["3"]).item()
+    for _ in range(60):
+        loss = umm.flow_loss(contexts, images, gen) + umm.text_loss([umm.chat_text("What is 7 - 4?")], ["3"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert umm.text_loss([umm.chat_text("What is 7 - 4?")], ["3"]).item() < 0.2 * first_text
+    assert umm.flow_loss(contexts, images, gen).item() < 0.5 * first_flow
+    umm.eval()
+    assert umm.chat(["What is 7 - 4?"]) == ["3"]
+
+
+def test_sandbox_corpus_keeps_the_generator_on_direct_prompts():
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+
+    corpus = SandboxCorpus(n_train=20, n_characters=4)
+    rng = random.Random(0)
+    names = {c.name.lower() for c in corpus.characters}
+    for _ in range(300):
+        prompt, plan, target = corpus.generation_example(rng)
+        text = f"{prompt} {plan or ''}".lower()
+        assert "rule" not in text and "result" not in text and not any(n in text for n in names)
+        assert not any(ch.isdigit() for ch in text) or "count" in target
+    held = {json.dumps(t, sort_keys=True) for t in corpus.held_out_targets}
+    assert held and not held & {json.dumps(t, sort_keys=True) for t in corpus.train_targets}
