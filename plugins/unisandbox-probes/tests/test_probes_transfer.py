@@ -51,7 +51,9 @@ def test_transfer_shows_the_injected_knowledge_forward_not_inverse(lens_folders,
     assert forward["n"] == 6 and forward["n_before_only"] == 0
     assert (out / "transfer_queries_mean.png").is_file()
     assert "data:image/png;base64," in (out / SECTION_HTML).read_text()
-    assert summary["table"]["headers"][4:7] == ["before", "after", "after - before"]
+    assert summary["table"]["headers"][4:9] == ["before", "after", "after - before",
+                                                "other answers before", "other answers after"]
+    assert forward["best"]["control_after"] < 0.02  # the injected answer, not any answer
     assert json.loads((out / "config.json").read_text())["model"] is None
 
 

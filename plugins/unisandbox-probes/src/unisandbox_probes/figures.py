@@ -29,6 +29,11 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _short(value: float) -> str:
+    """A cell label: two decimals, three below 0.01, a dot below 0.001 (the colour says it)."""
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.3f}" if value >= 0.001 else "·"
+
+
 def heatmap(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> Path:
     """Mean relevant-word probability over layer x position, one panel per mode."""
     import numpy as np
@@ -50,7 +55,7 @@ def heatmap(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -> P
         ax.set_title(f"{mode} (n={cells[mode]['n']})", fontsize=10)
         if mat.size <= 160:
             for (row, col), value in np.ndenumerate(mat):
-                ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=6,
+                ax.text(col, row, _short(value), ha="center", va="center", fontsize=6,
                         color="white" if value < 0.6 * vmax else "black")
     fig.colorbar(image, ax=list(axes), label="P(relevant words)")
     fig.suptitle(title, fontsize=11)

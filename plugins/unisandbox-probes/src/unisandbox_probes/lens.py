@@ -32,8 +32,8 @@ from .section import Block, Figure, Heading, Paragraph, Table, write_section
 from .words import GROUPS, group_ids, primary_group, token_groups
 
 RELEVANT = "relevant"
-#: The other items' answers at this item's positions (a permutation null: is it *this*
-#: answer, or the kind of answer the task has?).
+#: The other items' answers at this item's positions (a permutation null within items of one
+#: kind: is it *this* answer, or the kind of answer the task has?).
 CONTROL = "control"
 
 
@@ -140,7 +140,11 @@ class LensProbe(AnalysisTask):
         tokens = {i: t for t, i in vocab.items()}
         samples = list(task.samples())
         words = {s.id: token_groups(s, vocab) for s in samples}
-        answers = Counter(answer_ids(w) for w in words.values())
+        # the control shuffles answers among items of one kind (knowledge: portrait / fruit /
+        # flower), so it never compares a fruit prompt with portrait words
+        answers: dict[str, Counter[tuple[int, ...]]] = defaultdict(Counter)
+        for s in samples:
+            answers[sample_kind(s)][answer_ids(words[s.id])] += 1
         out: list[dict[str, Any]] = []
         for start in range(0, len(samples), self.batch_size):
             batch = samples[start : start + self.batch_size]
@@ -162,7 +166,7 @@ class LensProbe(AnalysisTask):
                     raise RuntimeError(f"{type(model).__name__}.logit_lens: expected "
                                        f"{tuple(hidden.shape[:2])} + [vocabulary], got {tuple(probs.shape)}")
                 out.append(self._record(task, sample, mode, st.labels, st.think, probs,
-                                        words[sample.id], answers, tokens))
+                                        words[sample.id], answers[sample_kind(sample)], tokens))
             progress(f"{task.name} {mode}", min(start + len(batch), len(samples)), len(samples))
         return out
 
@@ -206,6 +210,11 @@ class LensProbe(AnalysisTask):
     def section(self, result: Mapping[str, Any], out_dir: Path) -> list[Block]:
         return lens_section(result, out_dir)
 
+
+
+def sample_kind(sample: Sample) -> str:
+    """The kind of item (``meta['kind']`` when the task sets one, else one kind for all)."""
+    return str(sample.meta.get("kind", ""))
 
 
 def answer_ids(words: Mapping[str, Any]) -> tuple[int, ...]:
@@ -390,8 +399,8 @@ def lens_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
                   "for math, else the answer's object or attribute, in every surface form the "
                   "vocabulary holds). The baseline is the last text token before the query "
                   "tokens; 'other answers' is the probability, at the same position and "
-                  "layer, of the answers of the task's other items (as if the answers were "
-                  "shuffled): does the position hold this answer, or just the kind of answer "
+                  "layer, of the answers of the task's other items of the same kind (as if the "
+                  "answers were shuffled): does the position hold this answer, or just the kind of answer "
                   "the task has? 'uniform' is what a flat distribution would give. Only positions "
                   f"above {result['threshold']:g} are listed per cell; probe.json holds every "
                   "number, per sample, position and layer."),

@@ -20,7 +20,7 @@ from unisandbox.protocols import Model
 from unisandbox.protocols.analysis import RESULT_FILE, AnalysisTask, Progress, no_progress
 
 from . import figures
-from .lens import RELEVANT, _mean, _round, per_layer, write_result
+from .lens import CONTROL, RELEVANT, _mean, _round, per_layer, write_result
 from .section import Block, Figure, Heading, Paragraph, Table, write_section
 
 
@@ -100,22 +100,34 @@ def compare(before: Sequence[Mapping[str, Any]],
         if "baseline" in series["after"]:
             best["baseline_before"] = series["before"]["baseline"][layer]
             best["baseline_after"] = series["after"]["baseline"][layer]
+        control = {}
+        having = [pair for pair in members if all(CONTROL in pair[k]["prob"] for k in (0, 1))]
+        if having:  # items whose kind has other answers in the vocabulary
+            control = {side: per_layer(_mean([pair[k]["prob"][CONTROL] for pair in having]), labels)
+                       for k, side in enumerate(("before", "after"))}
+            best["control_before"] = control["before"][key][layer]
+            best["control_after"] = control["after"][key][layer]
+            best["n_control"] = len(having)
         cells.append({"task": task, "mode": mode, "n": len(members), "labels": labels,
-                      "mean": sides, "per_layer": series, "delta": delta, "best": best,
+                      "mean": sides, "per_layer": series, "per_layer_control": control,
+                      "delta": delta, "best": best,
                       "n_before_only": sum(1 for k in index if k[:2] == (task, mode)) - len(members)})
     return sorted(cells, key=lambda c: (c["task"], c["mode"]))
 
 
 def summary_table(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def fmt(b: Mapping[str, Any], key: str) -> str:
+        return f"{b[key]:.4f}" if key in b else "-"
+
     rows = []
     for c in cells:
         b = c["best"]
-        rows.append([c["task"], c["mode"], c["n"], b["layer"], f"{b['before']:.4f}",
-                     f"{b['after']:.4f}", f"{b['delta']:+.4f}",
-                     f"{b['baseline_before']:.4f}" if "baseline_before" in b else "-",
-                     f"{b['baseline_after']:.4f}" if "baseline_after" in b else "-"])
+        rows.append([c["task"], c["mode"], c["n"], b["layer"], fmt(b, "before"), fmt(b, "after"),
+                     f"{b['delta']:+.4f}", fmt(b, "control_before"), fmt(b, "control_after"),
+                     fmt(b, "baseline_before"), fmt(b, "baseline_after")])
     return {"headers": ["task", "mode", "n", "layer", "before", "after", "after - before",
-                        "baseline before", "baseline after"], "rows": rows}
+                        "other answers before", "other answers after", "baseline before",
+                        "baseline after"], "rows": rows}
 
 
 def transfer_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
@@ -127,7 +139,9 @@ def transfer_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
                   "Mean probability of each sample's relevant words (the injected attribute) at "
                   "the query tokens (mean over queries; the context position for models without "
                   "queries), at the layer where it is highest after injection, over the samples "
-                  "both folders probed."),
+                  "both folders probed; 'other answers' is the same for the other items' "
+                  "answers (the control: injected knowledge should raise this item's answer, "
+                  "not every answer)."),
         Table(tuple(table["headers"]), tuple(tuple(r) for r in table["rows"])),
     ]
     kind = "queries_mean" if all("queries_mean" in c["per_layer"]["after"] for c in cells) else "context"
