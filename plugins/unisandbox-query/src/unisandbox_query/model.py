@@ -83,18 +83,32 @@ class QueryModel(Model):
     # --- probes --------------------------------------------------------------------------
     @torch.no_grad()
     def query_states(self, requests: Sequence[GenerationRequest]) -> list[QueryStates]:
-        """Per request: every layer's states at the last text token and at each query."""
+        """Per request: every layer's residual stream (embeddings first, the last layer before
+        the final norm) at the last text token and at each query."""
         self.umm.eval()
         q = self.umm.config.num_queries
         labels = ("baseline", *(f"q{i}" for i in range(q)))
         out: list[QueryStates] = []
         for batch in _batches(list(requests), self.batch_size):
             contexts, thinks = self.contexts(batch)
-            hidden = torch.stack(self.umm.query_hidden(contexts))  # [L+1, B, T, W]
+            hidden = self._residual_stream(contexts)  # [L+1, B, T, W]
             for row, think in enumerate(thinks):
                 out.append(QueryStates(hidden=hidden[:, row, -(q + 1):].float().cpu(),
                                        labels=labels, think=think))
         return out
+
+    def _residual_stream(self, contexts: Sequence[str]) -> torch.Tensor:
+        """Every layer's hidden states for [context, queries], the last one *before* the final
+        norm: transformers returns it after the norm, and ``logit_lens`` applies the norm."""
+        before_norm: list[torch.Tensor] = []
+        hook = self.umm.lm.model.norm.register_forward_hook(
+            lambda _module, args, _output: before_norm.append(args[0]))
+        try:
+            layers = list(self.umm.query_hidden(contexts))
+        finally:
+            hook.remove()
+        layers[-1] = before_norm[-1]
+        return torch.stack(layers)
 
     @torch.no_grad()
     def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
