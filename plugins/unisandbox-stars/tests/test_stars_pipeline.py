@@ -57,6 +57,8 @@ def test_stars_trains_generation_only_and_writes_every_stage(tiny_model, tmp_pat
         assert (phase / "train" / "model" / "model.safetensors").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["phases"]) == ["round1-level1", "round1-level2"]
+    # the curriculum replays: level 2 trains on level 1's accepted candidates too
+    assert [p["train"]["examples"] for p in summary["phases"].values()] == [6, 12]
     # the run's prompts are the TRAIN split's
     train = build(get_registry().task("math-1"), {"split": "train", "world": "glyph", "n": 3})
     assert {c["prompt"] for c in lines(out / "round1-level1" / "candidates.jsonl")} == \
@@ -152,7 +154,7 @@ def test_a_crash_resumes_to_the_same_model(tiny_checkpoint: Path, tmp_path: Path
         failing("generate", 3 + 3)
     elif crash == "between":  # after level 1's stage II, before its stage III
         original = StarsRun.stage3
-        monkeypatch.setattr(StarsRun, "stage3", lambda self, phase: (_ for _ in ()).throw(
+        monkeypatch.setattr(StarsRun, "stage3", lambda self, phase, sources=None: (_ for _ in ()).throw(
             RuntimeError("simulated crash")))
     else:  # inside level 2's fine-tuning, after a saved state
         failing("generation_loss", 3 + 3)
@@ -194,6 +196,11 @@ def test_phases_curriculum_mixed_and_rounds(tiny_model, tmp_path: Path) -> None:
                      tiny_model, tmp_path)
     assert mixed.phases() == [Phase(1, (1, 3), "round1-mixed", 240)]
     assert split_steps(2, 3) == [1, 1, 1] and split_steps(None, 2) == [None, None]
+    phases = curriculum.phases()
+    assert curriculum.training_phases(phases, phases[4]) == phases[3:5]
+    alone = StarsRun(StarsTrainer(tasks="math-1,math-2", n=1, replay=False, progress=False),
+                     tiny_model, tmp_path)
+    assert alone.training_phases(alone.phases(), alone.phases()[1]) == [alone.phases()[1]]
 
 
 def test_stars_arguments_and_tasks_are_checked(tiny_model, tmp_path: Path) -> None:

@@ -167,6 +167,15 @@ class StarsRun:
                         for lv, s in zip(levels, shares, strict=True)]
         return out
 
+    def training_phases(self, phases: Sequence[Phase], phase: Phase) -> list[Phase]:
+        """Whose accepted candidates ``phase``'s stage III trains on: its own, and with
+        ``replay`` (a curriculum's default) also those of the earlier phases of its round,
+        so that learning level 2 does not mean forgetting level 1."""
+        if not self.t.replay:
+            return [phase]
+        upto = phases[: phases.index(phase) + 1]
+        return [p for p in upto if p.round == phase.round]
+
     # --- the run ------------------------------------------------------------------------
     def run(self) -> TrainResult:
         t0 = time.perf_counter()
@@ -174,12 +183,13 @@ class StarsRun:
         check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
                                     "model": self.model.identity()}, self.dist.is_main)
         summary: dict[str, Any] = {"phases": {}}
-        for phase in self.phases():
+        phases = self.phases()
+        for phase in phases:
             items = [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
             self.log(f"stars {phase.name}: {len(items)} prompts x {self.t.k} candidates")
             self.stage1(phase, items)
             acceptance = self.stage2(phase)
-            training = self.stage3(phase)
+            training = self.stage3(phase, self.training_phases(phases, phase))
             summary["phases"][phase.name] = {"acceptance": acceptance["all"],
                                              "by_task": acceptance["by_task"],
                                              "by_level": acceptance["by_level"],
@@ -307,23 +317,26 @@ class StarsRun:
         atomic_write_json(folder / "stage2.done", acceptance["all"])
 
     # --- stage III: fine-tune generation ----------------------------------------------------
-    def stage3(self, phase: Phase) -> dict[str, Any]:
+    def stage3(self, phase: Phase, sources: Sequence[Phase] | None = None) -> dict[str, Any]:
         from .finetune import finetune
 
         folder = self.out / phase.name
         done = folder / "stage3.done"
         if done.is_file() and _read_json(done).get("skipped"):
             return _read_json(done)
-        accepted_path = folder / "accepted.jsonl"
-        accepted = list(JsonlLog(accepted_path).read())
-        if not accepted:
+        examples: list[tuple[str, Path]] = []
+        digest = hashlib.sha256()
+        for source in sources or [phase]:
+            path = self.out / source.name / "accepted.jsonl"
+            digest.update(source.name.encode() + b"\0" + path.read_bytes())
+            examples += [(c["prompt"], path.parent / c["image"]) for c in JsonlLog(path).read()]
+        if not examples:
             result = {"skipped": "no accepted candidates", "steps": 0}
             if self.dist.is_main:
                 atomic_write_json(done, result)
             self.dist.barrier()
             self.log(f"stars {phase.name}: no accepted candidates, nothing to train on")
             return result
-        examples = [(c["prompt"], folder / c["image"]) for c in accepted]
         options = attrs.evolve(self.t.options, steps=phase.steps,
                                 seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
         model = self.model
@@ -332,7 +345,7 @@ class StarsRun:
             return model.generation_loss([p for p, _ in batch], [_image(i) for _, i in batch], seed)
 
         metrics = finetune(model, "generation", examples, loss_fn, options, folder / "train",
-                           data_key=hashlib.sha256(accepted_path.read_bytes()).hexdigest(),
+                           data_key=digest.hexdigest(),
                            desc=f"{phase.name} III train", progress=self.t.progress,
                            log=self.log)
         if self.dist.is_main and not done.is_file():

@@ -36,7 +36,8 @@ class StarsTrainer(Trainer):
     def __init__(self, tasks: Any = DEFAULT_TASKS, n: int = 32, k: int = 4, world: str = "glyph",
                  task_seed: int = 0, judge: str = "self", judge_args: Any = None,
                  audit_judge: str | None = None, no_filter: bool = False,
-                 order: str = "curriculum", rounds: int = 1, steps: int | None = None,
+                 order: str = "curriculum", replay: bool = True, rounds: int = 1,
+                 steps: int | None = None,
                  epochs: float | None = None, lr: float = 5e-4, batch_size: int = 16,
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
@@ -62,6 +63,9 @@ class StarsTrainer(Trainer):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
         self.order = order
+        if not isinstance(replay, bool):
+            raise ValueError(f"replay must be true or false, got {replay!r}")
+        self.replay = replay
         self.rounds = _positive_int("rounds", rounds)
         self.options = FinetuneOptions(
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
@@ -75,7 +79,7 @@ class StarsTrainer(Trainer):
         return {"tasks": list(self.tasks), "n": self.n, "k": self.k, "world": self.world,
                 "task_seed": self.task_seed, "judge": self.judge, "judge_args": self.judge_args,
                 "audit_judge": self.audit_judge, "no_filter": self.no_filter,
-                "order": self.order, "rounds": self.rounds, "options": self.options.to_json(),
+                "order": self.order, "replay": self.replay, "rounds": self.rounds, "options": self.options.to_json(),
                 "gen_batch": self.gen_batch}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
