@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from statistics import fmean
 
 import pytest
 from unisandbox.errors import UserError
@@ -94,6 +95,26 @@ def test_the_same_number_everywhere_is_not_the_answer(planted_model, tmp_path):
                            for k in counts) / len(counts)
     assert c["mean"]["relevant"][2][1] == pytest.approx(counts.count(2) / len(counts), abs=0.01)
     assert c["mean"]["control"][2][1] == pytest.approx(expected_control, abs=0.01)
+
+
+def test_a_word_many_answers_share_is_not_specific(planted_model, tmp_path):
+    """Always "woman" at one query: P(relevant) is high for every woman's portrait, and the
+    other-answers control (the answers shuffled among the portraits) is exactly as high."""
+    probe = LensProbe("knowledge-forward", world="glyph", n_characters=6)
+    probe.analyze(planted_model(lambda p, m: {("q0", 2): "woman"}), ["normal"], tmp_path)
+    records = [r for r in json.loads((tmp_path / RESULT_FILE).read_text())["samples"]
+               if "portrait" in r["prompt"]]
+    answers = [frozenset(t for w in r["words"]["answer"] for t in w["tokens"]) for r in records]
+    has = [float("woman" in a) for a in answers]
+    assert 0 < sum(has) < len(has)
+    expected = []
+    for a in answers:
+        others = [h for b, h in zip(answers, has, strict=True) if b != a]
+        expected.append(sum(others) / len(others))
+    got = [r["prob"]["control"][2][1] for r in records]
+    assert got == pytest.approx(expected, abs=0.01)
+    assert [r["prob"]["relevant"][2][1] for r in records] == pytest.approx(has, abs=0.01)
+    assert abs(fmean(got) - fmean(has)) < 0.15  # not specific: the control says so
 
 
 def test_distractor_planted_shows_in_the_distractor_group_not_the_answer(planted_model, tmp_path):

@@ -182,11 +182,10 @@ class LensProbe(AnalysisTask):
             chance[group] = _round(len(ids) / size)
         primary = primary_group(words)
         prob[RELEVANT], chance[RELEVANT] = prob[primary], chance[primary]
-        # every other item with a different answer counts once (weighted by frequency, as if
-        # the answers were shuffled among the items); tokens this answer shares are left out
+        # every other item with a different answer counts once, with its whole answer (as if
+        # the answers were shuffled among the items: the null P(relevant) is compared with)
         own = answer_ids(words)
-        others = [([i for i in ids if i not in own and i < size], n)
-                  for ids, n in answers.items() if ids != own]
+        others = [([i for i in ids if i < size], n) for ids, n in answers.items() if ids != own]
         others = [(ids, n) for ids, n in others if ids]
         if others:
             total = sum(n for _, n in others)
