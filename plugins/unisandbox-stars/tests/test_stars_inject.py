@@ -11,6 +11,7 @@ from unisandbox.answers import words
 from unisandbox.errors import DataError, UserError
 from unisandbox.factories import build
 from unisandbox.registry import get_registry
+from unisandbox.run.store import JsonlLog
 from unisandbox.tasks.published import read_conversations
 from unisandbox_stars.inject import InjectTrainer, data_files, load_conversations
 
@@ -30,6 +31,10 @@ def recall(model, conversations) -> float:
     replies = model.chat([c.turns[0].text for c in conversations])
     return sum(words(r) == words(c.turns[1].text)
                for r, c in zip(replies, conversations, strict=True)) / len(conversations)
+
+
+def step_losses(folder: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in JsonlLog(folder / "metrics.jsonl").read()}
 
 
 @torch.no_grad()
@@ -103,6 +108,9 @@ def test_inject_resumes_after_a_crash_to_the_same_parameters(tiny_checkpoint: Pa
     assert result.metrics["resumed_at"] == 6
     assert identical(snapshot(fresh.trainable_parameters("understanding")),
                      snapshot(straight.trainable_parameters("understanding")))
+    # the metrics log has every step, with the uninterrupted run's losses
+    assert step_losses(tmp_path / "resumed") == step_losses(tmp_path / "straight")
+    assert sorted(step_losses(tmp_path / "resumed")) == list(range(9))
 
     # a finished folder is not trained again: its final parameters load into the model
     again = QueryModel.from_pretrained(tiny_checkpoint)

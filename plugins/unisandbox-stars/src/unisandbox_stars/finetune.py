@@ -244,10 +244,11 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.4f}")
         last = step == total - 1
-        if dist.is_main and (len(pending) >= options.log_every or last):
-            metrics_log.append(pending)
+        saving = bool(options.save_every) and (step + 1) % options.save_every == 0 and not last
+        if dist.is_main and (len(pending) >= options.log_every or last or saving):
+            metrics_log.append(pending)  # before a state is saved: a resumed log has no gap
             pending = []
-        if options.save_every and (step + 1) % options.save_every == 0 and not last:
+        if saving:
             _save_state(model, params, optimizer, folder, step + 1, dist)
     bar.close()
     if dist.is_main and pending:
