@@ -193,7 +193,8 @@ class StarsRun:
             summary["phases"][phase.name] = {"acceptance": acceptance["all"],
                                              "by_task": acceptance["by_task"],
                                              "by_level": acceptance["by_level"],
-                                             "train": training}
+                                             "train": training,
+                                             "seconds": self._stage_seconds(phase)}
         for judge in (self._judge, self._audit):
             if judge is not None:
                 judge.close()
@@ -207,6 +208,15 @@ class StarsRun:
             atomic_write_json(self.out / "done.json", {"metrics": metrics})
         self.dist.barrier()
         return TrainResult(checkpoint=self.out / "model", metrics=metrics)
+
+    def _stage_seconds(self, phase: Phase) -> dict[str, float | None]:
+        """Wall time of each stage, as its done marker recorded it (the run that did it)."""
+        folder = self.out / phase.name
+        out: dict[str, float | None] = {}
+        for stage in (1, 2, 3):
+            path = folder / f"stage{stage}.done"
+            out[f"stage{stage}"] = _read_json(path).get("seconds") if path.is_file() else None
+        return out
 
     def _metrics(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
         phases = summary["phases"]
@@ -241,6 +251,7 @@ class StarsRun:
         todo = [(task, s, k) for task, s in items for k in range(self.t.k)
                 if (task.name, s.id, k) not in have]
         chunks = [todo[i : i + self.t.gen_batch] for i in range(0, len(todo), self.t.gen_batch)]
+        t0 = time.perf_counter()
         bar = _bar(len(todo), f"{phase.name} I generate", self.t.progress and self.dist.is_main)
         world, rank = self.dist.world, self.dist.rank
         for start in range(0, len(chunks), world):
@@ -251,7 +262,8 @@ class StarsRun:
             bar.update(len(records))
         bar.close()
         if self.dist.is_main:
-            atomic_write_json(done, {"candidates": len(have) + len(todo)})
+            atomic_write_json(done, {"candidates": len(have) + len(todo), "generated": len(todo),
+                                     "seconds": round(time.perf_counter() - t0, 1)})
         self.dist.barrier()
 
     def _generate(self, phase: Phase, folder: Path,
@@ -285,6 +297,7 @@ class StarsRun:
         return _read_json(folder / "acceptance.json")
 
     def _judge_candidates(self, folder: Path) -> None:
+        t0 = time.perf_counter()
         candidates = list(JsonlLog(folder / "candidates.jsonl").read())
         verdicts_log = JsonlLog(folder / "verdicts.jsonl")
         verdicts_log.repair()
@@ -314,7 +327,8 @@ class StarsRun:
                                         self.t.audit_judge is not None)
         acceptance["judge"] = None if self.t.no_filter else self.judge.identity()
         atomic_write_json(folder / "acceptance.json", acceptance)
-        atomic_write_json(folder / "stage2.done", acceptance["all"])
+        atomic_write_json(folder / "stage2.done", {**acceptance["all"], "judged": len(todo),
+                                                   "seconds": round(time.perf_counter() - t0, 1)})
 
     # --- stage III: fine-tune generation ----------------------------------------------------
     def stage3(self, phase: Phase, sources: Sequence[Phase] | None = None) -> dict[str, Any]:

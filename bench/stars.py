@@ -1,0 +1,196 @@
+"""Issue 7 figures: knowledge injection and STARS self-training on the sandbox model.
+
+    .venv/bin/python bench/stars.py                      # the default pretrained query-tiny
+    .venv/bin/python bench/stars.py --checkpoint DIR     # any sandbox checkpoint folder
+    .venv/bin/python bench/stars.py --only stars --variants curriculum,no_filter
+
+Injection: the TEST characters' corpus (``make_characters(..., split="test")`` + ``corpus``)
+goes into the understanding side with ``inject``; U on the injected facts (the corpus's own
+questions, exact answers; and the knowledge tasks' U) and knowledge-forward / -inverse
+G-normal and G-think (engine runner, judge ``glyph``, split test) are measured before and
+after. STARS: each variant starts from the same checkpoint, self-trains on TRAIN-split math
+prompts and is measured on held-out TEST math items (G-normal per level, before and after);
+variants: curriculum (filtered by the model's own understanding), no_filter (the
+rejection-sampling ablation), mixed (all levels at once). An audit judge (``glyph``) says how
+right the accepted candidates were (filter precision). Every figure is printed and written to
+``--out/figures.json``; runs resume from ``--out`` if interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from unisandbox.run.config import Component, RunConfig
+from unisandbox.run.runner import Runner
+
+MATH = ("math-1", "math-2", "math-3")
+KNOWLEDGE = ("knowledge-forward", "knowledge-inverse")
+VARIANTS = {"curriculum": {"order": "curriculum"},
+            "no_filter": {"order": "curriculum", "no_filter": True},
+            "mixed": {"order": "mixed"}}
+
+
+def pct(x: float | None) -> str:
+    return "    -" if x is None else f"{100 * x:5.1f}"
+
+
+def evaluate(model: Any, checkpoint: Path, tasks: tuple[str, ...], task_args: dict[str, Any],
+             modes: tuple[str, ...], out: Path) -> dict[str, dict[str, float | None]]:
+    """U and G per task through the engine's runner (judge glyph)."""
+    config = RunConfig(model=Component("query", {"path": str(checkpoint)}),
+                       tasks=tuple(Component(t, task_args) for t in tasks),
+                       judge=Component("glyph"), out=out, modes=modes, batch_size=64)
+    results = Runner(config, model=model, progress=sys.stderr.isatty()).run()
+    table: dict[str, dict[str, float | None]] = {}
+    for task, entry in results["tasks"].items():
+        cell = entry["levels"]["all"]
+        table[task] = {m: cell[m]["accuracy"] for m in (*modes, "understanding") if m in cell}
+    return table
+
+
+def corpus_recall(model: Any, conversations: list[Any]) -> float:
+    """Share of the corpus's questions answered with exactly the corpus's answer."""
+    from unisandbox.answers import words
+
+    replies = model.chat([c.turns[0].text for c in conversations])
+    return sum(words(r) == words(c.turns[-1].text)
+               for r, c in zip(replies, conversations, strict=True)) / len(conversations)
+
+
+def bench_inject(args: argparse.Namespace, checkpoint: Path, figures: dict[str, Any]) -> None:
+    from unisandbox.tasks import knowledge as K
+    from unisandbox.tasks.published import write_conversations
+    from unisandbox.world import get_world
+    from unisandbox_query.model import QueryModel
+    from unisandbox_stars.inject import InjectTrainer
+
+    out = args.out / "inject"
+    world = get_world("glyph")
+    characters = K.make_characters(args.n_characters, args.seed, "test", world)
+    conversations = K.corpus(characters, world, seed=args.seed)
+    data = write_conversations(conversations, out / "corpus.jsonl")
+    task_args = {"world": "glyph", "split": "test", "n_characters": args.n_characters,
+                 "seed": args.seed}
+    print(f"\n== knowledge injection: {len(characters)} test characters, "
+          f"{len(conversations)} conversations")
+    model = QueryModel.from_pretrained(checkpoint)
+    before = evaluate(model, checkpoint, KNOWLEDGE, task_args, ("normal", "think"), out / "eval-before")
+    recall_before = corpus_recall(model, conversations)
+    t0 = time.perf_counter()
+    train_args = json.loads(args.inject_args) if args.inject_args else {}
+    result = InjectTrainer(data=str(data), progress=sys.stderr.isatty(), **train_args).train(
+        model, out / "train")
+    seconds = time.perf_counter() - t0
+    recall_after = corpus_recall(model, conversations)
+    after = evaluate(model, result.checkpoint, KNOWLEDGE, task_args, ("normal", "think"),
+                     out / "eval-after")
+    figures["inject"] = {"characters": len(characters), "conversations": len(conversations),
+                         "train": result.metrics, "train_seconds": round(seconds, 1),
+                         "corpus_recall": {"before": recall_before, "after": recall_after},
+                         "before": before, "after": after}
+    m = result.metrics
+    print(f"inject: {m['steps']} steps in {seconds:.0f} s (warm-up {m['warmup_steps']}), "
+          f"loss {m['loss_first']} -> {m['loss_last']}")
+    print(f"U on the injected facts (corpus questions, exact answer): {pct(recall_before)} % -> "
+          f"{pct(recall_after)} %")
+    print(f"{'task':18} {'U before':>9} {'U after':>8} {'G-normal':>15} {'G-think':>15}")
+    for task in KNOWLEDGE:
+        b, a = before[task], after[task]
+        print(f"{task:18} {pct(b['understanding']):>9} {pct(a['understanding']):>8} "
+              f"{pct(b['normal'])} -> {pct(a['normal'])} {pct(b['think'])} -> {pct(a['think'])}")
+
+
+def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, Any]) -> None:
+    from unisandbox_query.model import QueryModel
+    from unisandbox_stars.stars import StarsTrainer
+
+    out = args.out / "stars"
+    task_args = {"world": "glyph", "split": "test", "n": args.n_test, "seed": args.seed}
+    print(f"\n== STARS on math (test: {args.n_test} held-out items per level)")
+    base = QueryModel.from_pretrained(checkpoint)
+    before = evaluate(base, checkpoint, MATH, task_args, ("normal", "think"), out / "eval-base")
+    figures["stars"] = {"base": before, "variants": {}}
+    extra = json.loads(args.stars_args) if args.stars_args else {}
+    for name in args.variants:
+        model = QueryModel.from_pretrained(checkpoint)
+        t0 = time.perf_counter()
+        result = StarsTrainer(audit_judge="glyph", progress=sys.stderr.isatty(),
+                              **{**VARIANTS[name], **extra}).train(model, out / name)
+        seconds = time.perf_counter() - t0
+        after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")
+        summary = json.loads((out / name / "summary.json").read_text())
+        acceptance = {phase: {"rate": p["acceptance"]["rate"],
+                              "precision": p["acceptance"].get("precision"),
+                              "think_accuracy": p["acceptance"].get("audit_accuracy"),
+                              "by_level": {lv: c["rate"] for lv, c in p["by_level"].items()},
+                              "seconds": p.get("seconds", {})}
+                      for phase, p in summary["phases"].items()}
+        figures["stars"]["variants"][name] = {"after": after, "seconds": round(seconds, 1),
+                                              "metrics": result.metrics, "acceptance": acceptance}
+        print(f"\n{name}: {seconds:.0f} s, {result.metrics['candidates']} candidates, "
+              f"{result.metrics['accepted']} accepted, {result.metrics['train_steps']} steps")
+        for phase, a in acceptance.items():
+            times = ", ".join(f"{k} {v:.0f} s" for k, v in a["seconds"].items() if v is not None)
+            print(f"  {phase:16} accepted {pct(a['rate'])} %, filter precision "
+                  f"{pct(a['precision'])} %, think-mode candidates right "
+                  f"{pct(a['think_accuracy'])} % ({times})")
+    print(f"\n{'G-normal (test)':16} {'U':>6} {'think':>6} {'before':>7} "
+          + " ".join(f"{n:>17}" for n in args.variants))
+    for task in MATH:
+        row = [f"{pct(figures['stars']['variants'][n]['after'][task]['normal'])} "
+               f"({100 * (figures['stars']['variants'][n]['after'][task]['normal'] - before[task]['normal']):+5.1f})"
+               for n in args.variants]
+        print(f"{task:16} {pct(before[task]['understanding']):>6} {pct(before[task]['think']):>6} "
+              f"{pct(before[task]['normal']):>7} " + " ".join(f"{r:>17}" for r in row))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, help="sandbox model folder (default: the "
+                    "pretrained query-tiny, trained into the user cache on first use)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-stars"))
+    ap.add_argument("--only", choices=("inject", "stars"), help="run one half only")
+    ap.add_argument("--variants", default="curriculum,no_filter,mixed",
+                    help="STARS variants: " + ", ".join(VARIANTS))
+    ap.add_argument("--n-test", type=int, default=50, help="held-out test items per math level")
+    ap.add_argument("--n-characters", type=int, default=10, help="test characters to inject")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')
+    ap.add_argument("--stars-args", help='JSON object of stars arguments, e.g. {"n": 48, "k": 4}')
+    ap.add_argument("--threads", type=int, help="torch threads")
+    args = ap.parse_args()
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.checkpoint is None:
+        from unisandbox_query.factories import default_checkpoint
+
+        checkpoint = default_checkpoint()
+    else:
+        checkpoint = args.checkpoint
+    print(f"checkpoint: {checkpoint}")
+    figures: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    t0 = time.perf_counter()
+    if args.only in (None, "inject"):
+        bench_inject(args, checkpoint, figures)
+    if args.only in (None, "stars"):
+        bench_stars(args, checkpoint, figures)
+    figures["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"\ntotal {figures['seconds']:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "figures.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
