@@ -75,7 +75,7 @@ def layer_bars(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -
                if all(kind in cells[m].get("per_layer_control", {}) for m in modes)]
     layers = len(cells[modes[0]]["per_layer"][kinds[0]])
     width = 0.8 / (len(series) * len(modes))
-    fig = _figure(max(5.0, 0.9 * layers + 2.0), 3.4)
+    fig = _figure(max(6.0, 0.9 * layers + 2.0), 4.2)
     ax = fig.subplots()
     x = np.arange(layers)
     i = 0
@@ -94,7 +94,7 @@ def layer_bars(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("P(relevant words)")
     ax.set_title(title, fontsize=11)
-    ax.legend(fontsize=7, ncols=2)
+    fig.legend(loc="outside lower center", fontsize=7, ncols=2)
     return _save(fig, path)
 
 
