@@ -8,7 +8,7 @@ import click
 
 from .. import __version__
 from ..errors import UserError
-from . import data, evaluate, judges, listing, probe, report, train
+from . import data, demo, evaluate, judges, listing, probe, report, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,6 +43,7 @@ cli.add_command(report.report)
 cli.add_command(report.compare)
 cli.add_command(report.findings)
 
+cli.add_command(demo.demo)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 user error, 130 interrupted)."""

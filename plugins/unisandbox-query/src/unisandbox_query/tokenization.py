@@ -49,9 +49,15 @@ def pre_tokenize(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def build_tokenizer(texts: Iterable[str], min_count: int = 1) -> PreTrainedTokenizerFast:
-    """A tokenizer whose vocabulary is every word of ``texts`` plus single characters."""
-    words = [w for w, c in sorted(pre_tokenize(texts).items()) if c >= min_count]
+def build_tokenizer(texts: Iterable[str], min_count: int = 1,
+                    exclude: Iterable[str] = ()) -> PreTrainedTokenizerFast:
+    """A tokenizer whose vocabulary is every word of ``texts`` plus single characters.
+
+    Words in ``exclude`` (e.g. character names) are left to letter pieces, so that names the
+    model learns later (knowledge injection) are tokenised the same way as those it knew.
+    """
+    banned = {w.lower() for w in exclude}
+    words = [w for w, c in sorted(pre_tokenize(texts).items()) if c >= min_count and w not in banned]
     vocab: dict[str, int] = {}
     for token in (*SPECIAL_TOKENS, *BASE_CHARS, *(f"##{c}" for c in BASE_CHARS), *words):
         vocab.setdefault(token, len(vocab))

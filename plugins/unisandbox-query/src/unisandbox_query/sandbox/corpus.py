@@ -31,12 +31,17 @@ from unisandbox.tasks.common import article
 from unisandbox.world import get_world
 from unisandbox.world.glyph import COUNTS
 
+from ..tokenization import END_THINK, THINK
+
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
 #: direct-prompt templates the generator trains on; ``HELD_OUT_TEMPLATE`` is for evaluation only
 TEMPLATES = ("Draw {p}.", "Generate {p}.", "Show {p}.", "An image of {p}.", "Please draw {p}.",
              "Make a picture of {p}.")
 HELD_OUT_TEMPLATE = "Create an image showing {p}."
 ASK_WHAT = "What should the picture show?"
+#: user turns of think-format generation examples that leave the picture to the plan
+GENERIC_PROMPTS = ("Draw the picture you plan.", "Make the picture.", "Draw it.",
+                   "Generate the image.")
 DESCRIBE_QUESTIONS = ("What does the image show?", "Describe the image.", "What is in the picture?")
 
 
@@ -122,11 +127,22 @@ class SandboxCorpus:
         return (template or rng.choice(TEMPLATES)).format(p=phrase(target, bare=bare))
 
     def generation_example(self, rng: random.Random) -> tuple[str, str | None, dict[str, Any]]:
-        """(prompt, plan or None, target): a direct prompt, sometimes in the think format."""
+        """(prompt, plan or None, target): a direct prompt, sometimes in the think format.
+
+        In the think format the plan restates the picture. The user turn is the same direct
+        prompt, a generic one, or a direct prompt for ANOTHER picture: the plan at the end of
+        the context decides, so the queries learn to read the plan over earlier words (the
+        model's own reasoning, at test time, sits between the prompt and the plan).
+        """
         target = rng.choice(self.train_targets)
         prompt = self.direct_prompt(target, rng)
         if rng.random() < self.think_format_share:
             plan = f"So draw {phrase(target)}."
+            kind = rng.randrange(3)
+            if kind == 1:
+                prompt = rng.choice(GENERIC_PROMPTS)
+            elif kind == 2:
+                prompt = self.direct_prompt(rng.choice(self.train_targets), rng)
             return prompt, plan, target
         return prompt, None, target
 
@@ -183,9 +199,9 @@ class SandboxCorpus:
             family = "math" if name.startswith("math") else "mapping"
             for s in samples:
                 cats[family].append(TextExample(family, s.question, worked_answer(s, family)))
-                cats["think"].append(TextExample("think", s.prompt, think_trace(s)))
+                cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
         for s in self.knowledge_samples:
-            cats["think"].append(TextExample("think", s.prompt, think_trace(s)))
+            cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
             cats["knowledge"].append(TextExample("knowledge", s.question,
                                                  worked_answer(s, "knowledge")))
         return cats
@@ -231,6 +247,15 @@ class SandboxCorpus:
             out.append(TextExample("filter", filter_prompt(s.prompt), answer, image=shown))
         return out
 
+    def character_names(self) -> set[str]:
+        """Every character name of every split: left to letter pieces by the tokenizer."""
+        world = get_world("glyph")
+        names = {c.name for c in self.characters}
+        for split in ("dev", "test"):
+            names |= {c.name for c in K.make_characters(max(self.n_characters, 50), self.seed,
+                                                         split, world)}
+        return names
+
     def all_texts(self) -> Iterable[str]:
         """Every string the tokenizer must know (character names excluded on purpose)."""
         for examples in self.text_examples().values():
@@ -265,8 +290,9 @@ def worked_answer(sample: Sample, family: str) -> str:
     return steps[0]
 
 
-def think_trace(sample: Sample) -> str:
-    return " ".join(sample.meta["steps"])
+def think_answer(sample: Sample) -> str:
+    """What the model writes in think mode: ``<think> steps </think>`` (then the image)."""
+    return f"{THINK} {' '.join(sample.meta['steps'])} {END_THINK}"
 
 
 def near_miss(target: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:

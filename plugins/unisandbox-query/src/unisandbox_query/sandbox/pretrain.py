@@ -29,30 +29,46 @@ from ..modeling_query_umm import QueryUMM, QueryUMMConfig, cosine_lr
 from ..tokenization import build_tokenizer
 from .corpus import SandboxCorpus, TextExample
 
-CORPUS_VERSION = "1"
-DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "ask": 1.0, "facts": 1.0, "math": 1.5, "mapping": 2.0, "think": 2.0,
-    "knowledge": 1.0, "describe": 1.0, "filter": 1.5,
+CORPUS_VERSION = "2"
+#: phase 1 (language only): the world's language, arithmetic, reasoning, the train characters
+TEXT_WEIGHTS: Mapping[str, float] = {
+    "ask": 1.0, "facts": 3.0, "math": 1.5, "mapping": 3.0, "think": 3.0, "knowledge": 1.5,
+}
+#: phase 2 (joint with the flow loss): seeing images, self-filtering, and replay of phase 1
+JOINT_WEIGHTS: Mapping[str, float] = {
+    "ask": 0.5, "facts": 1.0, "math": 0.5, "mapping": 1.0, "think": 1.0, "knowledge": 0.5,
+    "describe": 2.0, "filter": 2.0,
 }
 
 
 @attrs.frozen
 class Recipe:
-    """Everything that determines the pretrained checkpoint (its hash names the cache)."""
+    """Everything that determines the pretrained checkpoint (its hash names the cache).
 
-    steps: int = 1500
+    Two phases share one optimizer and one learning-rate schedule: ``text_steps`` of language
+    only (cheap steps that give the generator's conditioning a language to read), then
+    ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
+    """
+
+    text_steps: int = 1500
+    joint_steps: int = 900
     batch_size: int = 32
-    text_batch_size: int = 32  # at most; long categories get fewer sequences (token budget)
+    text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch
     lr: float = 2e-3
     warmup: int = 50
     text_weight: float = 1.0
     seed: int = 0
-    weights: Mapping[str, float] = attrs.field(factory=lambda: dict(DEFAULT_WEIGHTS))
+    text_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(TEXT_WEIGHTS))
+    joint_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(JOINT_WEIGHTS))
     noise_aug: float = 0.15  # max pixel noise (in [-1, 1] units) on images the vision side reads
     n_train: int = 600
     n_characters: int = 24
     think_format_share: float = 0.3
+
+    @property
+    def steps(self) -> int:
+        return self.text_steps + self.joint_steps
 
     def digest(self) -> str:
         payload = json.dumps({"recipe": attrs.asdict(self), "corpus": CORPUS_VERSION,
@@ -66,11 +82,26 @@ def build_corpus(recipe: Recipe) -> SandboxCorpus:
                          think_format_share=recipe.think_format_share)
 
 
+_TOKENIZER: Any = None
+
+
+def sandbox_tokenizer() -> Any:
+    """The sandbox world's tokenizer: the default corpus's words, character names excluded.
+
+    Fixed for the world (not per recipe), so a reduced recipe trains the same vocabulary.
+    """
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        corpus = build_corpus(Recipe())
+        _TOKENIZER = build_tokenizer(corpus.all_texts(), exclude=corpus.character_names())
+    return _TOKENIZER
+
+
 def scratch_model(recipe: Recipe | None = None, config: QueryUMMConfig | None = None) -> QueryModel:
-    """An untrained sandbox model whose tokenizer knows the corpus's words."""
+    """An untrained sandbox model (seeded by the recipe's seed)."""
     recipe = recipe or Recipe()
+    tokenizer = sandbox_tokenizer()
     torch.manual_seed(recipe.seed)
-    tokenizer = build_tokenizer(build_corpus(recipe).all_texts())
     return QueryModel(QueryUMM(config or QueryUMMConfig(), tokenizer), source="scratch")
 
 
@@ -84,8 +115,9 @@ class SandboxPretrain(Trainer):
     """Pretrain the sandbox model (see the module docstring)."""
 
     def __init__(self, progress: bool = True, checkpoint_every: int = 250, **recipe: Any) -> None:
-        if "weights" in recipe and isinstance(recipe["weights"], str):
-            recipe["weights"] = json.loads(recipe["weights"])
+        for key in ("text_weights", "joint_weights"):
+            if isinstance(recipe.get(key), str):
+                recipe[key] = json.loads(recipe[key])
         self.recipe = Recipe(**recipe)
         self.progress = progress
         self.checkpoint_every = checkpoint_every
@@ -95,9 +127,11 @@ class SandboxPretrain(Trainer):
         umm = model.umm
         corpus = build_corpus(r)
         cats = corpus.text_examples()
-        names = [c for c in r.weights if r.weights[c] > 0 and cats.get(c)]
-        weights = [r.weights[c] for c in names]
-        sizes = {c: self._batch_size(umm, cats[c]) for c in names}
+        phases = {}
+        for phase, table in (("text", r.text_weights), ("joint", r.joint_weights)):
+            names = [c for c in table if table[c] > 0 and cats.get(c)]
+            phases[phase] = (names, [table[c] for c in names])
+        sizes = {c: self._batch_size(umm, cats[c]) for c in cats if cats[c]}
         state_dir = out_dir / "state"
         params = [p for p in umm.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=r.lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -115,10 +149,15 @@ class SandboxPretrain(Trainer):
         for step in range(start, r.steps):
             for group in optimizer.param_groups:
                 group["lr"] = r.lr * cosine_lr(step, r.steps, r.warmup)
-            gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
-            contexts = [umm.generation_context(p, plan) for p, plan, _ in gen]
-            x0 = _images([t for _, _, t in gen], ["canonical"] * len(gen), [0] * len(gen))
-            flow = umm.flow_loss(contexts, x0.to(umm.device), generator)
+            joint = step >= r.text_steps
+            if joint:
+                gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
+                contexts = [umm.generation_context(p, plan) for p, plan, _ in gen]
+                x0 = _images([t for _, _, t in gen], ["canonical"] * len(gen), [0] * len(gen))
+                flow = umm.flow_loss(contexts, x0.to(umm.device), generator)
+            else:
+                flow = torch.zeros(())
+            names, weights = phases["joint" if joint else "text"]
             category = rng.choices(names, weights)[0]
             batch = rng.sample(cats[category], sizes[category])
             text = self._text_loss(umm, batch, rng, generator)

@@ -1,0 +1,39 @@
+"""``unisandbox demo``: the whole sandbox study on a CPU (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import echo_json, json_option
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/demo"),
+              show_default=True, help="Demo folder; running again on it resumes.")
+@click.option("--quick", is_flag=True,
+              help="A reduced size of every stage (about 2 minutes): checks the pipeline, the "
+                   "numbers mean little.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every stage.")
+@click.option("--quiet", is_flag=True, help="No progress bars (stage lines still print).")
+@json_option
+def demo(out: Path, quick: bool, seed: int, quiet: bool, as_json: bool) -> None:
+    """Reproduce the paper's findings in the sandbox world, end to end.
+
+    \b
+    Stages: pretrain the tiny query model -> measure U, G-normal, G-think on math 1-3,
+    mapping 1-3 and knowledge -> inject the test characters -> measure knowledge again ->
+    STARS with a curriculum -> STARS without the self-filter (ablation) -> probes ->
+    findings table and report (OUT/report/report.html).
+
+    Each stage prints the time elapsed and an estimate of the time left; a finished stage is
+    skipped when the demo runs again on the same --out.
+    """
+    from ..demo import Demo
+
+    result = Demo(out, quick=quick, seed=seed, progress=not quiet and not as_json).run()
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"\nreport: {result['report']}")

@@ -1,0 +1,270 @@
+"""The main job: the paper's study, end to end, in the sandbox world, on a CPU.
+
+Stages (each resumable: a finished stage is skipped when the demo runs again on its folder):
+
+1. pretrain   the tiny query model from scratch (``sandbox-pretrain``)
+2. base       U, G-normal, G-think on math 1-3, mapping 1-3 and knowledge (before injection)
+3. inject     the test characters into the understanding side (``inject``)
+4. knowledge  U, G-normal, G-think on knowledge forward / inverse after injection
+5. stars      STARS self-training with a curriculum over math levels, then G on held-out items
+6. ablation   the same without the self-filter (``no_filter``), then G again
+7. probes     the query logit lens on math and knowledge (before / after injection)
+8. report     findings.json, the findings table, report.html and report.md
+
+Everything goes through the registry, so the stages use exactly what users call:
+``unisandbox train``, ``eval``, ``probe``, ``report``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import UserError
+from .registry import Registry, get_registry
+from .run.config import Component, RunConfig
+from .run.store import atomic_write_json
+
+REQUIRED = {"model": ("query",), "trainer": ("sandbox-pretrain", "inject", "stars"),
+            "task": ("probe-lens", "probe-transfer")}
+MATH = ("math-1", "math-2", "math-3")
+MAPPING = ("mapping-1", "mapping-2", "mapping-3")
+KNOWLEDGE = ("knowledge-forward", "knowledge-inverse")
+
+
+@attrs.frozen
+class DemoSize:
+    """How big each stage is; ``QUICK`` checks the pipeline, ``FULL`` measures the findings."""
+
+    pretrain: Mapping[str, Any]
+    n_items: int  # test items per math task; mapping gets half as many pairs
+    n_characters: int
+    inject: Mapping[str, Any]
+    stars: Mapping[str, Any]
+    probe_items: int
+    #: rough seconds per stage on 2 CPU cores, for the time-left estimate
+    seconds: Mapping[str, float]
+
+
+FULL = DemoSize(
+    pretrain={},
+    n_items=50, n_characters=10,
+    inject={"epochs": 12, "lr": 2e-3, "batch_size": 32},
+    stars={"tasks": ",".join(MATH), "n": 32, "k": 4, "order": "curriculum"},
+    probe_items=20,
+    seconds={"pretrain": 330, "base": 60, "inject": 30, "knowledge": 15, "stars": 70,
+             "ablation": 70, "probes": 15, "report": 10},
+)
+QUICK = DemoSize(
+    pretrain={"text_steps": 40, "joint_steps": 30, "n_train": 30, "n_characters": 4},
+    n_items=4, n_characters=4,
+    inject={"steps": 8, "batch_size": 8},
+    stars={"tasks": "math-1,math-2", "n": 3, "k": 2, "steps": 4, "order": "curriculum",
+           "batch_size": 4},
+    probe_items=3,
+    seconds={"pretrain": 25, "base": 12, "inject": 4, "knowledge": 6, "stars": 10,
+             "ablation": 10, "probes": 6, "report": 6},
+)
+STAGES = ("pretrain", "base", "inject", "knowledge", "stars", "ablation", "probes", "report")
+
+
+def _fmt(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Demo:
+    """Runs the stages into ``out``; ``log`` receives one line per event."""
+
+    def __init__(self, out: Path, quick: bool = False, seed: int = 0,
+                 log: Callable[[str], None] | None = None, progress: bool = True,
+                 registry: Registry | None = None) -> None:
+        self.out = Path(out)
+        self.size = QUICK if quick else FULL
+        self.quick = quick
+        self.seed = seed
+        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.progress = progress
+        self.registry = registry or get_registry()
+        self.timings: dict[str, float] = {}
+        self._check_plugins()
+
+    def _check_plugins(self) -> None:
+        missing = [f"{kind} {name}" for kind, names in REQUIRED.items() for name in names
+                   if name not in self.registry.records[kind]]
+        if missing:
+            raise UserError("the demo needs the first-party plugins (unisandbox-query, "
+                            "unisandbox-stars, unisandbox-probes; `make demo` installs them); "
+                            f"missing: {', '.join(missing)}")
+
+    # --- paths ---------------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    @property
+    def base_model(self) -> Path:
+        return self.path("pretrain", "model")
+
+    @property
+    def injected_model(self) -> Path:
+        return self.path("inject", "model")
+
+    # --- driver --------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        timings_path = self.path("timings.json")
+        if timings_path.is_file():
+            self.timings = json.loads(timings_path.read_text())
+        start = time.perf_counter()
+        for i, stage in enumerate(STAGES, 1):
+            marker = self.path(".done", stage)
+            if marker.is_file():
+                self.log(f"[{i}/{len(STAGES)}] {stage}: done earlier, skipped")
+                continue
+            left = sum(self.size.seconds[s] for s in STAGES[i - 1:])
+            self.log(f"[{i}/{len(STAGES)}] {stage} (elapsed {_fmt(time.perf_counter() - start)}, "
+                     f"about {_fmt(left)} left)")
+            t0 = time.perf_counter()
+            getattr(self, f"stage_{stage}")()
+            self.timings[stage] = round(time.perf_counter() - t0, 1)
+            atomic_write_json(timings_path, self.timings)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{self.timings[stage]}\n")
+        total = round(sum(self.timings.values()), 1)
+        self.timings["total"] = total
+        atomic_write_json(timings_path, self.timings)
+        self.log("stage times (s): " + ", ".join(f"{k} {v}" for k, v in self.timings.items()))
+        return {"out": str(self.out), "timings": self.timings,
+                "report": str(self.path("report", "report.html"))}
+
+    # --- stages --------------------------------------------------------------------------
+    def _train(self, trainer: str, model_args: Mapping[str, Any], train_args: Mapping[str, Any],
+               out: Path) -> Path:
+        from .training import run_trainer
+
+        result = run_trainer(trainer, model_name="query", model_args=model_args,
+                             train_args={**train_args, "progress": self.progress}, out=out,
+                             registry=self.registry)
+        return result.checkpoint
+
+    def _eval(self, name: str, model: Path, tasks: list[Component]) -> dict[str, Any]:
+        from .run.runner import Runner
+
+        config = RunConfig(model=Component("query", {"path": str(model)}), tasks=tuple(tasks),
+                           judge=Component("glyph"), out=self.path("runs", name),
+                           seed=self.seed, batch_size=64)
+        return Runner(config, registry=self.registry, progress=self.progress,
+                      log=self.log).run()
+
+    def _tasks(self, names: tuple[str, ...], **extra: Any) -> list[Component]:
+        out = []
+        for name in names:
+            if name.startswith("knowledge"):
+                args = {"world": "glyph", "n_characters": self.size.n_characters}
+            elif name.startswith("mapping"):
+                args = {"world": "glyph", "n": max(2, self.size.n_items // 2)}
+            else:
+                args = {"world": "glyph", "n": self.size.n_items}
+            out.append(Component(name, {**args, "seed": self.seed, **extra}))
+        return out
+
+    def stage_pretrain(self) -> None:
+        from .factories import build
+
+        target = self.path("pretrain")
+        if (self.base_model / "model.safetensors").is_file():
+            return
+        spec = self.registry.model("query-tiny") if "query-tiny" in self.registry.records["model"] else None
+        if spec is None:
+            raise UserError("the demo needs model query-tiny (plugin unisandbox-query)")
+        trainer = build(self.registry.trainer("sandbox-pretrain"),
+                        {**self.size.pretrain, "seed": self.seed, "progress": self.progress})
+        trainer.train(build(spec, {"init": "scratch"}), target)
+        shutil.rmtree(target / "state", ignore_errors=True)
+
+    def stage_base(self) -> None:
+        self._eval("base", self.base_model, self._tasks(MATH + MAPPING + KNOWLEDGE))
+
+    def stage_inject(self) -> None:
+        from .tasks import knowledge as K
+        from .tasks.published import write_conversations
+        from .world import get_world
+
+        world = get_world("glyph")
+        characters = K.make_characters(self.size.n_characters, self.seed, "test", world)
+        corpus = self.path("data", "knowledge-corpus.jsonl")
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        write_conversations(K.corpus(characters, world, seed=self.seed), corpus)
+        self._train("inject", {"path": str(self.base_model)},
+                    {**self.size.inject, "data": str(corpus), "seed": self.seed},
+                    self.path("inject"))
+
+    def stage_knowledge(self) -> None:
+        self._eval("inject", self.injected_model, self._tasks(KNOWLEDGE))
+
+    def _stars(self, name: str, no_filter: bool) -> None:
+        checkpoint = self._train("stars", {"path": str(self.base_model)},
+                                 {**self.size.stars, "no_filter": no_filter, "seed": self.seed,
+                                  "task_seed": self.seed}, self.path(name))
+        tasks = [t for t in self._tasks(MATH) if t.name in self.size.stars["tasks"].split(",")]
+        self._eval(name.replace("-", "_"), checkpoint, tasks)
+
+    def stage_stars(self) -> None:
+        self._stars("stars", no_filter=False)
+
+    def stage_ablation(self) -> None:
+        self._stars("stars-nofilter", no_filter=True)
+
+    def stage_probes(self) -> None:
+        from .run.probe import run_probe
+
+        n = self.size.probe_items
+        math = Component("probe-lens", {"task": ",".join(MATH), "world": "glyph", "n": n,
+                                        "seed": self.seed})
+        run_probe(math, self.path("runs", "base", "probes", "lens-math"),
+                  model=Component("query", {"path": str(self.base_model)}),
+                  progress=self.progress, registry=self.registry, log=self.log)
+        stars = self.path("stars", "model")
+        if stars.is_dir():
+            run_probe(math, self.path("runs", "stars", "probes", "lens-math"),
+                      model=Component("query", {"path": str(stars)}),
+                      progress=self.progress, registry=self.registry, log=self.log)
+        know = Component("probe-lens", {"task": "knowledge-forward", "world": "glyph",
+                                        "n_characters": self.size.n_characters, "seed": self.seed})
+        for label, model in (("before", self.base_model), ("after", self.injected_model)):
+            run_probe(know, self.path("runs", "inject", "probes", f"lens-knowledge-{label}"),
+                      model=Component("query", {"path": str(model)}),
+                      progress=self.progress, registry=self.registry, log=self.log)
+        transfer = Component("probe-transfer", {
+            "before": str(self.path("runs", "inject", "probes", "lens-knowledge-before")),
+            "after": str(self.path("runs", "inject", "probes", "lens-knowledge-after"))})
+        run_probe(transfer, self.path("runs", "inject", "probes", "transfer"),
+                  progress=self.progress, registry=self.registry, log=self.log)
+
+    def stage_report(self) -> None:
+        from .report import write_report
+        from .report.findings import evaluate_findings, findings_table, save_findings
+
+        runs = {k: self.path("runs", d) for k, d in (("base", "base"), ("inject", "inject"),
+                                                     ("stars", "stars"),
+                                                     ("stars_nofilter", "stars_nofilter"))}
+        inputs: dict[str, Any] = {k: v for k, v in runs.items() if (v / "results.json").is_file()}
+        probe = self.path("runs", "stars", "probes", "lens-math", "probe.json")
+        if not probe.is_file():
+            probe = self.path("runs", "base", "probes", "lens-math", "probe.json")
+        if probe.is_file():
+            inputs["probes"] = json.loads(probe.read_text())
+        findings = evaluate_findings(inputs)
+        save_findings(self.path("findings.json"), findings)
+        self.log("\n" + findings_table(findings))
+        write_report([p for p in runs.values() if (p / "results.json").is_file()],
+                     self.path("report"), title="unisandbox demo: the sandbox study",
+                     findings=findings)
+        self.log(f"report: {self.path('report', 'report.html')}")

@@ -1,0 +1,37 @@
+"""The main job end to end at the reduced size (`unisandbox demo --quick`), as CI runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from support import run_cli
+
+pytest.importorskip("unisandbox_query")
+pytest.importorskip("unisandbox_stars")
+pytest.importorskip("unisandbox_probes")
+
+
+def test_quick_demo_runs_every_stage_and_writes_a_self_contained_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNISANDBOX_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--quick", "--quiet", "--out", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) >= {"pretrain", "base", "inject", "knowledge", "stars", "ablation",
+                            "probes", "report", "total"}
+    for run in ("base", "inject", "stars", "stars_nofilter"):
+        results = json.loads((out / "runs" / run / "results.json").read_text())
+        assert results["tasks"], run
+    findings = json.loads((out / "findings.json").read_text())
+    assert len(findings["findings"] if isinstance(findings, dict) else findings) == 6
+    html = (out / "report" / "report.html").read_text()
+    assert "Findings" in html or "findings" in html
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", html)
+    assert "[1/8] pretrain" in result.stderr and "about" in result.stderr
+    # a second run resumes: every stage is skipped
+    again = run_cli("demo", "--quick", "--quiet", "--out", str(out), timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("done earlier, skipped") == 8
