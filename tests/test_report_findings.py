@@ -186,6 +186,20 @@ def test_query_tokens_carry_the_answer():
     assert verdicts(probes={"probe": "other"})[6] == NOT_MEASURED
 
 
+def test_queries_must_beat_the_control_when_the_probe_records_one():
+    q = [0.3 + 0.01 * i for i in range(20)]
+    b = [0.02] * 20
+    rows = probe_rows(q, b)
+    for row in rows["rows"]:  # every item's answer is as likely as the others': no specific answer
+        row["control"] = list(row["query"])
+    got = evaluate_findings({"probes": rows})[5]
+    assert got.verdict == NOT_REPRODUCED and got.numbers["ratio"] > 10
+    assert "vs control" in got.measured
+    for row in rows["rows"]:
+        row["control"] = [0.05] * len(row["query"])
+    assert evaluate_findings({"probes": rows})[5].verdict == REPRODUCED
+
+
 def test_probe_folder_and_malformed_rows(tmp_path):
     folder = tmp_path / "lens"
     folder.mkdir()

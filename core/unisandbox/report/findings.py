@@ -73,7 +73,10 @@ TESTS = {
        f"{INVERSE_MAX * 100:.0f} % AND the top of its 95 % interval < {INVERSE_TOP * 100:.0f} %.",
     6: f"Over all probe items (paired): mean relevant-word probability at the queries ≥ "
        f"{PROBE_RATIO:g}× the baseline's (last text token) AND the 95 % interval (normal "
-       "approximation) of the mean per-item difference query − baseline lies above 0.",
+       "approximation) of the mean per-item difference query − baseline lies above 0; when the "
+       "probe records a control (the other items' answers at the same place), the interval of "
+       "query − control must lie above 0 too (the queries hold THIS item's answer, not just "
+       "an answer).",
 }
 
 
@@ -319,15 +322,31 @@ def claim_probes(probes: Any) -> Finding:
     half = 1.959963984540054 * sd / math.sqrt(n)
     ratio = mean_q / mean_b if mean_b > 0 else math.inf
     ok = ratio >= PROBE_RATIO and mean_d - half > 0
+    control = None
+    if all(isinstance(r.get("control"), list) and len(r["control"]) == len(r["query"]) for r in rows):
+        c = [float(v) for r in rows for v in r["control"]]
+        dc = [x - y for x, y in zip(q, c, strict=True)]
+        mean_dc = sum(dc) / n
+        sdc = math.sqrt(sum((x - mean_dc) ** 2 for x in dc) / (n - 1))
+        half_c = 1.959963984540054 * sdc / math.sqrt(n)
+        control = {"control_mean": sum(c) / n, "diff_control_mean": mean_dc,
+                   "diff_control_ci95": [mean_dc - half_c, mean_dc + half_c]}
+        ok = ok and mean_dc - half_c > 0
     per_row = "; ".join(
         f"{r.get('task', '?')} {r.get('mode', '')}".strip()
         + f": {sum(r['query']) / len(r['query']):.3g} vs {sum(r['baseline']) / len(r['baseline']):.3g}"
         for r in rows if r["query"])
     text = (f"n={n} items: query {mean_q:.3g} vs baseline {mean_b:.3g} (×{ratio:.3g}), "
-            f"difference {mean_d:.3g} [{mean_d - half:.3g}, {mean_d + half:.3g}] ({per_row})")
+            f"difference {mean_d:.3g} [{mean_d - half:.3g}, {mean_d + half:.3g}]")
+    if control:
+        lo, hi = control["diff_control_ci95"]
+        text += (f"; vs control {control['control_mean']:.3g}: difference "
+                 f"{control['diff_control_mean']:.3g} [{lo:.3g}, {hi:.3g}]")
+    text += f" ({per_row})"
     return Finding(6, CLAIMS[6], TESTS[6], text, REPRODUCED if ok else NOT_REPRODUCED,
                    {"n": n, "query_mean": mean_q, "baseline_mean": mean_b, "ratio": ratio,
-                    "diff_mean": mean_d, "diff_ci95": [mean_d - half, mean_d + half], "pass": ok})
+                    "diff_mean": mean_d, "diff_ci95": [mean_d - half, mean_d + half],
+                    **(control or {}), "pass": ok})
 
 
 def evaluate_findings(inputs: Mapping[str, Any]) -> list[Finding]:
