@@ -33,10 +33,15 @@ def test_log_corruption_in_the_middle_is_reported(tmp_path):
         list(JsonlLog(path).read())
 
 
-def test_atomic_write_leaves_no_temp_files(tmp_path):
+def test_atomic_write_leaves_no_temp_files_and_plain_permissions(tmp_path):
+    import os
+
     atomic_write_json(tmp_path / "x" / "r.json", {"k": 1})
     assert json.loads((tmp_path / "x/r.json").read_text()) == {"k": 1}
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["r.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x/r.json").stat().st_mode & 0o777 == 0o666 & ~mask  # not owner-only
 
 
 @given(st.text(min_size=1, max_size=200))

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,9 +44,6 @@ def write_report(folders: Sequence[Path], out: Path, *, title: str | None = None
              for view in data.runs for task in view.tasks if task.chart}
     files[out / "report.md"] = render_markdown(data, out).encode("utf-8")
     files[out / "report.html"] = render_html(data).encode("utf-8")
-    mask = os.umask(0)
-    os.umask(mask)
     for path, payload in files.items():
         atomic_write_bytes(path, payload)
-        path.chmod(0o666 & ~mask)  # a report is for sharing (the temp file was private)
     return data

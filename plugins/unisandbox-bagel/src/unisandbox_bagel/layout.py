@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
+from unisandbox.run.store import atomic_path, atomic_write_json
 
 #: Weight files in the order the loader prefers them: a fine-tuned folder's trained weights
 #: (``model.safetensors``) win over the EMA copy the release ships.
@@ -225,54 +224,14 @@ def read_settings(folder: Path, weights: Path | None = None) -> Settings:
     return settings
 
 
-# --- atomic writes --------------------------------------------------------------------------
-def _umask_mode() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return 0o666 & ~current
-
-
-def _temp_beside(path: Path) -> str:
-    """A temp file in ``path``'s folder with the permissions a plain ``open`` would give."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, _umask_mode())
-    return tmp
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write so readers see the old file or the new one, never half (tmp file + rename)."""
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
+# --- atomic writes (the engine's: tmp file beside the target, fsync, rename) ---------------
 def atomic_save_safetensors(tensors: Mapping[str, Any], path: Path,
                             metadata: Mapping[str, str] | None = None) -> None:
     """safetensors' save_file into a temp file next to ``path``, then rename."""
     from safetensors.torch import save_file
 
-    tmp = _temp_beside(path)
-    try:
-        save_file(dict(tensors), tmp, metadata=dict(metadata or {"format": "pt"}))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata or {"format": "pt"}))
 
 
 def write_configs(folder: Path, settings: Settings) -> None:

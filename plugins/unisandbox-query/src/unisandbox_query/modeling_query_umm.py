@@ -39,6 +39,7 @@ from transformers import (
     SiglipVisionConfig,
     SiglipVisionModel,
 )
+from unisandbox.run.store import atomic_path, atomic_write_json
 
 from .tokenization import ASSISTANT, END_THINK, EOS, IMAGE, THINK, USER, load_tokenizer
 
@@ -74,6 +75,7 @@ class QueryUMMConfig:
     cond_dropout: float = 0.1  # unconditional training share, for classifier-free guidance
     timestep_mean: float = 0.5  # logit-normal timesteps biased toward noise: count is decided there
     timestep_std: float = 1.0
+    noise_draws: int = 4  # noisy copies per image and conditioning: the LM pass is reused
     sample_steps: int = 10
     cfg_scale: float = 2.0
     max_think_tokens: int = 96
@@ -329,9 +331,16 @@ class QueryUMM(nn.Module):
 
     def flow_loss(self, contexts: Sequence[str], images: torch.Tensor,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """Clean-image MSE at logit-normal timesteps; conditions dropped for CFG training."""
-        b = images.shape[0]
+        """Clean-image MSE at logit-normal timesteps; conditions dropped for CFG training.
+
+        Each (context, image) pair is noised ``noise_draws`` times: the LM pass that makes the
+        conditioning is the expensive part, and the denoiser learns from every copy (on the
+        sandbox this reached a given direct-prompt accuracy about twice as fast per second).
+        """
         cond = self.condition(contexts)
+        k = max(1, self.config.noise_draws)
+        cond, images = cond.repeat(k, 1, 1), images.repeat(k, 1, 1, 1)
+        b = images.shape[0]
         if self.config.cond_dropout > 0:
             drop = torch.rand(b, generator=generator).to(self.device) < self.config.cond_dropout
             cond = torch.where(drop[:, None, None], self.null_condition.unsqueeze(0).expand_as(cond), cond)
@@ -350,11 +359,10 @@ class QueryUMM(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if self.lm.config.tie_word_embeddings:
             state.pop("lm.lm_head.weight", None)
-        tmp = path / f".{WEIGHTS_NAME}.tmp"
-        save_file(state, str(tmp), metadata={"format": "pt"})
-        tmp.replace(path / WEIGHTS_NAME)
+        with atomic_path(path / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
         self.tokenizer.save_pretrained(str(path))
-        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_json(), indent=2) + "\n")
+        atomic_write_json(path / CONFIG_NAME, self.config.to_json())
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> QueryUMM:
