@@ -45,10 +45,11 @@ cli.add_command(report.findings)
 
 cli.add_command(demo.demo)
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 user error, 130 interrupted)."""
+def run_command(group: click.Command, argv: list[str] | None, prog_name: str) -> int:
+    """Run a click command the unisandbox way: user errors print one line and exit 2, no
+    traceback (0 ok, 1 failure, 2 user error, 130 interrupted). Plugins' own CLIs use it too."""
     try:
-        result = cli.main(args=argv, prog_name="unisandbox", standalone_mode=False)
+        result = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``unisandbox`` console script."""
+    return run_command(cli, argv, "unisandbox")
 
 
 if __name__ == "__main__":

@@ -54,18 +54,9 @@ def make_tiny(folder: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cli.main(args=argv, prog_name="unisandbox-bagel", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except UserError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        return 2
-    return 0
+    from unisandbox.cli.main import run_command
+
+    return run_command(cli, argv, "unisandbox-bagel")
 
 
 if __name__ == "__main__":
