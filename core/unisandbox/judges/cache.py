@@ -30,14 +30,22 @@ def identity_hash(identity: dict[str, Any]) -> str:
 
 
 class CachedJudge(Judge):
-    """Wraps any judge; ``misses`` counts the items that reached the inner judge."""
+    """Wraps any judge; ``misses`` counts the items that reached the inner judge.
 
-    def __init__(self, inner: Judge, path: Path) -> None:
+    Under torchrun each rank appends to its own file (``judge_cache.rank1.jsonl`` ...) and
+    every rank reads them all, so no two processes ever append to one file.
+    """
+
+    def __init__(self, inner: Judge, path: Path, rank: int = 0) -> None:
         self.inner = inner
-        self.log = JsonlLog(path)
+        own = path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+        self.log = JsonlLog(own)
         self.log.repair()
         self.judge_key = identity_hash(inner.identity())
-        self.entries: dict[str, dict[str, Any]] = {r["key"]: r for r in self.log.read()}
+        self.entries: dict[str, dict[str, Any]] = {}
+        for file in sorted(path.parent.glob(f"{path.stem}*{path.suffix}")):
+            if file == path or file.name.startswith(f"{path.stem}.rank"):
+                self.entries.update((r["key"], r) for r in JsonlLog(file).read())
         self.hits = 0
         self.misses = 0
 

@@ -105,7 +105,7 @@ class Runner:
             context = {"model_loader": lambda: self.model} if self.judge_spec.requires else {}
             context.update(judge_task_context(self.judge_spec, self.tasks))
             inner = build(self.judge_spec, self.config.judge.args, **context)
-            self._judge = CachedJudge(inner, self.store.judge_cache_path)
+            self._judge = CachedJudge(inner, self.store.judge_cache_path, rank=self.dist.rank)
         return self._judge
 
     def resolved_config(self) -> dict[str, Any]:
