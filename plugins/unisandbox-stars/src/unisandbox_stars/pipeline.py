@@ -28,6 +28,7 @@ stage III trains data-parallel.
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import time
 from collections import defaultdict
@@ -351,7 +352,13 @@ class StarsRun:
             self.dist.barrier()
             self.log(f"stars {phase.name}: no accepted candidates, nothing to train on")
             return result
-        options = attrs.evolve(self.t.options, steps=phase.steps,
+        steps = phase.steps
+        if steps is not None and self.t.max_epochs is not None:
+            # a few accepted images are not worth hundreds of passes (they would be learnt by
+            # heart): at most max_epochs passes over what this phase trains on
+            cap = math.ceil(self.t.max_epochs * len(examples) / self.t.options.batch_size)
+            steps = max(1, min(steps, cap))
+        options = attrs.evolve(self.t.options, steps=steps,
                                 seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
         model = self.model
 

@@ -37,8 +37,8 @@ class StarsTrainer(Trainer):
                  task_seed: int = 0, judge: str = "self", judge_args: Any = None,
                  audit_judge: str | None = None, no_filter: bool = False,
                  order: str = "curriculum", replay: bool = True, rounds: int = 1,
-                 steps: int | None = None,
-                 epochs: float | None = None, lr: float = 5e-4, batch_size: int = 16,
+                 steps: int | None = None, epochs: float | None = None,
+                 max_epochs: float | None = 20, lr: float = 5e-4, batch_size: int = 16,
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
@@ -71,6 +71,10 @@ class StarsTrainer(Trainer):
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
             warmup=warmup, schedule=schedule, seed=seed, save_every=save_every,
             max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every)
+        number = isinstance(max_epochs, (int, float)) and not isinstance(max_epochs, bool)
+        if max_epochs is not None and (not number or max_epochs <= 0):
+            raise ValueError(f"max_epochs must be a positive number (or null), got {max_epochs!r}")
+        self.max_epochs = max_epochs
         self.gen_batch = _positive_int("gen_batch", gen_batch)
         self.progress = bool(progress)
 
@@ -80,6 +84,7 @@ class StarsTrainer(Trainer):
                 "task_seed": self.task_seed, "judge": self.judge, "judge_args": self.judge_args,
                 "audit_judge": self.audit_judge, "no_filter": self.no_filter,
                 "order": self.order, "replay": self.replay, "rounds": self.rounds, "options": self.options.to_json(),
+                "max_epochs": self.max_epochs,
                 "gen_batch": self.gen_batch}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
