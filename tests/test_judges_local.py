@@ -5,14 +5,15 @@ The tokenizer, processor and chat template are built here (nothing downloads). A
 writes gibberish, which must come out as verdict ``error`` (never ``no``); the reading of
 replies is tested on scripted outputs through the same judge object.
 
-Qwen2-VL: transformers 5.24 builds its processor only with torchvision installed (its video
-processor needs it) and the pinned CPU torch has no matching torchvision, so that test runs
-where torchvision imports and is skipped here; the LLaVA-architecture test runs everywhere.
+Qwen2-VL and Qwen2.5-VL: the folder is laid out like a hub checkpoint (tokenizer, chat template,
+``preprocessor_config.json``); without torchvision ``vlm-local`` loads their processor without
+its video slot (``judges.local.load_without_video``), with torchvision through AutoProcessor.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -84,38 +85,66 @@ def build_tiny_llava(folder: Path) -> Path:
     return folder
 
 
-def build_tiny_qwen2_vl(folder: Path) -> Path:
-    """A Qwen2-VL with random weights (needs torchvision for its processor, see above)."""
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+def build_tiny_qwen_vl(folder: Path, model_type: str) -> Path:
+    """A Qwen2-VL or Qwen2.5-VL with random weights, laid out like a hub checkpoint.
+
+    The folder holds what the real checkpoints hold: weights and config, the tokenizer with
+    the chat template, and ``preprocessor_config.json`` naming ``Qwen2VLImageProcessor`` and
+    the processor class. No processor object is built here: without torchvision transformers
+    cannot build one (its video slot), and ``vlm-local`` must load the folder either way.
+    """
+    from transformers import Qwen2VLImageProcessor
+    from transformers import models as tm
 
     fast, vocab = tiny_tokenizer()
-    processor = Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56 * 4),
-        tokenizer=fast, video_processor=Qwen2VLVideoProcessor(),
-        chat_template=CHAT.replace("IMAGE", "<|vision_start|><|image_pad|><|vision_end|>"))
-    config = Qwen2VLConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 4096,
-                     # mrope sections sum to head_dim / 2 = 8
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
-                                         "mrope_section": [2, 2, 4]},
-                     "bos_token_id": vocab["<|endoftext|>"], "eos_token_id": vocab["<|im_end|>"],
-                     "pad_token_id": vocab["<|endoftext|>"]},
-        vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 64, "num_heads": 2,
-                       "mlp_ratio": 2, "patch_size": 14, "spatial_merge_size": 2,
-                       "temporal_patch_size": 2},
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
+    fast.chat_template = CHAT.replace("IMAGE", "<|vision_start|><|image_pad|><|vision_end|>")
+    fast.save_pretrained(folder)
+    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56 * 4)
+    ids = {"bos_token_id": vocab["<|endoftext|>"], "eos_token_id": vocab["<|im_end|>"],
+           "pad_token_id": vocab["<|endoftext|>"]}
+    text = {"vocab_size": len(vocab), "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            # mrope sections sum to head_dim / 2 = 8
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                                "mrope_section": [2, 2, 4]}, **ids}
+    tokens = {"image_token_id": vocab["<|image_pad|>"], "video_token_id": vocab["<|video_pad|>"],
+              "vision_start_token_id": vocab["<|vision_start|>"],
+              "vision_end_token_id": vocab["<|vision_end|>"]}
+    # weights 5x the usual spread: replies then depend on the image and on every position,
+    # so a padding or position bug changes them
+    grid = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+            "initializer_range": 0.1}
+    text["initializer_range"] = 0.1
+    if model_type == "qwen2_vl":
+        config = tm.qwen2_vl.Qwen2VLConfig(
+            text_config=text, vision_config={"depth": 1, "embed_dim": 32, "hidden_size": 64,
+                                             "num_heads": 2, "mlp_ratio": 2, **grid},
+            **tokens, **ids)
+        model_class, processor_class = tm.qwen2_vl.Qwen2VLForConditionalGeneration, "Qwen2VLProcessor"
+    else:
+        config = tm.qwen2_5_vl.Qwen2_5_VLConfig(
+            text_config=text, vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64,
+                                             "num_heads": 2, "out_hidden_size": 64,
+                                             "window_size": 56, "fullatt_block_indexes": [1],
+                                             **grid},
+            **tokens, **ids)
+        model_class = tm.qwen2_5_vl.Qwen2_5_VLForConditionalGeneration
+        processor_class = "Qwen2_5_VLProcessor"
+    image_processor.save_pretrained(folder)
+    preprocessor = folder / "preprocessor_config.json"  # as in the hub checkpoints
+    preprocessor.write_text(json.dumps({**json.loads(preprocessor.read_text()),
+                                        "processor_class": processor_class}, indent=2))
     torch.manual_seed(0)
-    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
+    model = model_class(config)
+    for key, value in ids.items():
+        setattr(model.generation_config, key, value)
+    # a random model would mostly write image and video pads (dropped when decoding) or end at
+    # once: it may write only words and, after two of them, the end of a turn, so its replies
+    # are text the judge must read
+    model.generation_config.suppress_tokens = [vocab[t] for t in SPECIAL if t != "<|im_end|>"]
+    model.generation_config.min_new_tokens = 2
+    model.save_pretrained(folder)
     return folder
 
 
@@ -221,13 +250,58 @@ def test_fingerprint_changes_with_the_weights(llava_folder, tmp_path):
     assert folder_fingerprint(copy) != folder_fingerprint(llava_folder)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None,
-                    reason="transformers builds Qwen2-VL's processor only with torchvision")
-def test_random_qwen2_vl_through_from_pretrained(tmp_path):
-    folder = build_tiny_qwen2_vl(tmp_path / "tiny-qwen2-vl")
-    judge = LocalVLMJudge(str(folder), batch_size=2, max_new_tokens=6, device="cpu")
-    items = scene_items(tmp_path / "imgs", sizes=((56, 56), (84, 56), (56, 112)))[:3]
+@pytest.fixture
+def one_thread():
+    """Tiny matrices gain nothing from a second thread; leave that core to other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_vl", "qwen2_5_vl"])
+def test_random_qwen_vl_through_from_pretrained(model_type, tmp_path, one_thread):
+    from PIL import Image
+
+    folder = build_tiny_qwen_vl(tmp_path / f"tiny-{model_type}", model_type)
+    judge = LocalVLMJudge(str(folder), batch_size=4, max_new_tokens=6, device="cpu")
+    items = scene_items(tmp_path / "imgs", sizes=((56, 56), (84, 56), (56, 112)))
     verdicts = judge.judge(items)
-    assert type(judge.model).__name__ == "Qwen2VLForConditionalGeneration"
-    assert [v.verdict for v in verdicts] == ["error"] * 3
+    assert judge.model.config.model_type == model_type
+    processor = judge.processor
+    assert type(processor.image_processor).__name__.startswith("Qwen2VLImageProcessor")
+    if importlib.util.find_spec("torchvision") is None:  # loaded without its video slot
+        assert not hasattr(processor, "video_processor")
+    # a random model's text is kept, and it is never a verdict
+    assert [v.verdict for v in verdicts] == ["error"] * len(items)
     assert all(v.raw.startswith("[stage 1]\n") and "[stage 2]\n" in v.raw for v in verdicts)
+
+    requests = [ChatRequest("caption the circles", item.image_path) for item in items[:3]]
+    requests.insert(1, ChatRequest("caption : red circles", None))  # text only, shorter
+    # the processor expands an image to grid_t*grid_h*grid_w / merge^2 placeholders and marks
+    # them in mm_token_type_ids (Qwen2.5-VL's positions depend on it)
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": requests[2].text}]}],
+        add_generation_prompt=True, tokenize=False)
+    with Image.open(requests[2].image) as image:
+        inputs = processor(text=[text], images=[image.convert("RGB")], return_tensors="pt")
+    n_image = int((inputs["input_ids"] == judge.model.config.image_token_id).sum())
+    merge = processor.image_processor.merge_size
+    assert n_image == int(inputs["image_grid_thw"].prod()) // merge**2 == 6  # 84x56 px
+    assert int(inputs["mm_token_type_ids"].sum()) == n_image
+    # the judge hands generate all of it: its reply is generate's on these inputs
+    with torch.inference_mode():
+        direct = judge.model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    expected = processor.tokenizer.decode(direct[0, inputs["input_ids"].shape[1] :],
+                                          skip_special_tokens=True)
+    assert judge.generate([requests[2]])[0].text == expected
+
+    # batched greedy decoding (left-padded; images of three sizes and a text-only turn) gives
+    # the replies of one request at a time
+    batched = judge.generate(requests)
+    judge.batch_size = 1
+    single = judge.generate(requests)
+    assert [r.error for r in batched] == [""] * len(requests)
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert len({r.text for r in batched}) > 1 and all(r.text for r in batched)
+    judge.close()

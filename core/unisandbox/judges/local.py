@@ -2,7 +2,8 @@
 
 Any folder that ``AutoProcessor`` and ``AutoModelForImageTextToText`` load (Qwen2-VL,
 Qwen2.5-VL and the like) works; nothing is fetched (``local_files_only``) and no remote code
-runs unless ``trust_remote_code=true`` is given. The model loads on the first ``judge`` call,
+runs unless ``trust_remote_code=true`` is given. Without torchvision a Qwen2-VL-family
+processor is loaded without its video part (:func:`load_without_video`). The model loads on the first ``judge`` call,
 so building the judge (and its identity, for the cache) stays cheap. Each stage is decoded
 greedily in batches of ``batch_size``, left-padded.
 """
@@ -43,6 +44,44 @@ def folder_fingerprint(path: Path) -> str:
                 handle.seek(size - _EDGE)
                 h.update(handle.read(_EDGE))
     return h.hexdigest()
+
+
+def load_without_video(path: Path, kwargs: dict[str, Any], error: Exception) -> Any:
+    """The folder's processor without its video processor, when only that part needs torchvision.
+
+    transformers 5.x builds every video processor on torchvision, and a processor with a
+    video slot (Qwen2-VL, Qwen2.5-VL) cannot be built at all without it, although the judge
+    sends only images and their image processors fall back to PIL. The built-in processor
+    class of the model type (``AutoProcessor``'s own last resort) is subclassed with the
+    ``video_processor`` slot dropped (sub-processors are read from ``__init__``'s
+    signature) and loaded through its own ``from_pretrained``: same tokenizer, image
+    processor, chat template and placeholder expansion. With torchvision present, with
+    remote code allowed (the folder's own processor must not be swapped for the built-in
+    one) or for any other failure, ``error`` is re-raised.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+    from transformers.utils import is_torchvision_available
+
+    if is_torchvision_available() or kwargs.get("trust_remote_code"):
+        raise error
+    try:
+        base = PROCESSOR_MAPPING[type(AutoConfig.from_pretrained(path, **kwargs))]
+    except (KeyError, ValueError, OSError):
+        raise error from None
+    if not base.__module__.startswith("transformers.") or "video_processor" not in base.get_attributes():
+        raise error
+
+    class ImageOnly(base):  # type: ignore[misc,valid-type]
+        # ProcessorMixin pairs positional sub-processors with this signature's names, so the
+        # None the base passes for the video slot is dropped, not checked as a processor
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None,
+                     chat_template: Any = None, **extra: Any) -> None:
+            base.__init__(self, image_processor, tokenizer, None, chat_template=chat_template,
+                          **extra)
+
+    ImageOnly.__name__ = ImageOnly.__qualname__ = f"{base.__name__}ImageOnly"
+    return ImageOnly.from_pretrained(path, **kwargs)
 
 
 class LocalVLMJudge(Judge):
@@ -105,11 +144,13 @@ class LocalVLMJudge(Judge):
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         kwargs = {"local_files_only": True, "trust_remote_code": self.trust_remote_code}
         try:
-            processor = AutoProcessor.from_pretrained(self.path, **kwargs)
+            try:
+                processor = AutoProcessor.from_pretrained(self.path, **kwargs)
+            except (ValueError, ImportError) as exc:
+                processor = load_without_video(self.path, kwargs, exc)
             model = AutoModelForImageTextToText.from_pretrained(
                 self.path, dtype=getattr(torch, dtype), **kwargs)
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            # ImportError: e.g. Qwen2-VL processors need torchvision under transformers 5.x
             raise UserError(f"vlm-local: cannot load a VLM from {self.path}: "
                             f"{' '.join(str(exc).split())}") from None
         tokenizer = getattr(processor, "tokenizer", processor)
