@@ -11,9 +11,10 @@ G-normal and G-think (engine runner, judge ``glyph``, split test) are measured b
 after. STARS: each variant starts from the same checkpoint, self-trains on TRAIN-split math
 prompts and is measured on held-out TEST math items (G-normal per level, before and after);
 variants: curriculum (filtered by the model's own understanding), no_filter (the
-rejection-sampling ablation), mixed (all levels at once). An audit judge (``glyph``) says how
-right the accepted candidates were (filter precision). Every figure is printed and written to
-``--out/figures.json``; runs resume from ``--out`` if interrupted.
+rejection-sampling ablation), mixed (all levels at once), and on request oracle_filter (the
+exact glyph parser as the filter: what self-training does when the filter is perfect). An
+audit judge (``glyph``) says how right the accepted candidates were (filter precision).
+Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ MATH = ("math-1", "math-2", "math-3")
 KNOWLEDGE = ("knowledge-forward", "knowledge-inverse")
 VARIANTS = {"curriculum": {"order": "curriculum"},
             "no_filter": {"order": "curriculum", "no_filter": True},
-            "mixed": {"order": "mixed"}}
+            "mixed": {"order": "mixed"},
+            # the exact glyph parser as the filter: what STARS does with a perfect filter
+            "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 
 
 def pct(x: float | None) -> str:
