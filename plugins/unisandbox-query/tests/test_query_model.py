@@ -145,6 +145,11 @@ def test_sandbox_corpus_keeps_the_generator_on_direct_prompts():
         prompt, plan, target = corpus.generation_example(rng)
         text = f"{prompt} {plan or ''}".lower()
         assert "rule" not in text and "result" not in text and not any(n in text for n in names)
-        assert not any(ch.isdigit() for ch in text) or "count" in target
+        # the words that decide the picture (the plan when there is one) name the target;
+        # a think-format user turn may name another picture: the plan overrides it
+        deciding = (plan or prompt).lower()
+        assert not any(ch.isdigit() for ch in deciding) or "count" in target
+        if plan is not None and "colour" in target:
+            assert target["colour"] in deciding
     held = {json.dumps(t, sort_keys=True) for t in corpus.held_out_targets}
     assert held and not held & {json.dumps(t, sort_keys=True) for t in corpus.train_targets}

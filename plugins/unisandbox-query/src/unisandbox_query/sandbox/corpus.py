@@ -56,8 +56,9 @@ class TextExample:
     layout: str = "canonical"
 
 
-def phrase(target: Mapping[str, Any], *, bare: bool = False) -> str:
-    """The words for a glyph target: '3 red stars', 'a red star', 'grapes', 'a portrait of ...'."""
+def phrase(target: Mapping[str, Any], *, bare: bool = False, digit_one: bool = False) -> str:
+    """The words for a glyph target: '3 red stars', 'a red star' (or '1 red star'), 'grapes',
+    'a portrait of ...'. Tasks write "draw 1 red star" as well as "draw a red star"."""
     world = get_world("glyph")
     if "portrait" in target:
         return "a portrait of " + K.describe_portrait(target["portrait"])
@@ -66,7 +67,7 @@ def phrase(target: Mapping[str, Any], *, bare: bool = False) -> str:
     if bare:
         return thing.name(2)
     if count == 1:
-        return article(thing.name(1))
+        return f"1 {thing.name(1)}" if digit_one else article(thing.name(1))
     return f"{count} {thing.name(count)}"
 
 
@@ -122,9 +123,14 @@ class SandboxCorpus:
 
     def direct_prompt(self, target: Mapping[str, Any], rng: random.Random,
                       template: str | None = None) -> str:
-        bare = "kind" in target and "colour" not in target and target.get("count", 1) == 1 \
-            and rng.random() < 0.3
-        return (template or rng.choice(TEMPLATES)).format(p=phrase(target, bare=bare))
+        return (template or rng.choice(TEMPLATES)).format(p=self.varied_phrase(target, rng))
+
+    @staticmethod
+    def varied_phrase(target: Mapping[str, Any], rng: random.Random) -> str:
+        """One of the ways tasks name ``target`` ('a red star', '1 red star', 'grapes')."""
+        single = "kind" in target and target.get("count", 1) == 1
+        bare = single and "colour" not in target and rng.random() < 0.3
+        return phrase(target, bare=bare, digit_one=single and rng.random() < 0.5)
 
     def generation_example(self, rng: random.Random) -> tuple[str, str | None, dict[str, Any]]:
         """(prompt, plan or None, target): a direct prompt, sometimes in the think format.
@@ -137,7 +143,7 @@ class SandboxCorpus:
         target = rng.choice(self.train_targets)
         prompt = self.direct_prompt(target, rng)
         if rng.random() < self.think_format_share:
-            plan = f"So draw {phrase(target)}."
+            plan = f"So draw {self.varied_phrase(target, rng)}."
             kind = rng.randrange(3)
             if kind == 1:
                 prompt = rng.choice(GENERIC_PROMPTS)

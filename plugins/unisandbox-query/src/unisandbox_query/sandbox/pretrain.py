@@ -29,7 +29,7 @@ from ..modeling_query_umm import QueryUMM, QueryUMMConfig, cosine_lr
 from ..tokenization import build_tokenizer
 from .corpus import SandboxCorpus, TextExample
 
-CORPUS_VERSION = "2"
+CORPUS_VERSION = "3"
 #: phase 1 (language only): the world's language, arithmetic, reasoning, the train characters
 TEXT_WEIGHTS: Mapping[str, float] = {
     "ask": 1.0, "facts": 3.0, "math": 1.5, "mapping": 3.0, "think": 3.0, "knowledge": 1.5,
@@ -50,11 +50,11 @@ class Recipe:
     ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
     """
 
-    text_steps: int = 1500
+    text_steps: int = 1000
     joint_steps: int = 900
-    batch_size: int = 32
+    batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
-    text_tokens: int = 1200  # tokens per text batch
+    text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
     lr: float = 2e-3
     warmup: int = 50
     text_weight: float = 1.0
@@ -159,7 +159,8 @@ class SandboxPretrain(Trainer):
                 flow = torch.zeros(())
             names, weights = phases["joint" if joint else "text"]
             category = rng.choices(names, weights)[0]
-            batch = rng.sample(cats[category], sizes[category])
+            size = sizes[category] if not joint else max(2, (2 * sizes[category]) // 3)
+            batch = rng.sample(cats[category], size)
             text = self._text_loss(umm, batch, rng, generator)
             loss = flow + r.text_weight * text
             optimizer.zero_grad(set_to_none=True)
