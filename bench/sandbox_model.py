@@ -31,7 +31,8 @@ def main() -> int:
     ap.add_argument("--checkpoint", type=Path, help="measure this model folder instead of pretraining")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-sandbox"))
     ap.add_argument("--n", type=int, default=50, help="test items (pairs for mapping) per task")
-    ap.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    ap.add_argument("--text-steps", type=int, default=None, help="override the recipe's text steps")
+    ap.add_argument("--joint-steps", type=int, default=None, help="override the recipe's joint steps")
     args = ap.parse_args()
 
     from unisandbox_query.model import QueryModel
@@ -45,10 +46,12 @@ def main() -> int:
     )
 
     figures: dict = {}
-    recipe = Recipe() if args.steps is None else Recipe(steps=args.steps)
+    overrides = {k: v for k, v in (("text_steps", args.text_steps), ("joint_steps", args.joint_steps))
+                 if v is not None}
+    recipe = Recipe(**overrides)
     if args.checkpoint is None:
         t0 = time.perf_counter()
-        result = SandboxPretrain(steps=recipe.steps).train(scratch_model(recipe), args.out / "pretrain")
+        result = SandboxPretrain(**overrides).train(scratch_model(recipe), args.out / "pretrain")
         figures["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"pretraining: {figures['pretrain_seconds']} s for {recipe.steps} steps (recipe {recipe.digest()})")
         checkpoint = result.checkpoint
