@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from support import run_cli
 
 pytest.importorskip("unisandbox_query")

@@ -76,7 +76,7 @@ STAGES = ("pretrain", "base", "inject", "knowledge", "stars", "ablation", "probe
 
 
 def _fmt(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
