@@ -1,9 +1,10 @@
 """``sandbox-pretrain``: train the tiny query model from scratch on the sandbox corpus.
 
-One loop, two losses per step: the flow loss on a batch of direct prompts (generation), and
-the text loss on a batch of one understanding category (categories drawn by weight, so every
-batch has sequences of similar length). Seeded: the same recipe gives the same checkpoint.
-A killed run resumes from its last saved state in ``out_dir/state``.
+Two phases, one optimizer and one cosine schedule: ``text_steps`` of language only (a batch of
+one understanding category per step, categories drawn by weight, so a batch holds sequences
+of similar length), then ``joint_steps`` of the flow loss on a batch of direct prompts plus a
+text batch. Seeded: the same recipe gives the same checkpoint. A killed run resumes from its
+last saved state in ``out_dir/state``. docs/sandbox-model.md has the whole story.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class Recipe:
     ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
     """
 
-    text_steps: int = 1000
-    joint_steps: int = 900
+    text_steps: int = 900
+    joint_steps: int = 800
     batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
