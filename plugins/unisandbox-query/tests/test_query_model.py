@@ -153,3 +153,27 @@ def test_sandbox_corpus_keeps_the_generator_on_direct_prompts():
             assert target["colour"] in deciding
     held = {json.dumps(t, sort_keys=True) for t in corpus.held_out_targets}
     assert held and not held & {json.dumps(t, sort_keys=True) for t in corpus.train_targets}
+
+
+def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch, capsys):
+    """`--model query-tiny` with no path: trained on first use into $UNISANDBOX_CACHE, then
+    loaded from there (no second training); the resume state is not kept."""
+    import functools
+
+    from unisandbox_query import factories
+    from unisandbox_query.sandbox import pretrain
+
+    monkeypatch.setenv("UNISANDBOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pretrain, "Recipe", functools.partial(
+        pretrain.Recipe, text_steps=2, joint_steps=2, batch_size=4, n_train=20, n_characters=4))
+    calls = []
+    original = pretrain.SandboxPretrain.train
+    monkeypatch.setattr(pretrain.SandboxPretrain, "train",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    first = factories.query_tiny(progress=False)
+    assert calls == [1] and "training one now" in capsys.readouterr().err
+    second = factories.query_tiny(progress="false")
+    assert calls == [1] and "training one now" not in capsys.readouterr().err
+    folder = next((tmp_path / "cache").iterdir())
+    assert folder.name.startswith("query-tiny-") and not (folder / "state").exists()
+    assert first.source == second.source == str(folder / "model")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,16 @@ def default_checkpoint(progress: bool = True) -> Path:
     print(f"query-tiny: no pretrained sandbox checkpoint for recipe {recipe.digest()} yet; "
           f"training one now (a few minutes on a CPU, once) into {folder}", file=sys.stderr)
     SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)
+    shutil.rmtree(folder / "state", ignore_errors=True)  # resume state; the model is complete
     return model_dir
 
 
 def query_tiny(path: str | None = None, init: str | None = None, device: str = "cpu",
                batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
-               threads: int | None = None) -> QueryModel:
+               threads: int | None = None, progress: bool = True) -> QueryModel:
     """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model,
-    nothing the default pretrained checkpoint (trained into the user cache on first use)."""
+    nothing the default pretrained checkpoint (trained into the user cache on first use, with
+    a progress bar unless ``progress`` is false)."""
     if path is not None:
         return query_from_path(path, device, batch_size, steps, cfg_scale, threads)
     if init not in (None, "scratch"):
@@ -74,4 +77,5 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         for key, value in opts.items():
             setattr(model, key, value)
         return model
-    return QueryModel.from_pretrained(default_checkpoint(), **opts)
+    return QueryModel.from_pretrained(default_checkpoint(progress=progress not in (False, "false", "0")),
+                                      **opts)
