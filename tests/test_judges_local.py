@@ -21,6 +21,7 @@ from judges_loopback import CASES, scene_image
 from unisandbox.judges.local import LocalVLMJudge, folder_fingerprint
 from unisandbox.judges.vlm import ChatRequest, Reply
 from unisandbox.records import JudgeItem, Sample
+from unisandbox.testing import one_thread  # noqa: F401  (autouse)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -250,17 +251,8 @@ def test_fingerprint_changes_with_the_weights(llava_folder, tmp_path):
     assert folder_fingerprint(copy) != folder_fingerprint(llava_folder)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices gain nothing from a second thread; leave that core to other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("model_type", ["qwen2_vl", "qwen2_5_vl"])
-def test_random_qwen_vl_through_from_pretrained(model_type, tmp_path, one_thread):
+def test_random_qwen_vl_through_from_pretrained(model_type, tmp_path):
     from PIL import Image
 
     folder = build_tiny_qwen_vl(tmp_path / f"tiny-{model_type}", model_type)

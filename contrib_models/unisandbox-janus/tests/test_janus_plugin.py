@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,9 @@ from unisandbox.registry import get_registry
 from unisandbox.run.config import Component, RunConfig
 from unisandbox.run.runner import Runner
 from unisandbox.run.seeds import sample_seed
+from unisandbox.testing import one_thread  # noqa: F401  (autouse)
 
 CPU = {"device": "cpu", "think_tokens": 12, "answer_tokens": 8}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Toy matrices gain nothing from threads; on a shared CPU OpenMP waits cost more."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from unisandbox.testing import one_thread  # noqa: F401  (autouse)
 
 #: Fast sampler settings for CPU tests (the defaults are the reference's 50 steps).
 FAST = {"dtype": "float32", "device": "cpu", "image_size": 64, "steps": 4, "think_tokens": 6,
         "answer_tokens": 6}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The tiny model's matrices are far too small for threads to help; on a busy shared CPU
-    OpenMP's waiting makes each small op milliseconds slower. Restored after every test."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

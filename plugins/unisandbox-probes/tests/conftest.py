@@ -9,12 +9,13 @@ planted word where it was planted, near 0 elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 from unisandbox.protocols import Model, QueryStates
 from unisandbox.records import GenerationRequest
+from unisandbox.testing import one_thread  # noqa: F401  (autouse)
 
 #: The test vocabulary: digits and number words, glyph colours and shapes (both numbers),
 #: fruit, portrait words, a few first pieces, fillers.
@@ -74,17 +75,6 @@ class PlantedModel(Model):
 
     def vocabulary(self) -> dict[str, int]:
         return dict(self.vocab)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny matrices on a shared CPU: threads only add waiting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from unisandbox.testing import one_thread  # noqa: F401  (autouse)
 
 
 def tiny_config() -> object:
@@ -48,17 +48,6 @@ def vocabulary_texts() -> list[str]:
     for conv in K.corpus(K.make_characters(4, 0, "train", world), world):
         texts += [t.text for t in conv.turns]
     return texts
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Toy matrices gain nothing from threads; on a shared CPU waiting threads cost time."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
