@@ -44,6 +44,22 @@ def test_atomic_write_leaves_no_temp_files_and_plain_permissions(tmp_path):
     assert (tmp_path / "x/r.json").stat().st_mode & 0o777 == 0o666 & ~mask  # not owner-only
 
 
+def test_atomic_path_gives_plain_permissions_when_the_writer_replaces_the_file(tmp_path):
+    """safetensors' save_file writes a new file over the temp path (owner-only, like mkstemp)."""
+    import os
+
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+    from unisandbox.run.store import atomic_path
+
+    target = tmp_path / "model.safetensors"
+    with atomic_path(target) as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 @given(st.text(min_size=1, max_size=200))
 def test_safe_name_never_escapes(text):
     name = safe_name(text)

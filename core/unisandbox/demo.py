@@ -2,7 +2,9 @@
 
 Stages (each resumable: a finished stage is skipped when the demo runs again on its folder):
 
-1. pretrain   the tiny query model from scratch (``sandbox-pretrain``)
+1. pretrain   the tiny query model: the default checkpoint shipped with unisandbox-query, or
+              from scratch with ``sandbox-pretrain`` (``pretrain=True``, a seed other than 0,
+              or the quick size's reduced recipe)
 2. base       U, G-normal, G-think on math 1-3, mapping 1-3 and knowledge (before injection)
 3. inject     the test characters into the understanding side (``inject``)
 4. knowledge  U, G-normal, G-think on knowledge forward / inverse after injection
@@ -59,8 +61,8 @@ FULL = DemoSize(
     inject={"epochs": 12, "lr": 2e-3, "batch_size": 32},
     stars={"tasks": ",".join(MATH), "n": 32, "k": 4, "order": "curriculum"},
     probe_items=20,
-    # measured on 2 shared cores (docs/sandbox-model.md); pretrain is ~1 s with a cached model
-    seconds={"pretrain": 500, "base": 20, "inject": 26, "knowledge": 5, "stars": 66,
+    # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
+    seconds={"pretrain": 1450, "base": 20, "inject": 26, "knowledge": 5, "stars": 66,
              "ablation": 74, "probes": 13, "report": 3},
 )
 QUICK = DemoSize(
@@ -86,10 +88,13 @@ class Demo:
 
     def __init__(self, out: Path, quick: bool = False, seed: int = 0,
                  log: Callable[[str], None] | None = None, progress: bool = True,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, pretrain: bool = False) -> None:
         self.out = Path(out)
         self.size = QUICK if quick else FULL
         self.quick = quick
+        # seed 0 at full size is the default query-tiny checkpoint (shipped or cached) unless
+        # the user asks to pretrain it here
+        self.use_default = not quick and seed == 0 and not pretrain
         self.seed = seed
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.progress = progress
@@ -104,6 +109,11 @@ class Demo:
             raise UserError("the demo needs the first-party plugins (unisandbox-query, "
                             "unisandbox-stars, unisandbox-probes; `make demo` installs them); "
                             f"missing: {', '.join(missing)}")
+
+    def _estimate(self, stage: str) -> float:
+        if stage == "pretrain" and self.use_default:
+            return 5.0  # a copy of the shipped or cached checkpoint
+        return self.size.seconds[stage]
 
     # --- paths ---------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
@@ -129,7 +139,7 @@ class Demo:
             if marker.is_file():
                 self.log(f"[{i}/{len(STAGES)}] {stage}: done earlier, skipped")
                 continue
-            left = sum(self.size.seconds[s] for s in STAGES[i - 1:])
+            left = sum(self._estimate(s) for s in STAGES[i - 1:])
             self.log(f"[{i}/{len(STAGES)}] {stage} (elapsed {_fmt(time.perf_counter() - start)}, "
                      f"about {_fmt(left)} left)")
             t0 = time.perf_counter()
@@ -185,11 +195,13 @@ class Demo:
         spec = self.registry.model("query-tiny") if "query-tiny" in self.registry.records["model"] else None
         if spec is None:
             raise UserError("the demo needs model query-tiny (plugin unisandbox-query)")
-        if not self.quick and self.seed == 0:
-            # the default recipe: the same checkpoint `--model query-tiny` uses, trained once
-            # into the user cache (or found there) and copied, so neither pays twice
-            self.log("pretraining the default query-tiny checkpoint (or reusing the cached one)")
-            build(spec, {"progress": self.progress}).save_pretrained(self.base_model)
+        if self.use_default:
+            # the default recipe's checkpoint, the one `--model query-tiny` uses: shipped with
+            # the plugin (or cached, or trained once into the cache) and copied here
+            model = build(spec, {"progress": self.progress})
+            self.log(f"using the default query-tiny checkpoint {model.source} "
+                     "(`unisandbox demo --pretrain` trains it from scratch here instead)")
+            model.save_pretrained(self.base_model)
             return
         trainer = build(self.registry.trainer("sandbox-pretrain"),
                         {**self.size.pretrain, "seed": self.seed, "progress": self.progress})

@@ -44,6 +44,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.chmod(tmp, _umask_mode())
     try:
         yield Path(tmp)
+        os.chmod(tmp, _umask_mode())  # again: some writers (safetensors) replace the file
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

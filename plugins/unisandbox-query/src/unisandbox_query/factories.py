@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -42,17 +43,32 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
         raise UserError(str(exc)) from None
 
 
+SHIPPED = Path(__file__).parent / "pretrained" / "query-tiny"
+
+
+def shipped_checkpoint(digest: str) -> Path | None:
+    """The checkpoint shipped with the plugin, when it was trained with recipe ``digest``."""
+    meta = SHIPPED / "recipe.json"
+    if not (meta.is_file() and (SHIPPED / "model.safetensors").is_file()):
+        return None
+    return SHIPPED if json.loads(meta.read_text()).get("recipe_digest") == digest else None
+
+
 def default_checkpoint(progress: bool = True) -> Path:
-    """The pretrained sandbox checkpoint for the default recipe, trained once if missing."""
+    """The pretrained sandbox checkpoint for the default recipe: the one shipped with the
+    plugin, else one in the user cache, else trained once into the cache."""
     from .sandbox.pretrain import Recipe, SandboxPretrain, scratch_model
 
     recipe = Recipe()
+    shipped = shipped_checkpoint(recipe.digest())
+    if shipped is not None:
+        return shipped
     folder = cache_root() / f"query-tiny-{recipe.digest()}"
     model_dir = folder / "model"
     if (model_dir / "model.safetensors").is_file():
         return model_dir
     print(f"query-tiny: no pretrained sandbox checkpoint for recipe {recipe.digest()} yet; "
-          f"training one now (a few minutes on a CPU, once) into {folder}", file=sys.stderr)
+          f"training one now (about 25 minutes on 2 CPU cores, once) into {folder}", file=sys.stderr)
     SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)
     shutil.rmtree(folder / "state", ignore_errors=True)  # resume state; the model is complete
     return model_dir

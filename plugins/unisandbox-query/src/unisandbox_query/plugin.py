@@ -41,7 +41,7 @@ def sandbox_pretrain(**kwargs: Any) -> Any:
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(
         name="query-tiny", factory=query_tiny, capabilities=CAPABILITIES,
-        description="the sandbox's tiny query-based UMM (CPU; pretrained on first use, or path=DIR)",
+        description="the sandbox's tiny query-based UMM (CPU; the shipped pretrained checkpoint, or path=DIR)",
     ))
     register(ModelSpec(
         name="query", factory=query, capabilities=CAPABILITIES,

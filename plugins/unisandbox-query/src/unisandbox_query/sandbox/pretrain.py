@@ -51,8 +51,8 @@ class Recipe:
     ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
     """
 
-    text_steps: int = 900
-    joint_steps: int = 800
+    text_steps: int = 2000
+    joint_steps: int = 2500
     batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
