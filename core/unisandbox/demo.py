@@ -59,7 +59,7 @@ FULL = DemoSize(
     pretrain={},
     n_items=50, n_characters=10,
     inject={"epochs": 12, "lr": 2e-3, "batch_size": 32},
-    stars={"tasks": ",".join(MATH), "n": 32, "k": 4, "order": "curriculum"},
+    stars={"tasks": ",".join(MATH), "n": 128, "k": 4, "order": "curriculum"},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
     seconds={"pretrain": 1450, "base": 20, "inject": 26, "knowledge": 5, "stars": 66,

@@ -177,3 +177,16 @@ def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch
     folder = next((tmp_path / "cache").iterdir())
     assert folder.name.startswith("query-tiny-") and not (folder / "state").exists()
     assert first.source == second.source == str(folder / "model")
+
+
+def test_filter_verdicts_cannot_be_read_off_the_prompt():
+    """Each self-filter prompt is trained with a right picture (YES) and a near miss (NO), so the
+    model must look at the image: one picture per prompt let it memorise a verdict per prompt."""
+    from collections import defaultdict
+
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+
+    verdicts: dict[str, set[str]] = defaultdict(set)
+    for e in SandboxCorpus(n_train=20, n_characters=4)._filter():
+        verdicts[e.user].add(e.answer.rsplit(" ", 1)[-1])
+    assert verdicts and all(v == {"YES", "NO"} for v in verdicts.values())

@@ -240,17 +240,22 @@ class SandboxCorpus:
         return out
 
     def _filter(self) -> list[TextExample]:
-        """Self-filter examples: the right picture half the time, a near miss otherwise."""
+        """Self-filter examples: every prompt twice, with the right picture and a near miss.
+
+        Both, not one of them: with one picture per prompt the verdict is a function of the
+        prompt, and the model memorises it instead of comparing what it sees with what it
+        should see (it then answers NO to every new prompt).
+        """
         rng = random.Random(f"filter:{self.seed}")
         samples = [s for group in self.train_samples.values() for s in group] + self.knowledge_samples
         out = []
         for s in samples:
-            right = rng.random() < 0.5
-            shown = dict(s.target) if right else near_miss(s.target, rng)
-            if "kind" in shown and "count" not in shown:
-                shown["count"] = 1
-            answer = filter_answer(s, shown, right)
-            out.append(TextExample("filter", filter_prompt(s.prompt), answer, image=shown))
+            for right in (True, False):
+                shown = dict(s.target) if right else near_miss(s.target, rng)
+                if "kind" in shown and "count" not in shown:
+                    shown["count"] = 1
+                answer = filter_answer(s, shown, right)
+                out.append(TextExample("filter", filter_prompt(s.prompt), answer, image=shown))
         return out
 
     def character_names(self) -> set[str]:

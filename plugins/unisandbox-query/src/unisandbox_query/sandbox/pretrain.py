@@ -30,7 +30,7 @@ from ..modeling_query_umm import QueryUMM, QueryUMMConfig, cosine_lr
 from ..tokenization import build_tokenizer
 from .corpus import SandboxCorpus, TextExample
 
-CORPUS_VERSION = "3"
+CORPUS_VERSION = "4"
 #: phase 1 (language only): the world's language, arithmetic, reasoning, the train characters
 TEXT_WEIGHTS: Mapping[str, float] = {
     "ask": 1.0, "facts": 3.0, "math": 1.5, "mapping": 3.0, "think": 3.0, "knowledge": 1.5,
