@@ -62,8 +62,8 @@ FULL = DemoSize(
     stars={"tasks": ",".join(MATH), "n": 128, "k": 4, "order": "curriculum"},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
-    seconds={"pretrain": 1450, "base": 20, "inject": 26, "knowledge": 5, "stars": 66,
-             "ablation": 74, "probes": 13, "report": 3},
+    seconds={"pretrain": 1360, "base": 20, "inject": 20, "knowledge": 4, "stars": 106,
+             "ablation": 88, "probes": 10, "report": 2},
 )
 QUICK = DemoSize(
     pretrain={"text_steps": 40, "joint_steps": 30, "n_train": 30, "n_characters": 4},
