@@ -1,4 +1,5 @@
-"""Safe file names: no sample id, task name or mode may write outside the run folder."""
+"""Safe file names (no sample id, task name or mode may write outside the run folder) and
+file content hashes."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def inside(root: Path, *parts: str) -> Path:
     if not path.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"{path} escapes {root}")
     return path
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks (judge cache keys, data hashes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -12,17 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..paths import file_sha256
 from ..protocols.judge import Judge
 from ..records import JudgeItem, Verdict
 from ..run.store import JsonlLog
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def identity_hash(identity: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -13,14 +12,6 @@ from unisandbox.errors import UserError
 from unisandbox.run.store import atomic_write_json
 
 from . import __version__
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def stderr_log(enabled: bool) -> Callable[[str], None]:

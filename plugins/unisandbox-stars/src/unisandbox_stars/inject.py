@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from unisandbox.paths import file_sha256
 from unisandbox.protocols import Model, Trainer, TrainResult
 from unisandbox.records import Conversation
 
-from .common import check_run_folder, file_sha256, stderr_log
+from .common import check_run_folder, stderr_log
 from .options import FinetuneOptions
 
 #: Passes over the corpus when neither steps nor epochs is given.
