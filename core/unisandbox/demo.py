@@ -34,7 +34,7 @@ from .registry import Registry, get_registry
 from .run.config import Component, RunConfig
 from .run.store import atomic_write_json
 
-REQUIRED = {"model": ("query",), "trainer": ("sandbox-pretrain", "inject", "stars"),
+REQUIRED = {"model": ("query", "query-tiny"), "trainer": ("sandbox-pretrain", "inject", "stars"),
             "task": ("probe-lens", "probe-transfer")}
 MATH = ("math-1", "math-2", "math-3")
 MAPPING = ("mapping-1", "mapping-2", "mapping-3")
@@ -192,9 +192,7 @@ class Demo:
         target = self.path("pretrain")
         if (self.base_model / "model.safetensors").is_file():
             return
-        spec = self.registry.model("query-tiny") if "query-tiny" in self.registry.records["model"] else None
-        if spec is None:
-            raise UserError("the demo needs model query-tiny (plugin unisandbox-query)")
+        spec = self.registry.model("query-tiny")  # present: _check_plugins made sure
         if self.use_default:
             # the default recipe's checkpoint, the one `--model query-tiny` uses: shipped with
             # the plugin (or cached, or trained once into the cache) and copied here

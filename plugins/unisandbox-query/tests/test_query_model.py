@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from unisandbox.errors import UserError
 from unisandbox.records import Conversation, GenerationRequest, Turn
 from unisandbox.run.config import Component, RunConfig
 from unisandbox.run.runner import Runner
@@ -172,11 +173,13 @@ def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     first = factories.query_tiny(progress=False)
     assert calls == [1] and "training one now" in capsys.readouterr().err
-    second = factories.query_tiny(progress="false")
+    second = factories.query_tiny(progress=False)
     assert calls == [1] and "training one now" not in capsys.readouterr().err
     folder = next((tmp_path / "cache").iterdir())
     assert folder.name.startswith("query-tiny-") and not (folder / "state").exists()
     assert first.source == second.source == str(folder / "model")
+    with pytest.raises(UserError, match="progress must be true or false"):
+        factories.query_tiny(progress="maybe")
 
 
 def test_filter_verdicts_cannot_be_read_off_the_prompt():

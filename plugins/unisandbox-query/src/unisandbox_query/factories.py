@@ -93,5 +93,6 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         for key, value in opts.items():
             setattr(model, key, value)
         return model
-    return QueryModel.from_pretrained(default_checkpoint(progress=progress not in (False, "false", "0")),
-                                      **opts)
+    if not isinstance(progress, bool):  # the CLI's parse_value already turns "false" into False
+        raise UserError(f"progress must be true or false, got {progress!r}")
+    return QueryModel.from_pretrained(default_checkpoint(progress=progress), **opts)
