@@ -56,6 +56,28 @@ def evaluate(model: Any, checkpoint: Path, tasks: tuple[str, ...], task_args: di
     return table
 
 
+def object_and_count(run_dir: Path, mode: str = "normal") -> dict[str, dict[str, float]]:
+    """Per task: how often the picture shows the right object (kind and colour), and how often
+    the count is right when it does — against the count's chance (1 in 5). A generator that
+    only learned to read the object out of a reasoning prompt sits at chance on the count."""
+    tally: dict[str, list[int]] = {}
+    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["mode"] != mode:
+            continue
+        parsed = json.loads(row.get("judge_raw") or "{}")
+        expected = row["expected"].split()
+        count = int(expected[0]) if expected[0].isdigit() else 1
+        obj = (parsed.get("colour") in expected and bool(parsed.get("kind"))
+               and expected[-1].startswith(parsed["kind"]))
+        t = tally.setdefault(row["task"], [0, 0, 0])
+        t[0] += 1
+        t[1] += obj
+        t[2] += obj and parsed.get("count") == count
+    return {task: {"object": o / n, "count_given_object": (c / o) if o else 0.0}
+            for task, (n, o, c) in sorted(tally.items())}
+
+
 def corpus_recall(model: Any, conversations: list[Any]) -> float:
     """Share of the corpus's questions answered with exactly the corpus's answer."""
     from unisandbox.answers import words
@@ -134,6 +156,7 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               "seconds": p.get("seconds", {})}
                       for phase, p in summary["phases"].items()}
         figures["stars"]["variants"][name] = {"after": after, "seconds": round(seconds, 1),
+                                              "object_and_count": object_and_count(out / f"eval-{name}"),
                                               "metrics": result.metrics, "acceptance": acceptance}
         print(f"\n{name}: {seconds:.0f} s, {result.metrics['candidates']} candidates, "
               f"{result.metrics['accepted']} accepted, {result.metrics['train_steps']} steps")
@@ -150,6 +173,15 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                for n in args.variants]
         print(f"{task:16} {pct(before[task]['understanding']):>6} {pct(before[task]['think']):>6} "
               f"{pct(before[task]['normal']):>7} " + " ".join(f"{r:>17}" for r in row))
+    figures["stars"]["base_object_and_count"] = object_and_count(out / "eval-base")
+    print("\nWhat G-normal got right: the object (kind and colour) / the count when the object was "
+          "right (chance 20.0)")
+    columns = [("before", figures["stars"]["base_object_and_count"])] + [
+        (n, figures["stars"]["variants"][n]["object_and_count"]) for n in args.variants]
+    print(f"{'':16} " + " ".join(f"{n:>17}" for n, _ in columns))
+    for task in MATH:
+        cells = [f"{pct(c[task]['object'])} /{pct(c[task]['count_given_object'])}" for _, c in columns]
+        print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
 
 
 def main() -> int:

@@ -193,3 +193,37 @@ def test_filter_verdicts_cannot_be_read_off_the_prompt():
     for e in SandboxCorpus(n_train=20, n_characters=4)._filter():
         verdicts[e.user].add(e.answer.rsplit(" ", 1)[-1])
     assert verdicts and all(v == {"YES", "NO"} for v in verdicts.values())
+
+
+def test_the_shipped_checkpoint_is_the_default_recipes():
+    """A recipe change without a retrained checkpoint would silently stop using the shipped one
+    (every user would train for half an hour on first use): retrain and ship, or fail here."""
+    from unisandbox_query.factories import SHIPPED, shipped_checkpoint
+    from unisandbox_query.sandbox.pretrain import Recipe
+
+    recorded = json.loads((SHIPPED / "recipe.json").read_text())["recipe_digest"]
+    assert shipped_checkpoint(Recipe().digest()) == SHIPPED, (
+        f"the shipped checkpoint was trained with recipe {recorded}, the code's default is "
+        f"{Recipe().digest()}: retrain it (bench/sandbox_model.py) and ship it")
+
+
+@pytest.mark.slow
+def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
+    """`sandbox-pretrain` with the default recipe, from scratch (about 25 minutes on 2 cores),
+    reaches the shipped checkpoint's direct-prompt and describing accuracy."""
+    from unisandbox_query.factories import SHIPPED
+    from unisandbox_query.sandbox.corpus import SandboxCorpus, direct_targets
+    from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy
+    from unisandbox_query.sandbox.pretrain import Recipe, SandboxPretrain, scratch_model
+
+    recipe = Recipe()
+    result = SandboxPretrain(progress=False).train(scratch_model(recipe), tmp_path)
+    held_out = SandboxCorpus(seed=recipe.seed).held_out_targets
+    for name, folder in (("shipped", SHIPPED), ("reproduced", result.checkpoint)):
+        model = QueryModel.from_pretrained(folder)
+        figures = (direct_accuracy(model, held_out)["accuracy"],
+                   describe_accuracy(model, direct_targets()[::4])["accuracy"])
+        if name == "shipped":
+            shipped = figures
+    assert all(mine >= theirs - 0.1 for mine, theirs in zip(figures, shipped, strict=True)), (
+        figures, shipped)
