@@ -53,6 +53,9 @@ def test_right_images_are_yes_with_the_stage_one_description(judge: GlyphJudge, 
         "1 blue ring"]
     raw = json.loads(verdicts[0].raw)
     assert raw["parser"] == gd.PARSER_VERSION and raw["count"] == 3
+    assert verdicts[0].facets == {"object": True, "count": True}
+    assert verdicts[1].facets == {"object": True}  # a target without a count checks no count
+    assert verdicts[3].facets == dict.fromkeys(PERSON, True)
 
 
 def test_wrong_and_unclean_images_are_no(judge: GlyphJudge, tmp_path: Path) -> None:
@@ -78,6 +81,12 @@ def test_wrong_and_unclean_images_are_no(judge: GlyphJudge, tmp_path: Path) -> N
     assert texts[2:5] == ["Error: mixed kinds", "Error: blank", "Error: visible symbol"]
     assert texts[5] == "Person: East Asian; black; old; female"
     assert texts[6].startswith("Error: unreadable cell")
+    # what each wrong picture got right: the object at the wrong count, the count in the wrong
+    # colour, nothing in an unclean image, every attribute but the age
+    facets = [v.facets for v in verdicts]
+    assert facets[:4] == [{"object": True, "count": False}, {"object": False, "count": True},
+                          {"object": False, "count": False}, {"object": False, "count": False}]
+    assert facets[5] == {**dict.fromkeys(PERSON, True), "age": False}
 
 
 def test_undecidable_items_are_errors(judge: GlyphJudge, tmp_path: Path) -> None:

@@ -88,6 +88,11 @@ def test_oracle_scores_everything_through_the_engine(tmp_path, capsys):
         for mode in ("normal", "think", "understanding"):
             assert cells[mode]["accuracy"] == 1.0, (name, mode, cells[mode])
         assert task["chance"] is not None and task["chance"] < 1
+        facets = cells["normal"]["facets"]  # per picture: pairs count twice
+        assert all(f["accuracy"] == 1.0 for f in facets.values())
+        assert facets["object" if "knowledge" not in name else "age"]["n"] == 12 * (
+            2 if name.startswith("mapping") else 1)
+    assert set(results["tasks"]["math-1"]["levels"]["all"]["normal"]["facets"]) == {"object", "count"}
     code = main(["eval", "--model", "glyph-oracle", "--task", "unisandbox-file",
                  "--task-arg", f"path={path}", "--task-arg", "world=glyph", "--judge", "glyph",
                  "--mode", "normal", "--out", str(tmp_path / "file-run"), "--quiet", "--json"])
@@ -95,3 +100,6 @@ def test_oracle_scores_everything_through_the_engine(tmp_path, capsys):
     cells = results["tasks"]["mapping2"]["levels"]["2"]
     assert code == 0 and cells["normal"]["accuracy"] == 1.0 and cells["normal"]["n"] == 10
     assert cells["understanding"]["accuracy"] == 1.0
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "### What the pictures got right" in report and "| math-1 | 1 | G-normal | 100.0 (n 12) | 100.0 (n 12) |" in report

@@ -124,6 +124,22 @@ def test_stars_internalises_and_filtering_matters():
     assert "mapping" not in got.numbers
 
 
+def test_stars_finding_says_what_the_lift_is_made_of():
+    """With a judge that reports facets (glyph: object, count), the finding shows each one's
+    change: a lift in the object alone is format adaptation, not internalised reasoning."""
+    def with_facets(run: dict, obj: float, count: float) -> dict:
+        cell = run["tasks"]["math-1"]["levels"]["all"]["normal"]
+        cell["facets"] = {"object": {"accuracy": obj, "n": cell["n"]},
+                          "count": {"accuracy": count, "n": cell["n"]}}
+        return run
+
+    before = with_facets(base(math=(38, 2, 30), mapping=None, n=40), 0.1, 0.2)
+    stars = with_facets(stars_run(9), 0.95, 0.22)
+    got = evaluate_findings({"base": before, "stars": stars, "stars_nofilter": stars_run(9)})[2]
+    assert "right object 10.0 → 95.0, count 20.0 → 22.0" in got.measured
+    assert got.numbers["math"]["facets"]["stars"] == pytest.approx({"object": 0.95, "count": 0.22})
+
+
 # --- claims 4 and 5: knowledge -------------------------------------------------------------------
 def inject_run(forward=(5, 20), inverse=(2, 3), n=30) -> dict:
     tasks = {}

@@ -95,7 +95,12 @@ def test_report_html_is_self_contained_with_tables_charts_and_grids(glyph, tmp_p
     for needle in ("<h1>Oracle</h1>", "G-normal", "G-think", "gap U−G-normal", "chance",
                    'class="results"', "glyph-oracle", "judge identity", "data sha256"):
         assert needle in text, needle
-    assert text.count('<tr><td>math-1</td><td>1</td>') == 1
+    results_table = text[text.index('class="results"'):text.index("</table>", text.index('class="results"'))]
+    assert results_table.count('<tr><td>math-1</td><td>1</td>') == 1
+    # the glyph judge's facets: one row per task and mode, the object and the count
+    assert '<h3>What the pictures got right</h3>' in text
+    assert "<th>object</th><th>count</th>" in text
+    assert "<td>math-1</td><td>1</td><td>G-think</td><td>100.0 (n 6)</td>" in text
     assert "100.0 <span class=\"ci\">[" in text
     # sample grids: 6 items per task, both modes, the thinking text, the verdicts, U replies
     assert text.count('<table class="grid">') == 3

@@ -89,16 +89,30 @@ class Verdict:
     """A judge's decision. ``error`` means the judge could not decide (never silently "no").
 
     ``raw`` keeps the judge's own text (VLM replies, parser report); ``description`` is the
-    stage-1 description when the judge has one.
+    stage-1 description when the judge has one. ``facets`` are the separate checks a judge
+    could make (the glyph judge: ``object``, ``count``; a portrait's attributes), so a report
+    can say what a wrong picture got wrong, not only that it was wrong.
     """
 
     verdict: VerdictLabel
     raw: str = ""
     description: str = ""
+    facets: Mapping[str, bool] = attrs.field(factory=dict, converter=_frozen_mapping)
 
     def __attrs_post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        bad = {k: v for k, v in self.facets.items() if not isinstance(v, bool)}
+        if bad:
+            raise ValueError(f"facets must map names to true/false, got {bad}")
+
+    def fields(self) -> dict[str, Any]:
+        """The verdict as the run log stores it (a sample record's judge fields)."""
+        out: dict[str, Any] = {"verdict": self.verdict, "judge_raw": self.raw,
+                               "description": self.description}
+        if self.facets:
+            out["facets"] = dict(self.facets)
+        return out
 
 
 @attrs.frozen

@@ -68,7 +68,7 @@ class CachedJudge(Judge):
             for i, verdict in zip(todo, fresh, strict=True):
                 if verdict.verdict != "error":
                     entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw,
-                             "description": verdict.description}
+                             "description": verdict.description, "facets": dict(verdict.facets)}
                     self.entries[keys[i]] = entry
                     new.append(entry)
                 else:
@@ -83,7 +83,8 @@ class CachedJudge(Judge):
                 out.append(fresh_by_index[i])
             else:
                 e = self.entries[k]
-                out.append(Verdict(e["verdict"], raw=e["raw"], description=e["description"]))
+                out.append(Verdict(e["verdict"], raw=e["raw"], description=e["description"],
+                                   facets=e.get("facets") or {}))
         return out
 
     def close(self) -> None:

@@ -55,7 +55,8 @@ class GlyphJudge(Judge):
             return Verdict("error", raw=f"{item.image_path.name}: {exc}")
         reading = glyph_draw.parse(pixels)
         verdict = "yes" if glyph_draw.matches(reading, target) else "no"
-        return Verdict(verdict, raw=reading.report(), description=reading.text)
+        return Verdict(verdict, raw=reading.report(), description=reading.text,
+                       facets=glyph_draw.facets(reading, target))
 
 
 def glyph_judge() -> GlyphJudge:

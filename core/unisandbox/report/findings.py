@@ -147,6 +147,20 @@ def family_cell(results: Mapping[str, Any] | None, family: str, mode: str,
     return pool(cells), names
 
 
+def family_facets(results: Mapping[str, Any] | None, family: str,
+                  mode: str) -> dict[str, float]:
+    """A family's facet accuracies for a mode (the judge's per-part checks), pooled over tasks."""
+    tally: dict[str, list[float]] = {}
+    for entry in (results or {}).get("tasks", {}).values():
+        if entry.get("family") != family:
+            continue
+        for name, f in ((_task_levels(entry).get(mode) or {}).get("facets") or {}).items():
+            t = tally.setdefault(name, [0.0, 0])
+            t[0] += f["accuracy"] * f["n"]
+            t[1] += f["n"]
+    return {name: yes / n for name, (yes, n) in tally.items() if n}
+
+
 def _c(cell: Cell | None) -> str:
     return cell.text() if cell else "not measured"
 
@@ -223,6 +237,12 @@ def claim_stars(base: Mapping[str, Any] | None, stars: Mapping[str, Any] | None,
                      f"{after.text()}, lift {pct(lift, True)}, intervals "
                      f"{'separate' if separated(before, after) else 'overlap'}")
         numbers[family] = {"base": _j(before), "stars": _j(after), "lift": lift, "pass": ok}
+        facets_before = family_facets(base, family, "normal")
+        facets_after = family_facets(stars, family, "normal")
+        shared = [n for n in facets_after if n in facets_before]
+        if shared:  # what the lift is made of: the object, the count, ...
+            texts.append(f"right {', '.join(f'{n} {pct(facets_before[n])} → {pct(facets_after[n])}' for n in shared)}")
+            numbers[family]["facets"] = {"base": facets_before, "stars": facets_after}
     filtered = pool(family_cell(stars, f, "normal")[0] for f in families)
     unfiltered = pool(family_cell(nofilter, f, "normal")[0] for f in families)
     if unfiltered is None:

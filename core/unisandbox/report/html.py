@@ -16,7 +16,7 @@ from .images import png_uri, thumbnail
 from .probes import ProbeSection, inline_html_fragment, markdown_to_html
 from .samples import GridItem
 from .stats import Cell, pct
-from .tables import ResultRow, result_headers
+from .tables import FACETS_NOTE, ResultRow, facet_table, result_headers
 
 #: characters of thinking text shown per sample (the rest is cut, with a note)
 THINK_CHARS = 1200
@@ -175,6 +175,12 @@ def run_html(view: RunView) -> str:
     if run.missing_tasks:
         parts.append(f'<p class="note">Not finished: no results yet for {_e(", ".join(run.missing_tasks))}.</p>')
     parts.append("<h3>Results</h3>" + results_table(view.rows, run.modes))
+    headers, rows = facet_table(run.results)
+    if rows:
+        head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+        parts.append(f'<h3>What the pictures got right</h3><table class="facets"><thead><tr>{head}'
+                     f'</tr></thead><tbody>{body}</tbody></table><p class="muted">{_e(FACETS_NOTE)}</p>')
     charts = [t for t in view.tasks if t.chart]
     if charts:
         parts.append("<h3>U vs G per level (95 % intervals)</h3><div class=\"charts\">" + "".join(

@@ -13,7 +13,7 @@ from .build import ReportData, RunView
 from .compare import COMPARE_HEADERS
 from .findings import Finding
 from .probes import ProbeSection, rebase_markdown
-from .tables import result_cells, result_headers
+from .tables import FACETS_NOTE, facet_table, result_cells, result_headers
 
 THINK_CHARS = 300
 
@@ -106,6 +106,10 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
             parts.append(f"> Not finished: no results yet for {', '.join(run.missing_tasks)}.")
         parts.append("### Results\n\n" + md_table(
             result_headers(run.modes), [result_cells(r, run.modes) for r in view.rows]))
+        headers, rows = facet_table(run.results)
+        if rows:
+            parts.append("### What the pictures got right\n\n" + md_table(headers, rows)
+                         + f"\n\n{FACETS_NOTE}")
         charts = [t for t in view.tasks if t.chart]
         if charts:
             parts.append("### U vs G per level (95 % intervals)\n\n" + "\n".join(

@@ -55,3 +55,28 @@ def result_cells(row: ResultRow, modes: Sequence[str]) -> list[str]:
             *[(row.generation.get(m) or Cell(0, 0, 0, 0, 1)).text() for m in modes],
             *[pct(row.gap.get(m), signed=True) for m in modes],
             row.errors(), row.n_text(), pct(row.chance)]
+
+
+FACETS_NOTE = ("Per picture, which parts of the answer the judge found right (the glyph judge: "
+               "the object, i.e. kind and colour, and the count). A generator that reads the "
+               "object out of a reasoning prompt but not the number sits near the count's chance.")
+
+
+def facet_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of facet accuracies per task, level and mode; no rows when the judge
+    reported no facets. Facets are per picture, so mapping pairs count as two."""
+    modes = list(results.get("modes", []))
+    names: list[str] = []
+    found: list[tuple[str, str, str, dict[str, Any]]] = []
+    for task, entry in results["tasks"].items():
+        for level, cells in iter_levels(entry["levels"]):
+            for mode in modes:
+                facets = (cells.get(mode) or {}).get("facets") or {}
+                if facets:
+                    found.append((task, level, mode, facets))
+                    names += [n for n in facets if n not in names]
+    names.sort(key=lambda n: ({"object": 0, "count": 1}.get(n, 2), n))
+    rows = [[task, level, f"G-{mode}", *[
+        f"{pct(facets[n]['accuracy'])} (n {facets[n]['n']})" if n in facets else "-" for n in names]]
+        for task, level, mode, facets in found]
+    return ["task", "level", "mode", *names], rows

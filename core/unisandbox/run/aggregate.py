@@ -59,6 +59,21 @@ def summarise(labels: Iterable[str], reference_scoring: bool) -> dict[str, Any]:
             "ci95": [lo, hi]}
 
 
+def facet_summary(samples: Iterable[Sample], records: Mapping[tuple[str, str], dict[str, Any]],
+                  mode: str) -> dict[str, Any]:
+    """Per facet the judge reported (glyph: ``object``, ``count``), its accuracy over samples.
+
+    Samples, not pairs: a facet says what each picture got right, which is what a reader
+    wants when a generator is wrong (the right object at the wrong count, or the reverse).
+    """
+    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in samples:
+        for name, ok in (records.get((mode, s.id)) or {}).get("facets", {}).items():
+            tally[name][0] += 1
+            tally[name][1] += bool(ok)
+    return {name: {"accuracy": yes / n, "n": n} for name, (n, yes) in tally.items()}
+
+
 def aggregate_task(
     samples: Sequence[Sample],
     records: Mapping[tuple[str, str], dict[str, Any]],
@@ -83,6 +98,9 @@ def aggregate_task(
                 continue
             units = unit_verdicts(subset, verdicts, unit)
             entry[mode] = summarise((label for _, label in units), reference_scoring)
+            facets = facet_summary(subset, records, mode)
+            if facets:
+                entry[mode]["facets"] = facets
         u = entry.get(UNDERSTANDING, {}).get("accuracy")
         entry["gap"] = {m: u - entry[m]["accuracy"] for m in modes
                         if u is not None and entry.get(m, {}).get("accuracy") is not None}

@@ -195,7 +195,7 @@ class Runner:
         t2 = time.perf_counter()
         return [
             {**_base(task, mode, s), "prompt": s.prompt, "seed": r.seed, "think": g.think,
-             "image": self.store.relative(p), "expected": s.answer, **_verdict(v),
+             "image": self.store.relative(p), "expected": s.answer, **v.fields(),
              "t_generate": (t1 - t0) / len(batch), "t_judge": (t2 - t1) / len(batch)}
             for s, r, g, p, v in zip(batch, requests, generations, paths, verdicts, strict=True)
         ]
@@ -220,10 +220,6 @@ class Runner:
 def _base(task: Task, mode: str, sample: Sample) -> dict[str, Any]:
     return {"task": task.name, "mode": mode, "id": sample.id, "level": sample.level,
             "group": sample.group}
-
-
-def _verdict(v: Verdict) -> dict[str, Any]:
-    return {"verdict": v.verdict, "judge_raw": v.raw, "description": v.description}
 
 
 def compute_results(store: RunStore, tasks: Sequence[Task], modes: Sequence[str],

@@ -101,8 +101,7 @@ def score_images(
                     "image": store.relative(target)}
             if found is None:
                 v = missing_image_verdict(target)
-                records.append({**base, "verdict": v.verdict, "judge_raw": v.raw,
-                                "description": v.description})
+                records.append({**base, **v.fields()})
                 continue
             if found.resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +109,7 @@ def score_images(
             items.append((base, JudgeItem(task.name, task.family, sample, target)))
         verdicts = judge.judge([item for _, item in items]) if items else []
         for (base, _), v in zip(items, verdicts, strict=True):
-            records.append({**base, "verdict": v.verdict, "judge_raw": v.raw,
-                            "description": v.description})
+            records.append({**base, **v.fields()})
         store.samples.append(records)
         bar.update(len(batch))
     bar.close()

@@ -551,6 +551,21 @@ def _read_portrait(arr: np.ndarray, dp: np.ndarray, best: int) -> Reading:
     return Reading(portrait=dict(person), category="portrait", text=_person_text(person))
 
 
+def facets(reading: Reading, target: Mapping[str, Any]) -> dict[str, bool]:
+    """Which parts of the target the reading got right: ``object`` (kind, and colour when the
+    target has one) and ``count``, or each portrait attribute. An error reading gets none."""
+    t = check_target(target)
+    if "portrait" in t:
+        shown = (reading.portrait or {}) if reading.error is None else {}
+        return {k: shown.get(k) == v for k, v in t["portrait"].items()}
+    clean = reading.error is None
+    out = {"object": clean and reading.kind == t.get("kind")
+           and ("colour" not in t or reading.colour == t["colour"])}
+    if "count" in t:
+        out["count"] = clean and reading.count == t["count"]
+    return out
+
+
 def matches(reading: Reading, target: Mapping[str, Any]) -> bool:
     """Does the reading show the target? Only keys present in the target are checked.
 
