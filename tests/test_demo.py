@@ -34,3 +34,6 @@ def test_quick_demo_runs_every_stage_and_writes_a_self_contained_report(tmp_path
     again = run_cli("demo", "--quick", "--quiet", "--out", str(out), timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("done earlier, skipped") == 8
+    resumed = json.loads((out / "timings.json").read_text())
+    assert resumed == timings  # the total is recomputed from the stages, not added to
+    assert timings["total"] == round(sum(v for k, v in timings.items() if k != "total"), 1)

@@ -136,7 +136,7 @@ def test_stars_finding_says_what_the_lift_is_made_of():
     before = with_facets(base(math=(38, 2, 30), mapping=None, n=40), 0.1, 0.2)
     stars = with_facets(stars_run(9), 0.95, 0.22)
     got = evaluate_findings({"base": before, "stars": stars, "stars_nofilter": stars_run(9)})[2]
-    assert "right object 10.0 → 95.0, count 20.0 → 22.0" in got.measured
+    assert "right object 10.0 → 95.0, count 20.0 → 22.0 (chance 20.0)" in got.measured
     assert got.numbers["math"]["facets"]["stars"] == pytest.approx({"object": 0.95, "count": 0.22})
 
 

@@ -148,8 +148,9 @@ class Demo:
             atomic_write_json(timings_path, self.timings)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(f"{self.timings[stage]}\n")
-        total = round(sum(self.timings.values()), 1)
-        self.timings["total"] = total
+        # in stage order; a resumed run's earlier "total" is recomputed, never added in
+        self.timings = {s: self.timings[s] for s in STAGES if s in self.timings}
+        self.timings["total"] = round(sum(self.timings.values()), 1)
         atomic_write_json(timings_path, self.timings)
         self.log("stage times (s): " + ", ".join(f"{k} {v}" for k, v in self.timings.items()))
         return {"out": str(self.out), "timings": self.timings,

@@ -158,7 +158,15 @@ def family_facets(results: Mapping[str, Any] | None, family: str,
             t = tally.setdefault(name, [0.0, 0])
             t[0] += f["accuracy"] * f["n"]
             t[1] += f["n"]
-    return {name: yes / n for name, (yes, n) in tally.items() if n}
+    order = sorted(tally, key=lambda n: ({"object": 0, "count": 1}.get(n, 2), n))
+    return {name: tally[name][0] / tally[name][1] for name in order if tally[name][1]}
+
+
+def family_chance(results: Mapping[str, Any] | None, family: str) -> float | None:
+    """The mean guessing baseline of a family's tasks (the count's chance on math)."""
+    chances = [e["chance"] for e in (results or {}).get("tasks", {}).values()
+               if e.get("family") == family and isinstance(e.get("chance"), (int, float))]
+    return sum(chances) / len(chances) if chances else None
 
 
 def _c(cell: Cell | None) -> str:
@@ -241,7 +249,10 @@ def claim_stars(base: Mapping[str, Any] | None, stars: Mapping[str, Any] | None,
         facets_after = family_facets(stars, family, "normal")
         shared = [n for n in facets_after if n in facets_before]
         if shared:  # what the lift is made of: the object, the count, ...
-            texts.append(f"right {', '.join(f'{n} {pct(facets_before[n])} → {pct(facets_after[n])}' for n in shared)}")
+            chance = family_chance(stars, family)
+            texts.append("right " + ", ".join(
+                f"{n} {pct(facets_before[n])} → {pct(facets_after[n])}" for n in shared)
+                + (f" (chance {pct(chance)})" if chance is not None else ""))
             numbers[family]["facets"] = {"base": facets_before, "stars": facets_after}
     filtered = pool(family_cell(stars, f, "normal")[0] for f in families)
     unfiltered = pool(family_cell(nofilter, f, "normal")[0] for f in families)
