@@ -142,7 +142,7 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
     figures["stars"] = {"base": before, "variants": {}}
     extra = json.loads(args.stars_args) if args.stars_args else {}
     for name in args.variants:
-        model = QueryModel.from_pretrained(checkpoint)
+        model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank)
         t0 = time.perf_counter()
         result = StarsTrainer(audit_judge="glyph", progress=sys.stderr.isatty(),
                               **{**VARIANTS[name], **extra}).train(model, out / name)
@@ -198,6 +198,8 @@ def main() -> int:
     ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')
     ap.add_argument("--stars-args", help='JSON object of stars arguments, e.g. {"n": 48, "k": 4}')
     ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--query-expert-rank", type=int, help="give the generation path a query "
+                    "expert of this rank before STARS (low-rank LM weights at the query tokens)")
     args = ap.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]

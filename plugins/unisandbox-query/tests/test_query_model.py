@@ -61,6 +61,36 @@ def test_save_load_round_trip_is_exact(small, tmp_path):
     assert first[1].think == second[1].think and first[0].think is None
 
 
+def test_query_expert_is_inert_until_trained_and_touches_only_the_queries(small, tmp_path):
+    """A query expert added to a saved model changes nothing (its up-projection is zero);
+    training it moves the conditioning, while text decoding and the LM's weights stay put."""
+    small.save_pretrained(tmp_path / "plain")
+    model = QueryModel.from_pretrained(tmp_path / "plain", query_expert_rank=4)
+    umm = model.umm
+    prompts = ["Draw 3 red stars.", "Draw 2 blue circles."]
+    assert torch.equal(umm.condition(prompts), small.umm.condition(prompts))
+    expert = {id(p) for p in umm.query_expert.parameters()}
+    assert expert <= {id(p) for p in model.trainable_parameters("generation")}
+    assert expert.isdisjoint(id(p) for p in model.trainable_parameters("understanding"))
+    lm_before = {k: v.clone() for k, v in umm.lm.state_dict().items()}
+    chat_before = model.chat(["What is 7 - 4?"])
+    opt = torch.optim.SGD(umm.query_expert.parameters(), lr=1.0)
+    images = umm.pixels([render({"kind": "star", "colour": "red", "count": 3})] * 2)
+    for _ in range(2):
+        opt.zero_grad()
+        umm.flow_loss([umm.generation_context(p) for p in prompts], images).backward()
+        opt.step()
+    assert not torch.equal(umm.condition(prompts), small.umm.condition(prompts))
+    assert model.chat(["What is 7 - 4?"]) == chat_before
+    assert all(torch.equal(v, umm.lm.state_dict()[k]) for k, v in lm_before.items())
+    model.save_pretrained(tmp_path / "expert")
+    again = QueryModel.from_pretrained(tmp_path / "expert")
+    assert again.umm.config.query_expert_rank == 4
+    assert torch.equal(again.umm.condition(prompts), umm.condition(prompts))
+    with pytest.raises(ValueError, match="rank 4"):
+        QueryModel.from_pretrained(tmp_path / "expert", query_expert_rank=8)
+
+
 def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     from unisandbox.errors import UserError
     from unisandbox_query.factories import query_from_path

@@ -32,13 +32,18 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
 
 
 def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,
-                    cfg_scale: float | None = None, threads: int | None = None) -> QueryModel:
-    """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer)."""
+                    cfg_scale: float | None = None, threads: int | None = None,
+                    query_expert_rank: int | None = None) -> QueryModel:
+    """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer);
+    ``query_expert_rank`` adds an inert query expert for the generation path to train."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
+    if query_expert_rank is not None and (not isinstance(query_expert_rank, int) or query_expert_rank < 0):
+        raise UserError(f"query_expert_rank must be a whole number >= 0, got {query_expert_rank!r}")
     try:
-        return QueryModel.from_pretrained(folder, **_options(device, batch_size, steps, cfg_scale, threads))
+        return QueryModel.from_pretrained(folder, query_expert_rank=query_expert_rank,
+                                          **_options(device, batch_size, steps, cfg_scale, threads))
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
@@ -76,18 +81,21 @@ def default_checkpoint(progress: bool = True) -> Path:
 
 def query_tiny(path: str | None = None, init: str | None = None, device: str = "cpu",
                batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
-               threads: int | None = None, progress: bool = True) -> QueryModel:
+               threads: int | None = None, progress: bool = True,
+               query_expert_rank: int | None = None) -> QueryModel:
     """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model,
     nothing the default pretrained checkpoint (trained into the user cache on first use, with
     a progress bar unless ``progress`` is false)."""
     if path is not None:
-        return query_from_path(path, device, batch_size, steps, cfg_scale, threads)
+        return query_from_path(path, device, batch_size, steps, cfg_scale, threads, query_expert_rank)
     if init not in (None, "scratch"):
         raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
     opts = _options(device, batch_size, steps, cfg_scale, threads)
     if init == "scratch":
         from .sandbox.pretrain import scratch_model
 
+        if query_expert_rank:
+            raise UserError("query_expert_rank is for a pretrained model (the sandbox recipe has none)")
         model = scratch_model()
         model.umm.to(opts.pop("device"))
         for key, value in opts.items():
@@ -95,4 +103,5 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         return model
     if not isinstance(progress, bool):  # the CLI's parse_value already turns "false" into False
         raise UserError(f"progress must be true or false, got {progress!r}")
-    return QueryModel.from_pretrained(default_checkpoint(progress=progress), **opts)
+    return query_from_path(str(default_checkpoint(progress=progress)), device, batch_size, steps,
+                           cfg_scale, threads, query_expert_rank)

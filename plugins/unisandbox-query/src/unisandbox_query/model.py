@@ -36,8 +36,10 @@ class QueryModel(Model):
         self.cfg_scale = cfg_scale
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", **options: Any) -> QueryModel:
-        return cls(QueryUMM.from_pretrained(path, device=device), source=str(path), **options)
+    def from_pretrained(cls, path: str | Path, device: str = "cpu",
+                        query_expert_rank: int | None = None, **options: Any) -> QueryModel:
+        umm = QueryUMM.from_pretrained(path, device=device, query_expert_rank=query_expert_rank)
+        return cls(umm, source=str(path), **options)
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "checkpoint": self.source,

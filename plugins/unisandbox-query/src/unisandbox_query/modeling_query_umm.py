@@ -81,6 +81,10 @@ class QueryUMMConfig:
     max_think_tokens: int = 96
     max_answer_tokens: int = 64
     lm_path: str | None = None  # a local causal-LM folder to wrap instead of building ``lm``
+    #: rank of the query expert (0: none): low-rank weights that only the query tokens add to
+    #: every linear layer of the LM, so the generation path has its own share of the
+    #: transformer (as BAGEL's generation expert) and can compute at the query positions
+    query_expert_rank: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"architecture": "QueryUMM", **asdict(self)}
@@ -97,6 +101,36 @@ class QueryUMMConfig:
 # --------------------------------------------------------------------------------------
 # Module
 # --------------------------------------------------------------------------------------
+class QueryExpert(nn.Module):
+    """Low-rank weights that act at the query positions only, in every LM linear layer.
+
+    The LM's own weights serve the context (understanding); the queries get ``W x + B A x``.
+    ``B`` starts at zero, so adding an expert to a trained model changes nothing until the
+    generation path is trained (STARS stage III). Text decoding never has query positions,
+    so chat, think and understand are untouched by construction.
+    """
+
+    def __init__(self, lm: nn.Module, rank: int) -> None:
+        super().__init__()
+        self.mask: torch.Tensor | None = None  # [B, T, 1], 1 at query positions, set per pass
+        self.adapters = nn.ModuleDict()
+        for name, module in lm.named_modules():
+            if isinstance(module, nn.Linear) and ".layers." in f".{name}":
+                key = name.replace(".", "__")
+                down, up = nn.Linear(module.in_features, rank, bias=False), nn.Linear(rank, module.out_features, bias=False)
+                nn.init.normal_(down.weight, std=module.in_features ** -0.5)
+                nn.init.zeros_(up.weight)
+                self.adapters[key] = nn.Sequential(down, up)
+                module.register_forward_hook(self._hook(key))
+
+    def _hook(self, key: str) -> Any:
+        def add(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+            if self.mask is None:
+                return output
+            return output + self.mask.to(output.dtype) * self.adapters[key](args[0])
+        return add
+
+
 class QueryUMM(nn.Module):
     """LM + vision encoder (understanding); queries + connector + denoiser (generation)."""
 
@@ -124,6 +158,7 @@ class QueryUMM(nn.Module):
             nn.Linear(config.connector_hidden, cond_width),
         )
         self.null_condition = nn.Parameter(torch.zeros(config.num_queries, cond_width))
+        self.query_expert = QueryExpert(self.lm, config.query_expert_rank) if config.query_expert_rank else None
         self.denoiser = PixArtTransformer2DModel(**config.denoiser)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE)
         self.eos_id = tokenizer.eos_token_id
@@ -138,8 +173,9 @@ class QueryUMM(nn.Module):
         return [*self.lm.parameters(), *self.vision.parameters(), *self.vision_proj.parameters()]
 
     def generation_parameters(self) -> list[nn.Parameter]:
+        expert = list(self.query_expert.parameters()) if self.query_expert is not None else []
         return [self.queries, self.null_condition, *self.connector.parameters(),
-                *self.denoiser.parameters()]
+                *self.denoiser.parameters(), *expert]
 
     # ----------------------------------------------------------------------------------
     # Text formats: one place that says what every sequence looks like
@@ -204,8 +240,15 @@ class QueryUMM(nn.Module):
         b, q = ids.shape[0], self.config.num_queries
         embeds = torch.cat([self.embed(ids), self.queries.unsqueeze(0).expand(b, -1, -1)], 1)
         mask = torch.cat([mask, mask.new_ones(b, q)], 1)
-        out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
-        return out.hidden_states
+        if self.query_expert is None:
+            return self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False).hidden_states
+        at_queries = torch.zeros(mask.shape, device=mask.device)
+        at_queries[:, -q:] = 1.0
+        self.query_expert.mask = at_queries.unsqueeze(-1)
+        try:
+            return self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False).hidden_states
+        finally:
+            self.query_expert.mask = None
 
     def condition(self, contexts: Sequence[str]) -> torch.Tensor:
         """[B, Q, C] conditioning for the denoiser from the queries' last hidden states."""
@@ -365,16 +408,26 @@ class QueryUMM(nn.Module):
         atomic_write_json(path / CONFIG_NAME, self.config.to_json())
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> QueryUMM:
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        query_expert_rank: int | None = None) -> QueryUMM:
+        """Load a folder. ``query_expert_rank`` adds a fresh (zero, so inert) query expert to a
+        checkpoint saved without one, for the generation path to train (see QueryExpert)."""
         path = Path(path)
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
         config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
+        saved_rank = config.query_expert_rank
+        if query_expert_rank is not None and query_expert_rank != saved_rank:
+            if saved_rank:
+                raise ValueError(f"{path} has a query expert of rank {saved_rank}; it cannot be "
+                                 f"loaded with rank {query_expert_rank}")
+            config.query_expert_rank = int(query_expert_rank)
         model = cls(config, load_tokenizer(path))
         state = load_file(str(path / WEIGHTS_NAME))
         missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not (k == "lm.lm_head.weight" and model.lm.config.tie_word_embeddings)]
+        missing = [k for k in missing if not (k == "lm.lm_head.weight" and model.lm.config.tie_word_embeddings)
+                   and not (k.startswith("query_expert.") and not saved_rank)]
         if missing or unexpected:
             raise ValueError(f"{path / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         if model.lm.config.tie_word_embeddings:
