@@ -234,6 +234,10 @@ def test_not_a_run_folder_is_one_line_exit_2(tmp_path):
             "math-1": {"levels": {"1": {"normal": {"accuracy": 0.5, "n": 2, "n_yes": 1,
                                                    "n_error": 0}}}}}})),
          ["'tasks.math-1.levels.1.normal'", "missing ci95"]),
+        (lambda r: (r / "results.json").write_text(json.dumps({"modes": ["normal"], "tasks": {
+            "math-1": {"levels": {"1": {"normal": {"accuracy": 0.5, "n": 2, "n_yes": 1, "n_error": 0,
+                                                   "ci95": [0.1, 0.9], "facets": {"count": 0.5}}}}}}})),
+         ["'tasks.math-1.levels.1.normal.facets.count'", "expected"]),
         (lambda r: (r / "config.json").write_text("[]"), ["config.json", "'run'"]),
         (lambda r: (r / "samples.jsonl").write_text(
             '{"task": "math-1", "mode": "normal", "id": "1"}\nnot json\n{}\n'),

@@ -70,6 +70,14 @@ def _check_cell(cell: Any, path: Path | str, where: str) -> None:
     for key in ("n", "n_yes", "n_error"):
         if not isinstance(cell[key], int) or cell[key] < 0:
             raise DataError(path, None, f"{where}.{key}", f"expected a count, got {cell[key]!r}")
+    facets = cell.get("facets", {})
+    if not isinstance(facets, dict):
+        raise DataError(path, None, f"{where}.facets", "expected an object of facets")
+    for name, facet in facets.items():
+        if not (isinstance(facet, dict) and isinstance(facet.get("accuracy"), (int, float))
+                and isinstance(facet.get("n"), int)):
+            raise DataError(path, None, f"{where}.facets.{name}",
+                            f"expected {{\"accuracy\": number, \"n\": count}}, got {facet!r}")
 
 
 @dataclass
