@@ -57,23 +57,20 @@ def evaluate(model: Any, checkpoint: Path, tasks: tuple[str, ...], task_args: di
 
 
 def object_and_count(run_dir: Path, mode: str = "normal") -> dict[str, dict[str, float]]:
-    """Per task: how often the picture shows the right object (kind and colour), and how often
-    the count is right when it does — against the count's chance (1 in 5). A generator that
-    only learned to read the object out of a reasoning prompt sits at chance on the count."""
+    """Per task, from the glyph judge's facets: how often the picture shows the right object
+    (kind and colour), and how often the count is right when it does — against the count's
+    chance (1 in 5). A generator that only learned to read the object out of a reasoning
+    prompt sits at chance on the count."""
     tally: dict[str, list[int]] = {}
     for line in (run_dir / "samples.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if row["mode"] != mode:
+        if row["mode"] != mode or "facets" not in row:
             continue
-        parsed = json.loads(row.get("judge_raw") or "{}")
-        expected = row["expected"].split()
-        count = int(expected[0]) if expected[0].isdigit() else 1
-        obj = (parsed.get("colour") in expected and bool(parsed.get("kind"))
-               and expected[-1].startswith(parsed["kind"]))
+        facets = row["facets"]
         t = tally.setdefault(row["task"], [0, 0, 0])
         t[0] += 1
-        t[1] += obj
-        t[2] += obj and parsed.get("count") == count
+        t[1] += facets["object"]
+        t[2] += facets["object"] and facets["count"]
     return {task: {"object": o / n, "count_given_object": (c / o) if o else 0.0}
             for task, (n, o, c) in sorted(tally.items())}
 
