@@ -1,0 +1,130 @@
+"""Can the sandbox LM learn in-context retrieval (the mapping tasks' key -> value binding)?
+
+Trains the sandbox model's understanding side from scratch on language only — a weighted mix
+of the sandbox corpus's categories plus, optionally, rule-recall drills ("What do 'Q', '3' and
+'H' stand for?", every rule of a TRAIN rule set answered in the order asked) — and prints, every
+``--every`` steps, the share of recalled rules right on TEST rule sets and U on the math and
+mapping test questions (30 items per level). docs/sandbox-model.md has the measured runs.
+
+    .venv/bin/python bench/lm_retrieval.py --steps 2000                       # the default mix
+    .venv/bin/python bench/lm_retrieval.py --steps 10000 --every 2000 --n-train 3000 --heads 8 \\
+        --weights '{"facts": 1, "mapping": 3, "think": 1, "recall": 6}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from typing import Any
+
+import torch
+
+MIX = {"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5}
+TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
+
+
+def recall_drills(samples: list[Any], seed: str) -> list[Any]:
+    """Two drills per distinct rule set: its rules, then every key asked for in a shuffled order."""
+    from unisandbox.tasks import mapping as M
+    from unisandbox_query.sandbox.corpus import TextExample
+
+    rng, seen, out = random.Random(seed), set(), []
+    for s in samples:
+        if s.meta["identity"] in seen:
+            continue
+        seen.add(s.meta["identity"])
+        rules_part = s.question[: s.question.rindex(" Which ")]
+        rules = list(M.parse_rules(s.prompt).rules)
+        for _ in range(2):
+            rng.shuffle(rules)
+            keys = [f"'{r.src}'" for r in rules]
+            out.append(TextExample("recall", f"{rules_part} What do {', '.join(keys[:-1])} and "
+                                   f"{keys[-1]} stand for?", " ".join(r.step() for r in rules)))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
+    ap.add_argument("--weights", default=json.dumps(MIX), help="JSON: category -> weight "
+                    "(corpus categories, and 'recall' for the drills)")
+    ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
+    ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+    from unisandbox_query.modeling_query_umm import QueryUMMConfig, cosine_lr
+    from unisandbox_query.sandbox.pretrain import (
+        Recipe,
+        SandboxPretrain,
+        build_corpus,
+        scratch_model,
+    )
+
+    weights: dict[str, float] = json.loads(args.weights)
+    config = QueryUMMConfig()
+    config.lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads)
+    umm = scratch_model(config=config).umm
+    corpus = build_corpus(Recipe(n_train=args.n_train))
+    cats = corpus.text_examples()
+    cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
+    unknown = set(weights) - set(cats)
+    if unknown:
+        ap.error(f"unknown categories {sorted(unknown)}; choose from {sorted(cats)}")
+    reg = get_registry()
+    tests = {t: build(reg.task(t), {"world": "glyph", "split": "test", "n": 30}) for t in TASKS}
+    drills = recall_drills([s for t in TASKS[3:] for s in tests[t].samples()], "recall-test")[::2]
+
+    def evaluate() -> dict[str, float]:
+        umm.eval()
+        with torch.no_grad():
+            replies = umm.chat([d.user for d in drills])
+            pairs = [(r.lower().replace(" ", "").split("."), d.answer.lower().replace(" ", "").split("."))
+                     for r, d in zip(replies, drills, strict=True)]
+            out = {"recall": sum(a == b for got, want in pairs for a, b in zip(got, want, strict=False))
+                   / sum(len(want) - 1 for _, want in pairs)}
+            for name, task in tests.items():
+                samples = list(task.samples())
+                answers = umm.chat([s.question for s in samples])
+                out[name] = sum(task.check_understanding(s, a)
+                                for s, a in zip(samples, answers, strict=True)) / len(samples)
+        umm.train()
+        return out
+
+    trainer = SandboxPretrain(progress=False)
+    names = list(weights)
+    sizes = {n: trainer._batch_size(umm, cats[n]) for n in names}
+    rng, gen = random.Random(0), torch.Generator().manual_seed(0)
+    params = umm.understanding_parameters()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
+    print(f"steps {args.steps}, mix {weights}, {args.heads} heads, "
+          f"{sum(len(cats[n]) for n in names)} examples", flush=True)
+    train_seconds, t0 = 0.0, time.perf_counter()
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * cosine_lr(step, args.steps, 50)
+        name = rng.choices(names, [weights[n] for n in names])[0]
+        loss = trainer._text_loss(umm, rng.sample(cats[name], sizes[name]), rng, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if (step + 1) % args.every == 0 or step + 1 == args.steps:
+            train_seconds += time.perf_counter() - t0
+            figures = evaluate()
+            print(f"step {step + 1:6d}  train {train_seconds:6.0f} s  loss {loss.item():.3f}  "
+                  + "  ".join(f"{k} {100 * v:5.1f}" for k, v in figures.items()), flush=True)
+            t0 = time.perf_counter()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
