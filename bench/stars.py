@@ -177,7 +177,8 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
         (n, figures["stars"]["variants"][n]["object_and_count"]) for n in args.variants]
     print(f"{'':16} " + " ".join(f"{n:>17}" for n, _ in columns))
     for task in MATH:
-        cells = [f"{pct(c[task]['object'])} /{pct(c[task]['count_given_object'])}" for _, c in columns]
+        cells = [f"{pct(c.get(task, {}).get('object'))} /{pct(c.get(task, {}).get('count_given_object'))}"
+                 for _, c in columns]  # "-" for a run logged before the judge reported facets
         print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
 
 

@@ -39,7 +39,8 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
-    if query_expert_rank is not None and (not isinstance(query_expert_rank, int) or query_expert_rank < 0):
+    if query_expert_rank is not None and (isinstance(query_expert_rank, bool)
+                                          or not isinstance(query_expert_rank, int) or query_expert_rank < 0):
         raise UserError(f"query_expert_rank must be a whole number >= 0, got {query_expert_rank!r}")
     try:
         return QueryModel.from_pretrained(folder, query_expert_rank=query_expert_rank,
@@ -90,12 +91,12 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         return query_from_path(path, device, batch_size, steps, cfg_scale, threads, query_expert_rank)
     if init not in (None, "scratch"):
         raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
-    opts = _options(device, batch_size, steps, cfg_scale, threads)
     if init == "scratch":
         from .sandbox.pretrain import scratch_model
 
         if query_expert_rank:
             raise UserError("query_expert_rank is for a pretrained model (the sandbox recipe has none)")
+        opts = _options(device, batch_size, steps, cfg_scale, threads)
         model = scratch_model()
         model.umm.to(opts.pop("device"))
         for key, value in opts.items():

@@ -87,7 +87,10 @@ class QueryUMMConfig:
     query_expert_rank: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"architecture": "QueryUMM", **asdict(self)}
+        data = {"architecture": "QueryUMM", **asdict(self)}
+        if not self.query_expert_rank:  # written only when used: configs (and recipe digests)
+            del data["query_expert_rank"]  # of models without an expert stay as they were
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QueryUMMConfig:

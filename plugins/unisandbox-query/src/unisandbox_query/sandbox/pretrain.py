@@ -72,11 +72,8 @@ class Recipe:
         return self.text_steps + self.joint_steps
 
     def digest(self) -> str:
-        config = QueryUMMConfig().to_json()
-        if not config["query_expert_rank"]:  # added later, inert at 0: same model, same digest
-            del config["query_expert_rank"]
         payload = json.dumps({"recipe": attrs.asdict(self), "corpus": CORPUS_VERSION,
-                              "config": config}, sort_keys=True)
+                              "config": QueryUMMConfig().to_json()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
