@@ -2,13 +2,18 @@
 
 Trains the sandbox model's understanding side from scratch on language only — a weighted mix
 of the sandbox corpus's categories plus, optionally, rule-recall drills ("What do 'Q', '3' and
-'H' stand for?", every rule of a TRAIN rule set answered in the order asked) — and prints, every
+'H' stand for?", every rule of a TRAIN rule set answered in the order asked) and bare lookup
+drills ("'K' green stars . '3' red rings . 'K'" -> "green stars") — and prints, every
 ``--every`` steps, the share of recalled rules right on TEST rule sets and U on the math and
-mapping test questions (30 items per level). docs/sandbox-model.md has the measured runs.
+mapping test questions (30 items per level; mapping per question, where picking one of the two
+chains scores about half, and per pair, as the engine counts it). docs/sandbox-model.md has the measured runs.
 
     .venv/bin/python bench/lm_retrieval.py --steps 2000                       # the default mix
     .venv/bin/python bench/lm_retrieval.py --steps 10000 --every 2000 --n-train 3000 --heads 8 \\
         --weights '{"facts": 1, "mapping": 3, "think": 1, "recall": 6}'
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --copy-warmup 400 \\
+        --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "copy": 1}'
+    .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
 """
 
 from __future__ import annotations
@@ -46,14 +51,36 @@ def recall_drills(samples: list[Any], seed: str) -> list[Any]:
     return out
 
 
+def lookup_drills(n: int, seed: str) -> list[Any]:
+    """Bare associative recall on fresh random lists: "'K' green stars . '3' red rings . 'K'" ->
+    "green stars" (2-6 entries; keys and objects drawn anew, so nothing can be memorised)."""
+    import string
+
+    from unisandbox.world import get_world
+    from unisandbox_query.sandbox.corpus import TextExample
+
+    objects = sorted({o.name(2) for o in get_world("glyph").objects})
+    keys = [*string.ascii_uppercase, *string.digits, *"*$#%^&+<>=~"]
+    rng, out = random.Random(seed), []
+    for _ in range(n):
+        chosen = rng.sample(keys, rng.randint(2, 6))
+        values = [rng.choice(objects) for _ in chosen]
+        ask = rng.randrange(len(chosen))
+        listing = " ".join(f"'{k}' {v} ." for k, v in zip(chosen, values, strict=True))
+        out.append(TextExample("lookup", f"{listing} '{chosen[ask]}'", values[ask]))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
     ap.add_argument("--weights", default=json.dumps(MIX), help="JSON: category -> weight "
-                    "(corpus categories, and 'recall' for the drills)")
+                    "(corpus categories, 'recall' and 'lookup' for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
     ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
+    ap.add_argument("--copy-warmup", type=int, default=0,
+                    help="first train this many steps on the corpus's copy drills only")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -76,6 +103,8 @@ def main() -> int:
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
     cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
+    cats["lookup"] = lookup_drills(20000, "lookup")
+    lookups = lookup_drills(200, "lookup-test")
     unknown = set(weights) - set(cats)
     if unknown:
         ap.error(f"unknown categories {sorted(unknown)}; choose from {sorted(cats)}")
@@ -91,17 +120,26 @@ def main() -> int:
                      for r, d in zip(replies, drills, strict=True)]
             out = {"recall": sum(a == b for got, want in pairs for a, b in zip(got, want, strict=False))
                    / sum(len(want) - 1 for _, want in pairs)}
+            if weights.get("lookup"):
+                got = umm.chat([d.user for d in lookups])
+                out["lookup"] = sum(g.strip().lower() == d.answer
+                                    for g, d in zip(got, lookups, strict=True)) / len(lookups)
             for name, task in tests.items():
                 samples = list(task.samples())
                 answers = umm.chat([s.question for s in samples])
-                out[name] = sum(task.check_understanding(s, a)
-                                for s, a in zip(samples, answers, strict=True)) / len(samples)
+                right = [task.check_understanding(s, a) for s, a in zip(samples, answers, strict=True)]
+                out[name] = sum(right) / len(samples)
+                if task.family == "mapping":  # a pair (both keys of a rule set) must be right twice
+                    pairs: dict[str, list[bool]] = {}
+                    for s, ok in zip(samples, right, strict=True):
+                        pairs.setdefault(json.dumps(s.meta["identity"]), []).append(ok)
+                    out[f"{name} pairs"] = sum(all(p) for p in pairs.values()) / len(pairs)
         umm.train()
         return out
 
     trainer = SandboxPretrain(progress=False)
     names = list(weights)
-    sizes = {n: trainer._batch_size(umm, cats[n]) for n in names}
+    sizes = {n: trainer._batch_size(umm, cats[n]) for n in {*names, "copy"}}
     rng, gen = random.Random(0), torch.Generator().manual_seed(0)
     params = umm.understanding_parameters()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -111,7 +149,7 @@ def main() -> int:
     for step in range(args.steps):
         for group in opt.param_groups:
             group["lr"] = args.lr * cosine_lr(step, args.steps, 50)
-        name = rng.choices(names, [weights[n] for n in names])[0]
+        name = "copy" if step < args.copy_warmup else rng.choices(names, [weights[n] for n in names])[0]
         loss = trainer._text_loss(umm, rng.sample(cats[name], sizes[name]), rng, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import attrs
 import pytest
 import torch
 from unisandbox.errors import UserError
@@ -257,3 +258,31 @@ def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
             shipped = figures
     assert all(mine >= theirs - 0.1 for mine, theirs in zip(figures, shipped, strict=True)), (
         figures, shipped)
+
+
+def test_copy_drills_are_opt_in_and_come_first(tmp_path):
+    """Copy drills (``copy_share``) train alone at the start of the language phase; the option
+    leaves the default recipe's digest, and so the shipped checkpoint, alone."""
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+    from unisandbox_query.sandbox.pretrain import (
+        TEXT_WEIGHTS,
+        Recipe,
+        SandboxPretrain,
+        sandbox_tokenizer,
+        scratch_model,
+    )
+
+    assert Recipe(copy_share=0.0).digest() == Recipe().digest() != Recipe(copy_share=0.1).digest()
+    drills = SandboxCorpus(n_train=20, n_characters=4).text_examples()["copy"]
+    vocab = sandbox_tokenizer().get_vocab()
+    for e in drills[:200]:
+        assert e.user == f"Say: {e.answer}"
+        assert all(t in vocab and not t.startswith("##") for t in sandbox_tokenizer().tokenize(e.user))
+    small = dict(text_steps=4, joint_steps=1, batch_size=2, n_train=20, n_characters=4)
+    for share, first in ((0.5, "copy"), (0.0, None)):
+        recipe = Recipe(copy_share=share, text_weights={**TEXT_WEIGHTS, "copy": 1.0}, **small)
+        assert recipe.copy_steps == round(4 * share)
+        out = tmp_path / str(share)
+        SandboxPretrain(progress=False, **attrs.asdict(recipe)).train(scratch_model(recipe), out)
+        log = json.loads((out / "pretrain_log.json").read_text())["log"]
+        assert (log[0]["category"] == "copy") == (first == "copy")

@@ -31,7 +31,7 @@ from unisandbox.tasks.common import article
 from unisandbox.world import get_world
 from unisandbox.world.glyph import COUNTS
 
-from ..tokenization import END_THINK, THINK
+from ..tokenization import END_THINK, THINK, pre_tokenize
 
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
 #: direct-prompt templates the generator trains on; ``HELD_OUT_TEMPLATE`` is for evaluation only
@@ -210,7 +210,25 @@ class SandboxCorpus:
             cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
             cats["knowledge"].append(TextExample("knowledge", s.question,
                                                  worked_answer(s, "knowledge")))
+        cats["copy"] = self._copy([e.user for c in ("ask", "math", "mapping") for e in cats[c]])
         return cats
+
+    def _copy(self, texts: Iterable[str], n: int = 20000) -> list[TextExample]:
+        """Copy drills: "Say: 7 red ' c ' means ..." -> the same words, drawn at random.
+
+        Random word strings cannot be memorised, so the only way to lower their loss is to
+        read tokens back out of the context (induction), the skill the mapping rules and the
+        operands of longer expressions need. Used only when a recipe asks (``copy_share``,
+        weight ``copy``); their words are the corpus's, so the vocabulary is the same either
+        way. docs/sandbox-model.md has what they did and did not do.
+        """
+        words = sorted(pre_tokenize(texts))
+        rng = random.Random(f"copy:{self.seed}")
+        out = []
+        for _ in range(n):
+            seq = " ".join(rng.choice(words) for _ in range(rng.randint(4, 16)))
+            out.append(TextExample("copy", f"Say: {seq}", seq))
+        return out
 
     def _ask(self) -> list[TextExample]:
         rng = random.Random(f"ask:{self.seed}")
