@@ -273,6 +273,8 @@ def test_copy_drills_are_opt_in_and_come_first(tmp_path):
     )
 
     assert Recipe(copy_share=0.0).digest() == Recipe().digest() != Recipe(copy_share=0.1).digest()
+    with pytest.raises(ValueError, match="copy_share"):
+        Recipe(copy_share=1.5)
     drills = SandboxCorpus(n_train=20, n_characters=4).text_examples()["copy"]
     vocab = sandbox_tokenizer().get_vocab()
     for e in drills[:200]:

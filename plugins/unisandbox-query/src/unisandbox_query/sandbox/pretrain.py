@@ -2,9 +2,10 @@
 
 Two phases, one optimizer and one cosine schedule: ``text_steps`` of language only (a batch of
 one understanding category per step, categories drawn by weight, so a batch holds sequences
-of similar length; optionally the first ``copy_share`` of them copy drills only), then ``joint_steps`` of the flow loss on a batch of direct prompts plus a
-text batch. Seeded: the same recipe gives the same checkpoint. A killed run resumes from its
-last saved state in ``out_dir/state``. docs/sandbox-model.md has the whole story.
+of similar length; optionally the first ``copy_share`` of them copy drills only), then
+``joint_steps`` of the flow loss on a batch of direct prompts plus a text batch. Seeded: the
+same recipe gives the same checkpoint. A killed run resumes from its last saved state in
+``out_dir/state``. docs/sandbox-model.md has the whole story.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class Recipe:
     text_steps: int = 2000
     joint_steps: int = 2500
     #: the first share of the language phase trains copy drills only (off: measured, not adopted)
-    copy_share: float = 0.0
+    copy_share: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0),
+                                                            attrs.validators.le(1.0)])
     batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
