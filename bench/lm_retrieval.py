@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 
-MIX = {"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5}
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
 
 
@@ -75,7 +74,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
-    ap.add_argument("--weights", default=json.dumps(MIX), help="JSON: category -> weight "
+    ap.add_argument("--weights", default=None, help="JSON: category -> weight (default: the "
+                    "recipe's language-phase weights, TEXT_WEIGHTS) "
                     "(corpus categories, 'recall' and 'lookup' for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
     ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
@@ -90,13 +90,17 @@ def main() -> int:
     from unisandbox.registry import get_registry
     from unisandbox_query.modeling_query_umm import QueryUMMConfig, cosine_lr
     from unisandbox_query.sandbox.pretrain import (
+        TEXT_WEIGHTS,
         Recipe,
         SandboxPretrain,
         build_corpus,
         scratch_model,
     )
 
-    weights: dict[str, float] = json.loads(args.weights)
+    try:
+        weights: dict[str, float] = json.loads(args.weights) if args.weights else dict(TEXT_WEIGHTS)
+    except json.JSONDecodeError as e:
+        ap.error(f"--weights is not JSON: {e}")
     config = QueryUMMConfig()
     config.lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads)
     umm = scratch_model(config=config).umm
