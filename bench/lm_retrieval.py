@@ -107,6 +107,7 @@ def main() -> int:
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
     cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
+    cats["copy"] = corpus.copy_drills(cats)
     cats["lookup"] = lookup_drills(20000, "lookup")
     lookups = lookup_drills(200, "lookup-test")
     unknown = set(weights) - set(cats)

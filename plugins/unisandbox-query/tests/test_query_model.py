@@ -275,16 +275,25 @@ def test_copy_drills_are_opt_in_and_come_first(tmp_path):
     assert Recipe(copy_share=0.0).digest() == Recipe().digest() != Recipe(copy_share=0.1).digest()
     with pytest.raises(ValueError, match="copy_share"):
         Recipe(copy_share=1.5)
-    drills = SandboxCorpus(n_train=20, n_characters=4).text_examples()["copy"]
+    corpus = SandboxCorpus(n_train=20, n_characters=4)
+    cats = corpus.text_examples()
+    assert "copy" not in cats  # built only for a recipe that uses them
     vocab = sandbox_tokenizer().get_vocab()
-    for e in drills[:200]:
+    for e in corpus.copy_drills(cats)[:200]:
         assert e.user == f"Say: {e.answer}"
         assert all(t in vocab and not t.startswith("##") for t in sandbox_tokenizer().tokenize(e.user))
-    small = dict(text_steps=4, joint_steps=1, batch_size=2, n_train=20, n_characters=4)
-    for share, first in ((0.5, "copy"), (0.0, None)):
-        recipe = Recipe(copy_share=share, text_weights={**TEXT_WEIGHTS, "copy": 1.0}, **small)
-        assert recipe.copy_steps == round(4 * share)
-        out = tmp_path / str(share)
-        SandboxPretrain(progress=False, **attrs.asdict(recipe)).train(scratch_model(recipe), out)
-        log = json.loads((out / "pretrain_log.json").read_text())["log"]
-        assert (log[0]["category"] == "copy") == (first == "copy")
+
+    class Recording(SandboxPretrain):
+        def _text_loss(self, umm, batch, rng, generator):
+            seen.append(batch[0].category)
+            return super()._text_loss(umm, batch, rng, generator)
+
+    small = dict(text_steps=6, joint_steps=1, batch_size=2, n_train=20, n_characters=4)
+    for share, weights in ((0.5, {**TEXT_WEIGHTS, "copy": 1.0}), (0.0, dict(TEXT_WEIGHTS))):
+        seen: list[str] = []
+        recipe = Recipe(copy_share=share, text_weights=weights, **small)
+        Recording(progress=False, **attrs.asdict(recipe)).train(scratch_model(recipe), tmp_path / str(share))
+        assert len(seen) == 7 and recipe.copy_steps == round(6 * share)
+        assert seen[: recipe.copy_steps] == ["copy"] * recipe.copy_steps
+        if not share:
+            assert "copy" not in seen

@@ -210,19 +210,18 @@ class SandboxCorpus:
             cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
             cats["knowledge"].append(TextExample("knowledge", s.question,
                                                  worked_answer(s, "knowledge")))
-        cats["copy"] = self._copy([e.user for c in ("ask", "math", "mapping") for e in cats[c]])
         return cats
 
-    def _copy(self, texts: Iterable[str], n: int = 20000) -> list[TextExample]:
+    def copy_drills(self, cats: Mapping[str, list[TextExample]], n: int = 20000) -> list[TextExample]:
         """Copy drills: "Say: 7 red ' c ' means ..." -> the same words, drawn at random.
 
         Random word strings cannot be memorised, so the only way to lower their loss is to
         read tokens back out of the context (induction), the skill the mapping rules and the
-        operands of longer expressions need. Used only when a recipe asks (``copy_share``,
-        weight ``copy``); their words are the corpus's, so the vocabulary is the same either
-        way. docs/sandbox-model.md has what they did and did not do.
+        operands of longer expressions need. Their words are the corpus's, so the vocabulary
+        is the same with or without them. Built from ``cats`` (``text_examples()``) only when asked for: most recipes don't.
+        docs/sandbox-model.md has what they did and did not do.
         """
-        words = sorted(pre_tokenize(texts))
+        words = sorted(pre_tokenize(e.user for c in ("ask", "math", "mapping") for e in cats[c]))
         rng = random.Random(f"copy:{self.seed}")
         out = []
         for _ in range(n):

@@ -41,9 +41,9 @@ JOINT_WEIGHTS: Mapping[str, float] = {
     "ask": 0.5, "facts": 1.0, "math": 0.5, "mapping": 1.0, "think": 1.0, "knowledge": 0.5,
     "describe": 2.0, "filter": 2.0,
 }
-#: recipe options added after a checkpoint shipped: left out of the digest at their default,
-#: so that adding an option does not orphan the checkpoints of recipes that don't use it
-_LATER_OPTIONS: Mapping[str, Any] = {"copy_share": 0.0}
+#: field metadata of options added after a checkpoint shipped: the digest leaves them out at
+#: their default, so adding an option does not orphan the checkpoints of recipes without it
+LATER = {"later": True}
 
 
 @attrs.frozen
@@ -59,8 +59,8 @@ class Recipe:
     text_steps: int = 2000
     joint_steps: int = 2500
     #: the first share of the language phase trains copy drills only (off: measured, not adopted)
-    copy_share: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0),
-                                                            attrs.validators.le(1.0)])
+    copy_share: float = attrs.field(default=0.0, metadata=LATER, validator=[
+        attrs.validators.ge(0.0), attrs.validators.le(1.0)])
     batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
@@ -84,8 +84,8 @@ class Recipe:
         return round(self.copy_share * self.text_steps)
 
     def digest(self) -> str:
-        recipe = {k: v for k, v in attrs.asdict(self).items()
-                  if not (k in _LATER_OPTIONS and v == _LATER_OPTIONS[k])}
+        recipe = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))
+                  if not (f.metadata.get("later") and getattr(self, f.name) == f.default)}
         payload = json.dumps({"recipe": recipe, "corpus": CORPUS_VERSION,
                               "config": QueryUMMConfig().to_json()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -142,6 +142,8 @@ class SandboxPretrain(Trainer):
         umm = model.umm
         corpus = build_corpus(r)
         cats = corpus.text_examples()
+        if r.copy_steps or r.text_weights.get("copy") or r.joint_weights.get("copy"):
+            cats["copy"] = corpus.copy_drills(cats)
         phases = {}
         for phase, table in (("text", r.text_weights), ("joint", r.joint_weights)):
             names = [c for c in table if table[c] > 0 and cats.get(c)]
