@@ -14,6 +14,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --copy-warmup 400 \\
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "copy": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
 """
 
 from __future__ import annotations
@@ -70,6 +71,58 @@ def lookup_drills(n: int, seed: str) -> list[Any]:
     return out
 
 
+def rewrite_chain(sample: Any) -> str:
+    """A math item worked as successive rewrites of its expression, one operation at a time:
+    "7 - 18 % 4 = 7 - 2 = 5." (every operand is copied from the line just before). A step whose
+    value is not a whole number >= 0 ends the chain at the final value ("... rounded down")."""
+    import attrs
+    from unisandbox.tasks import expr as E
+
+    def reduce_first(node: Any) -> Any:  # the first operation in evaluation order -> its value
+        if isinstance(node, E.BinOp):
+            for side in ("left", "right"):
+                child = getattr(node, side)
+                if not isinstance(child, E.Num):
+                    return attrs.evolve(node, **{side: reduce_first(child)})
+        elif isinstance(node, E.Sqrt) and not isinstance(node.operand, E.Num):
+            return E.Sqrt(reduce_first(node.operand))
+        elif isinstance(node, E.Pow):
+            if not isinstance(node.base, E.Num):
+                return E.Pow(reduce_first(node.base), node.exponent)
+            if not isinstance(node.exponent, E.Num):
+                return E.Pow(node.base, reduce_first(node.exponent))
+        value = E.evaluate(node)
+        if value.denominator != 1 or value < 0:
+            raise ValueError(value)
+        return E.Num(int(value))
+
+    node = E.parse(sample.meta["expression"])
+    chain = [E.to_text(node)]
+    try:
+        while not isinstance(node, E.Num):
+            node = reduce_first(node)
+            chain.append(E.to_text(node))
+    except ValueError:
+        chain.append(str(sample.question_answer))
+    if sample.meta.get("rounding") and E.evaluate(E.parse(sample.meta["expression"])).denominator != 1:
+        chain[-1] = f"{sample.question_answer} rounded down"
+    return " = ".join(chain) + "."
+
+
+def rewrite_math(corpus: Any, cats: dict[str, list[Any]]) -> None:
+    """--math-format rewrite: the math worked answers and think traces become rewrite chains."""
+    from unisandbox_query.sandbox.corpus import TextExample
+    from unisandbox_query.tokenization import END_THINK, THINK
+
+    samples = [s for name, group in corpus.train_samples.items() if name.startswith("math") for s in group]
+    prompts = {s.prompt for s in samples}
+    cats["math"] = [TextExample("math", s.question, f"{rewrite_chain(s)} The answer is "
+                                f"{s.question_answer}.") for s in samples]
+    cats["think"] = [e for e in cats["think"] if e.user not in prompts] + [
+        TextExample("think", s.prompt, f"{THINK} {rewrite_chain(s)} So draw {s.meta['draw']}. {END_THINK}")
+        for s in samples]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
@@ -82,6 +135,9 @@ def main() -> int:
     ap.add_argument("--copy-warmup", type=int, default=0,
                     help="first train this many steps on the corpus's copy drills only")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--math-format", choices=("steps", "rewrite"), default="steps",
+                    help="math worked answers and think traces: the corpus's steps (\"18 %% 4 = 2. "
+                    "7 - 2 = 5.\") or rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\")")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,6 +162,8 @@ def main() -> int:
     umm = scratch_model(config=config).umm
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
+    if args.math_format == "rewrite":
+        rewrite_math(corpus, cats)
     cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
     cats["copy"] = corpus.copy_drills(cats)
     cats["lookup"] = lookup_drills(20000, "lookup")

@@ -1,0 +1,114 @@
+"""Multi-query associative recall (MQAR) on the sandbox LM's architecture, as a yardstick.
+
+The mapping tasks need the LM to look a key up in its context by content. This bench asks
+whether the sandbox LM (transformers ``Qwen2ForCausalLM`` built from the sandbox config) learns
+the textbook version of that skill, with nothing else in the way: single-token keys and values,
+``k1 v1 k2 v2 ... | kq vq kq' vq' ...``, every pair asked once in a shuffled order, loss on the
+asked values only, fresh random sequences every step (nothing to memorise). It prints the share
+of asked values right on 256 fresh sequences every ``--every`` steps; picking one of the
+context's values at random scores 1 / pairs. docs/sandbox-model.md has the measured runs.
+
+    .venv/bin/python bench/mqar.py --pairs 2               # learned within ~1,000 steps
+    .venv/bin/python bench/mqar.py --pairs 8 --lr 5e-4     # the plateau
+    .venv/bin/python bench/mqar.py --pairs 8 --shift       # + a previous-token shift on the embeddings
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from torch import nn
+
+KEYS, VALUES = 64, 64
+
+
+def batch(b: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (keys 0..63, values 64..127, separator 128) and labels (-100 except asked values)."""
+    keys = torch.stack([torch.randperm(KEYS, generator=g)[:pairs] for _ in range(b)])
+    values = torch.randint(KEYS, KEYS + VALUES, (b, pairs), generator=g)
+    order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(b)])
+    context = torch.stack([keys, values], 2).reshape(b, -1)
+    queries = torch.stack([keys.gather(1, order), values.gather(1, order)], 2).reshape(b, -1)
+    ids = torch.cat([context, torch.full((b, 1), KEYS + VALUES), queries], 1)
+    labels = torch.full_like(ids, -100)
+    start = context.shape[1] + 1
+    labels[:, start + 1 :: 2] = ids[:, start + 1 :: 2]
+    return ids, labels
+
+
+class PreviousTokenShift(nn.Module):
+    """``e_t + w * e_{t-1}`` per channel, starting at w = 1: a value's input holds its key, so one
+    attention layer can match a query key against it (the 'smeared key' shortcut)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        return embeds + self.weight * nn.functional.pad(embeds, (0, 0, 1, 0))[:, :-1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=8, help="key-value pairs per sequence (all asked)")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=100, help="evaluate every this many steps")
+    ap.add_argument("--batch", type=int, default=64, help="sequences per step")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--hidden", type=int, default=None, help="LM width (default: the sandbox LM's)")
+    ap.add_argument("--heads", type=int, default=None, help="attention heads (default: the sandbox LM's)")
+    ap.add_argument("--shift", action="store_true", help="add a previous-token shift to the embeddings")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if not 1 <= args.pairs <= KEYS:
+        ap.error(f"--pairs must be 1..{KEYS}")
+    torch.set_num_threads(args.threads)
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from unisandbox_query.modeling_query_umm import QueryUMMConfig
+
+    lm = dict(QueryUMMConfig().lm, vocab_size=KEYS + VALUES + 1)
+    if args.hidden:
+        lm.update(hidden_size=args.hidden, intermediate_size=4 * args.hidden)
+    if args.heads:
+        lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads)
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**lm))
+    shift = PreviousTokenShift(lm["hidden_size"]) if args.shift else None
+    params = [*model.parameters(), *(shift.parameters() if shift else ())]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
+    g = torch.Generator().manual_seed(args.seed + 1)
+
+    def forward(ids: torch.Tensor, labels: torch.Tensor | None = None) -> object:
+        embeds = model.get_input_embeddings()(ids)
+        return model(inputs_embeds=shift(embeds) if shift else embeds, labels=labels)
+
+    print(f"MQAR: {args.pairs} pairs, {args.batch} sequences/step, lr {args.lr}, LM "
+          f"{lm['num_hidden_layers']} layers x {lm['hidden_size']}, {lm['num_attention_heads']} heads"
+          f"{', previous-token shift' if shift else ''}; chance {100 / args.pairs:.1f} %", flush=True)
+    t0 = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = args.lr * min(1.0, step / 50)
+        loss = forward(*batch(args.batch, args.pairs, g)).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % args.every == 0 or step == args.steps:
+            with torch.no_grad():
+                ids, labels = batch(256, args.pairs, g)
+                guess = forward(ids).logits[:, :-1].argmax(-1)
+                want = labels[:, 1:]
+                acc = (guess[want != -100] == want[want != -100]).float().mean().item()
+            print(f"step {step:6d}  {time.perf_counter() - t0:6.0f} s  loss {loss.item():.3f}  "
+                  f"recall {100 * acc:5.1f} %", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The bench scripts' data builders: the figures in the docs are only as good as these."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from unisandbox.records import Sample
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def math_sample(expression: str, answer: str, rounding: str | None = None) -> Sample:
+    return Sample(id="0", prompt="", answer="", question="", question_answer=answer, level=1,
+                  meta={"expression": expression, "rounding": rounding, "draw": f"{answer} red stars"})
+
+
+@pytest.mark.parametrize(("expression", "answer", "rounding", "chain"), [
+    ("7 - 18 % 4", "5", None, "7 - 18 % 4 = 7 - 2 = 5."),
+    ("(4 * (3 - 1)) / 8", "1", None, "(4 * (3 - 1)) / 8 = (4 * 2) / 8 = 8 / 8 = 1."),
+    ("√64 - 7", "1", None, "√64 - 7 = 8 - 7 = 1."),
+    ("2^3 - 5", "3", None, "2^3 - 5 = 8 - 5 = 3."),
+    ("15 / 9", "1", "floor", "15 / 9 = 1 rounded down."),
+    ("(7 / 2) * 2", "7", None, "(7 / 2) * 2 = 7."),  # a fractional step ends the chain
+])
+def test_rewrite_chains_evaluate_one_operation_per_step(expression: str, answer: str,
+                                                          rounding: str | None, chain: str) -> None:
+    assert load("lm_retrieval").rewrite_chain(math_sample(expression, answer, rounding)) == chain
+
+
+def test_mqar_batches_ask_every_pair_once_and_label_only_the_asked_values() -> None:
+    mqar = load("mqar")
+    ids, labels = mqar.batch(32, 5, torch.Generator().manual_seed(0))
+    assert ids.shape == labels.shape == (32, 2 * 5 + 1 + 2 * 5)
+    for row, lab in zip(ids.tolist(), labels.tolist(), strict=True):
+        context = dict(zip(row[0:10:2], row[1:10:2], strict=True))
+        asked = list(zip(row[11::2], row[12::2], strict=True))
+        assert row[10] == mqar.KEYS + mqar.VALUES
+        assert sorted(k for k, _ in asked) == sorted(context)
+        assert all(context[k] == v for k, v in asked)
+        assert [x for x in lab if x != -100] == [v for _, v in asked]
