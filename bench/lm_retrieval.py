@@ -96,7 +96,7 @@ def rewrite_chain(sample: Any) -> str:
             raise ValueError(value)
         return E.Num(int(value))
 
-    node = E.parse(sample.meta["expression"])
+    node = root = E.parse(sample.meta["expression"])
     chain = [E.to_text(node)]
     try:
         while not isinstance(node, E.Num):
@@ -104,7 +104,7 @@ def rewrite_chain(sample: Any) -> str:
             chain.append(E.to_text(node))
     except ValueError:
         chain.append(str(sample.question_answer))
-    if sample.meta.get("rounding") and E.evaluate(E.parse(sample.meta["expression"])).denominator != 1:
+    if sample.meta.get("rounding") and E.evaluate(root).denominator != 1:
         chain[-1] = f"{sample.question_answer} rounded down"
     return " = ".join(chain) + "."
 
