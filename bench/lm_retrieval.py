@@ -15,6 +15,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "copy": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mqar-warmup 2500
 """
 
 from __future__ import annotations
@@ -123,6 +124,40 @@ def rewrite_math(corpus: Any, cats: dict[str, list[Any]]) -> None:
         for s in samples]
 
 
+def mqar_warmup(umm: Any, steps: int, pairs: int, lr: float) -> None:
+    """--mqar-warmup: bench/mqar.py's task in the sandbox vocabulary before the mix — keys are
+    the one-character tokens rule keys are made of, values the world's colour and kind words."""
+    import string
+
+    from mqar import batch
+    from unisandbox_query.sandbox.corpus import direct_targets, phrase
+
+    vocab = umm.tokenizer.get_vocab()
+    keys = [vocab[c] for c in string.ascii_lowercase + string.digits + string.punctuation if c in vocab]
+    words = sorted({w for t in direct_targets() for w in phrase(t).split() if w.isalpha()} & set(vocab))
+    lookup = torch.tensor([*keys, *(vocab[w] for w in words), vocab["."]])
+    params = umm.understanding_parameters()
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
+    g, t0 = torch.Generator().manual_seed(0), time.perf_counter()
+    for step in range(1, steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, step / 50)
+        ids, labels = batch(64, pairs, g, len(keys), len(words))
+        loss = umm.lm(input_ids=lookup[ids], labels=torch.where(labels < 0, labels, lookup[labels])).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 250 == 0 or step == steps:
+            with torch.no_grad():
+                ids, labels = batch(256, pairs, g, len(keys), len(words))
+                guess = umm.lm(input_ids=lookup[ids]).logits[:, :-1].argmax(-1)
+                want = torch.where(labels < 0, labels, lookup[labels])[:, 1:]
+                acc = (guess[want >= 0] == want[want >= 0]).float().mean().item()
+            print(f"mqar {step:6d}  {time.perf_counter() - t0:6.0f} s  loss {loss.item():.3f}  "
+                  f"recall {100 * acc:5.1f} %", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
@@ -135,6 +170,10 @@ def main() -> int:
     ap.add_argument("--copy-warmup", type=int, default=0,
                     help="first train this many steps on the corpus's copy drills only")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--mqar-warmup", type=int, default=0, help="first train this many steps of "
+                    "multi-query associative recall (bench/mqar.py) in the sandbox vocabulary")
+    ap.add_argument("--mqar-pairs", type=int, default=4, help="key-value pairs per MQAR sequence")
+    ap.add_argument("--mqar-lr", type=float, default=5e-4)
     ap.add_argument("--math-format", choices=("steps", "rewrite"), default="steps",
                     help="math worked answers and think traces: the corpus's steps (\"18 %% 4 = 2. "
                     "7 - 2 = 5.\") or rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\")")
@@ -200,6 +239,8 @@ def main() -> int:
         umm.train()
         return out
 
+    if args.mqar_warmup:
+        mqar_warmup(umm, args.mqar_warmup, args.mqar_pairs, args.mqar_lr)
     trainer = SandboxPretrain(progress=False)
     names = list(weights)
     sizes = {n: trainer._batch_size(umm, cats[n]) for n in {*names, "copy"}}

@@ -27,14 +27,16 @@ from torch import nn
 KEYS, VALUES = 64, 64
 
 
-def batch(b: int, pairs: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (keys 0..63, values 64..127, separator 128) and labels (-100 except asked values)."""
-    keys = torch.stack([torch.randperm(KEYS, generator=g)[:pairs] for _ in range(b)])
-    values = torch.randint(KEYS, KEYS + VALUES, (b, pairs), generator=g)
+def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS,
+          n_values: int = VALUES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (keys 0..n_keys-1, values up to n_keys+n_values-1, then the separator) and labels
+    (-100 except at the asked values)."""
+    keys = torch.stack([torch.randperm(n_keys, generator=g)[:pairs] for _ in range(b)])
+    values = torch.randint(n_keys, n_keys + n_values, (b, pairs), generator=g)
     order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(b)])
     context = torch.stack([keys, values], 2).reshape(b, -1)
     queries = torch.stack([keys.gather(1, order), values.gather(1, order)], 2).reshape(b, -1)
-    ids = torch.cat([context, torch.full((b, 1), KEYS + VALUES), queries], 1)
+    ids = torch.cat([context, torch.full((b, 1), n_keys + n_values), queries], 1)
     labels = torch.full_like(ids, -100)
     start = context.shape[1] + 1
     labels[:, start + 1 :: 2] = ids[:, start + 1 :: 2]
