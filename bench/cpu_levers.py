@@ -70,10 +70,14 @@ def main() -> int:
     ap.add_argument("--checkpoint", default=SHIPPED, help="model folder for the sampling figures")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
+    if args.steps < 1 or args.threads < 1:
+        ap.error("--steps and --threads must be at least 1")
     if not Path(args.checkpoint).is_dir():
         ap.error(f"--checkpoint {args.checkpoint}: no such folder")
     n, threads = args.steps, args.threads
-    half = {"batch_size": 12, "text_tokens": 600, "text_batch_size": 32}
+    from unisandbox_query.sandbox.pretrain import Recipe
+
+    half = {k: getattr(Recipe(), k) // 2 for k in ("batch_size", "text_tokens", "text_batch_size")}
     print(f"seconds per step ({n} steps each; {threads} threads unless said):")
     for kind, (text, joint) in {"text": (n, 0), "joint": (0, n)}.items():
         fp32 = step_seconds(text, joint, threads)

@@ -129,33 +129,15 @@ def mqar_warmup(umm: Any, steps: int, pairs: int, lr: float) -> None:
     the one-character tokens rule keys are made of, values the world's colour and kind words."""
     import string
 
-    from mqar import batch
+    from mqar import train
     from unisandbox_query.sandbox.corpus import direct_targets, phrase
 
     vocab = umm.tokenizer.get_vocab()
     keys = [vocab[c] for c in string.ascii_lowercase + string.digits + string.punctuation if c in vocab]
     words = sorted({w for t in direct_targets() for w in phrase(t).split() if w.isalpha()} & set(vocab))
-    lookup = torch.tensor([*keys, *(vocab[w] for w in words), vocab["."]])
-    params = umm.understanding_parameters()
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
-    g, t0 = torch.Generator().manual_seed(0), time.perf_counter()
-    for step in range(1, steps + 1):
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, step / 50)
-        ids, labels = batch(64, pairs, g, len(keys), len(words))
-        loss = umm.lm(input_ids=lookup[ids], labels=torch.where(labels < 0, labels, lookup[labels])).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step % 250 == 0 or step == steps:
-            with torch.no_grad():
-                ids, labels = batch(256, pairs, g, len(keys), len(words))
-                guess = umm.lm(input_ids=lookup[ids]).logits[:, :-1].argmax(-1)
-                want = torch.where(labels < 0, labels, lookup[labels])[:, 1:]
-                acc = (guess[want >= 0] == want[want >= 0]).float().mean().item()
-            print(f"mqar {step:6d}  {time.perf_counter() - t0:6.0f} s  loss {loss.item():.3f}  "
-                  f"recall {100 * acc:5.1f} %", flush=True)
+    train(lambda ids, labels=None: umm.lm(input_ids=ids, labels=labels), umm.understanding_parameters(),
+          pairs=pairs, steps=steps, lr=lr, every=250, label="mqar", n_keys=len(keys), n_values=len(words),
+          vocab=torch.tensor([*keys, *(vocab[w] for w in words), vocab["."]]))
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ that bind nothing: a random value of the context (1 / pairs) and a random value 
 it binds keys to values. docs/sandbox-model.md has the measured runs.
 
     .venv/bin/python bench/mqar.py --pairs 2               # learned within ~1,000 steps
-    .venv/bin/python bench/mqar.py --pairs 8 --lr 5e-4     # the plateau
+    .venv/bin/python bench/mqar.py --pairs 8 --every 250   # the plateau
     .venv/bin/python bench/mqar.py --pairs 8 --shift       # + a previous-token shift on the embeddings
 """
 
@@ -20,6 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,20 +30,49 @@ from torch import nn
 KEYS, VALUES = 64, 64
 
 
-def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS,
-          n_values: int = VALUES) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS, n_values: int = VALUES,
+          vocab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (keys 0..n_keys-1, values up to n_keys+n_values-1, then the separator) and labels
-    (-100 except at the asked values)."""
+    (-100 except at the asked values); ``vocab`` maps those indices to a real vocabulary's ids."""
     keys = torch.stack([torch.randperm(n_keys, generator=g)[:pairs] for _ in range(b)])
     values = torch.randint(n_keys, n_keys + n_values, (b, pairs), generator=g)
     order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(b)])
     context = torch.stack([keys, values], 2).reshape(b, -1)
     queries = torch.stack([keys.gather(1, order), values.gather(1, order)], 2).reshape(b, -1)
     ids = torch.cat([context, torch.full((b, 1), n_keys + n_values), queries], 1)
+    if vocab is not None:
+        ids = vocab[ids]
     labels = torch.full_like(ids, -100)
     start = context.shape[1] + 1
     labels[:, start + 1 :: 2] = ids[:, start + 1 :: 2]
     return ids, labels
+
+
+def train(forward: Callable[..., Any], params: list[nn.Parameter], *, pairs: int, steps: int,
+          lr: float, every: int, batch_size: int = 64, seed: int = 0, label: str = "step",
+          n_keys: int = KEYS, n_values: int = VALUES, vocab: torch.Tensor | None = None) -> None:
+    """AdamW with a 50-step warm-up on fresh batches; prints the recall of 256 fresh sequences
+    every ``every`` steps. ``forward(ids, labels=None)`` returns a transformers causal-LM output."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
+    g = torch.Generator().manual_seed(seed)  # the batches' seed
+    draw = partial(batch, pairs=pairs, g=g, n_keys=n_keys, n_values=n_values, vocab=vocab)
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, step / 50)
+        loss = forward(*draw(batch_size)).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % every == 0 or step == steps:
+            with torch.no_grad():
+                ids, labels = draw(256)
+                guess = forward(ids).logits[:, :-1].argmax(-1)
+                want = labels[:, 1:]
+                acc = (guess[want != -100] == want[want != -100]).float().mean().item()
+            print(f"{label} {step:6d}  {time.perf_counter() - t0:6.0f} s  loss {loss.item():.3f}  "
+                  f"recall {100 * acc:5.1f} %", flush=True)
 
 
 class PreviousTokenShift(nn.Module):
@@ -70,6 +102,9 @@ def main() -> int:
     args = ap.parse_args()
     if not 1 <= args.pairs <= KEYS:
         ap.error(f"--pairs must be 1..{KEYS}")
+    for name in ("steps", "every", "batch"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1")
     torch.set_num_threads(args.threads)
 
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -84,11 +119,9 @@ def main() -> int:
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**lm))
     shift = PreviousTokenShift(lm["hidden_size"]) if args.shift else None
     params = [*model.parameters(), *(shift.parameters() if shift else ())]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
-    g = torch.Generator().manual_seed(args.seed + 1)
     elimination = sum(1 / k for k in range(1, args.pairs + 1)) / args.pairs
 
-    def forward(ids: torch.Tensor, labels: torch.Tensor | None = None) -> object:
+    def forward(ids: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
         embeds = model.get_input_embeddings()(ids)
         return model(inputs_embeds=shift(embeds) if shift else embeds, labels=labels)
 
@@ -96,23 +129,8 @@ def main() -> int:
           f"{lm['num_hidden_layers']} layers x {lm['hidden_size']}, {lm['num_attention_heads']} heads"
           f"{', previous-token shift' if shift else ''}; without binding: a random value "
           f"{100 / args.pairs:.1f} %, a value not asked yet {100 * elimination:.1f} %", flush=True)
-    t0 = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        for group in opt.param_groups:
-            group["lr"] = args.lr * min(1.0, step / 50)
-        loss = forward(*batch(args.batch, args.pairs, g)).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step % args.every == 0 or step == args.steps:
-            with torch.no_grad():
-                ids, labels = batch(256, args.pairs, g)
-                guess = forward(ids).logits[:, :-1].argmax(-1)
-                want = labels[:, 1:]
-                acc = (guess[want != -100] == want[want != -100]).float().mean().item()
-            print(f"step {step:6d}  {time.perf_counter() - t0:6.0f} s  loss {loss.item():.3f}  "
-                  f"recall {100 * acc:5.1f} %", flush=True)
+    train(forward, params, pairs=args.pairs, steps=args.steps, lr=args.lr, every=args.every,
+          batch_size=args.batch, seed=args.seed + 1)
     return 0
 
 
