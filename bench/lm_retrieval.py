@@ -16,6 +16,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mqar-warmup 2500
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mapping-format scan --show 6
 """
 
 from __future__ import annotations
@@ -124,6 +125,52 @@ def rewrite_math(corpus: Any, cats: dict[str, list[Any]]) -> None:
         for s in samples]
 
 
+def scan_steps(sample: Any, whole: bool = False) -> str:
+    """A mapping item worked as scans of the rule list, one per hop: "look 'J' : '2' no . 'J'
+    yes . 'J' refers to '*'. look '*' : '2' no . '*' yes . '*' stands for yellow hearts."
+
+    Each entry copies the next rule's key and says whether it is the key being looked up (a
+    comparison of two nearby tokens); the step after "yes" continues copying that same rule. No
+    step has to find a rule by its key's content. (Measured: the LM echoes the looked-up key
+    instead of copying the rules' keys in turn — docs/sandbox-model.md.) ``whole``: each entry
+    copies the whole rule, "'2' stands for blue squares. no .".
+    """
+    from unisandbox.tasks import mapping as M
+
+    rules = list(M.parse_rules(sample.question).rules)
+    key, out = M.query_key(sample.question), []
+    for _ in range(len(rules) + 1):  # a chain visits each rule at most once
+        out.append(f"look '{key}' :")
+        for rule in rules:
+            mark = "yes" if rule.src == key else "no"
+            out.append(f"{rule.step()} {mark} ." if whole else f"'{rule.src}' {mark} .")
+            if rule.src == key:
+                break
+        else:
+            raise ValueError(f"no rule for '{key}' in {sample.question!r}")
+        if not whole:
+            out.append(rule.step())
+        if not rule.dst_is_key:
+            return " ".join(out)
+        key = rule.dst
+    raise ValueError(f"no object at the end of the chain in {sample.question!r}")
+
+
+def scan_mapping(corpus: Any, cats: dict[str, list[Any]], whole: bool = False) -> None:
+    """--mapping-format scan / scan-rules: the mapping worked answers and think traces become
+    rule scans (scan-rules: every scanned rule is copied whole, "'2' stands for blue squares. no .")."""
+    from unisandbox_query.sandbox.corpus import TextExample
+    from unisandbox_query.tokenization import END_THINK, THINK
+
+    samples = [s for name, group in corpus.train_samples.items() if name.startswith("mapping") for s in group]
+    prompts = {s.prompt for s in samples}
+    cats["mapping"] = [TextExample("mapping", s.question, f"{scan_steps(s, whole)} So the answer is "
+                                   f"{s.meta['draw']}.") for s in samples]
+    cats["think"] = [e for e in cats["think"] if e.user not in prompts] + [
+        TextExample("think", s.prompt, f"{THINK} {scan_steps(s, whole)} So draw {s.meta['draw']}. {END_THINK}")
+        for s in samples]
+
+
 def mqar_warmup(umm: Any, steps: int, pairs: int, lr: float) -> None:
     """--mqar-warmup: bench/mqar.py's task in the sandbox vocabulary before the mix — keys are
     the one-character tokens rule keys are made of, values the world's colour and kind words."""
@@ -159,6 +206,12 @@ def main() -> int:
     ap.add_argument("--math-format", choices=("steps", "rewrite"), default="steps",
                     help="math worked answers and think traces: the corpus's steps (\"18 %% 4 = 2. "
                     "7 - 2 = 5.\") or rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\")")
+    ap.add_argument("--mapping-format", choices=("steps", "scan", "scan-rules"), default="steps",
+                    help="mapping worked answers and think traces: the corpus's steps (\"'J' refers "
+                    "to '*'. ...\") or scans of the rule list per hop (\"look 'J' : '2' no . 'J' "
+                    "yes . 'J' refers to '*'. ...\")")
+    ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
+                    "at each evaluation")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -185,6 +238,9 @@ def main() -> int:
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
         rewrite_math(corpus, cats)
+    if args.mapping_format != "steps":
+        scan_mapping(corpus, cats, whole=args.mapping_format == "scan-rules")
+        umm.config.max_answer_tokens = umm.config.max_think_tokens = 256
     cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
     cats["copy"] = corpus.copy_drills(cats)
     cats["lookup"] = lookup_drills(20000, "lookup")
@@ -212,6 +268,9 @@ def main() -> int:
                 samples = list(task.samples())
                 answers = umm.chat([s.question for s in samples])
                 right = [task.check_understanding(s, a) for s, a in zip(samples, answers, strict=True)]
+                if task.family == "mapping":
+                    for s, a, ok in list(zip(samples, answers, right, strict=True))[: args.show]:
+                        print(f"  {name} {'right' if ok else 'wrong'}: {s.question}\n    -> {a}")
                 out[name] = sum(right) / len(samples)
                 if task.family == "mapping":  # a pair (both keys of a rule set) must be right twice
                     pairs: dict[str, list[bool]] = {}

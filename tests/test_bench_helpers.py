@@ -52,3 +52,34 @@ def test_mqar_batches_ask_every_pair_once_and_label_only_the_asked_values() -> N
         assert sorted(k for k, _ in asked) == sorted(context)
         assert all(context[k] == v for k, v in asked)
         assert [x for x in lab if x != -100] == [v for _, v in asked]
+
+
+def mapping_sample(question: str) -> Sample:
+    return Sample(id="0", prompt="", answer="", question=question, question_answer="", level=2)
+
+
+def test_rule_scans_look_each_key_up_in_rule_order_and_stop_at_its_rule() -> None:
+    bench = load("lm_retrieval")
+    sample = mapping_sample("Rule 1: The number '2' signifies blue squares. Rule 2: 'J' maps to '*'. "
+                            "Rule 3: The symbol '*' represents yellow hearts. "
+                            "Which object does the letter 'J' stand for?")
+    assert bench.scan_steps(sample) == (
+        "look 'J' : '2' no . 'J' yes . 'J' refers to '*'. "
+        "look '*' : '2' no . 'J' no . '*' yes . '*' stands for yellow hearts.")
+    assert bench.scan_steps(sample, whole=True) == (
+        "look 'J' : '2' stands for blue squares. no . 'J' refers to '*'. yes . "
+        "look '*' : '2' stands for blue squares. no . 'J' refers to '*'. no . "
+        "'*' stands for yellow hearts. yes .")
+
+
+def test_a_rule_scan_refuses_a_chain_without_an_object() -> None:
+    sample = mapping_sample("Rule 1: 'J' maps to '*'. Rule 2: '*' maps to 'J'. "
+                            "Which object does the letter 'J' stand for?")
+    with pytest.raises(ValueError, match="no object"):
+        load("lm_retrieval").scan_steps(sample)
+
+
+def test_a_rule_scan_refuses_a_key_no_rule_defines() -> None:
+    sample = mapping_sample("Rule 1: 'J' maps to '*'. Which object does the letter 'J' stand for?")
+    with pytest.raises(ValueError, match="no rule for '\\*'"):
+        load("lm_retrieval").scan_steps(sample)
