@@ -17,6 +17,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mqar-warmup 2500
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mapping-format scan --show 6
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --layers 8   # or --hidden 256 --heads 8
 """
 
 from __future__ import annotations
@@ -196,6 +197,8 @@ def main() -> int:
                     "(corpus categories, 'recall' and 'lookup' for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
     ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
+    ap.add_argument("--hidden", type=int, default=128, help="LM width (the MLP is 4x wider)")
+    ap.add_argument("--layers", type=int, default=4, help="LM layers")
     ap.add_argument("--copy-warmup", type=int, default=0,
                     help="first train this many steps on the corpus's copy drills only")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -232,7 +235,9 @@ def main() -> int:
     except json.JSONDecodeError as e:
         ap.error(f"--weights is not JSON: {e}")
     config = QueryUMMConfig()
-    config.lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads)
+    config.lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads,
+                     hidden_size=args.hidden, intermediate_size=4 * args.hidden,
+                     num_hidden_layers=args.layers)
     umm = scratch_model(config=config).umm
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
@@ -288,7 +293,8 @@ def main() -> int:
     rng, gen = random.Random(0), torch.Generator().manual_seed(0)
     params = umm.understanding_parameters()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
-    print(f"steps {args.steps}, mix {weights}, {args.heads} heads, "
+    print(f"steps {args.steps}, mix {weights}, LM {args.layers} layers x {args.hidden} "
+          f"({sum(p.numel() for p in umm.lm.parameters()) / 1e6:.2f} M parameters), {args.heads} heads, "
           f"{sum(len(cats[n]) for n in names)} examples", flush=True)
     train_seconds, t0 = 0.0, time.perf_counter()
     for step in range(args.steps):
