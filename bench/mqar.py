@@ -13,6 +13,7 @@ it binds keys to values. docs/sandbox-model.md has the measured runs.
     .venv/bin/python bench/mqar.py --pairs 2               # learned within ~1,000 steps
     .venv/bin/python bench/mqar.py --pairs 8 --every 250   # the plateau
     .venv/bin/python bench/mqar.py --pairs 8 --shift       # + a previous-token shift on the embeddings
+    .venv/bin/python bench/mqar.py --pairs 2 --gap 3       # values 1-4 tokens after their keys
 """
 
 from __future__ import annotations
@@ -27,17 +28,29 @@ from typing import Any
 import torch
 from torch import nn
 
-KEYS, VALUES = 64, 64
+KEYS, VALUES, FILLERS = 64, 64, 4
 
 
 def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS, n_values: int = VALUES,
-          vocab: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (keys 0..n_keys-1, values up to n_keys+n_values-1, then the separator) and labels
-    (-100 except at the asked values); ``vocab`` maps those indices to a real vocabulary's ids."""
+          vocab: torch.Tensor | None = None, gap: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (keys 0..n_keys-1, values up to n_keys+n_values-1, then the separator, then
+    FILLERS filler tokens) and labels (-100 except at the asked values); ``vocab`` maps those
+    indices to a real vocabulary's ids. ``gap``: each context pair takes ``gap + 2`` slots,
+    0..gap random fillers between its key and value and the rest after the value, so a value is
+    1..gap+1 tokens from its key (as an object is from its key in a mapping rule)."""
+    if gap and vocab is not None:
+        raise ValueError("gap needs filler tokens, which a vocabulary map does not have")
     keys = torch.stack([torch.randperm(n_keys, generator=g)[:pairs] for _ in range(b)])
     values = torch.randint(n_keys, n_keys + n_values, (b, pairs), generator=g)
     order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(b)])
-    context = torch.stack([keys, values], 2).reshape(b, -1)
+    if gap:
+        fill = n_keys + n_values + 1 + torch.randint(0, FILLERS, (b, pairs, gap + 2), generator=g)
+        before = torch.randint(0, gap + 1, (b, pairs), generator=g)
+        slots = torch.arange(gap + 2)
+        context = torch.where(slots == 0, keys.unsqueeze(-1), torch.where(
+            slots == before.unsqueeze(-1) + 1, values.unsqueeze(-1), fill)).reshape(b, -1)
+    else:
+        context = torch.stack([keys, values], 2).reshape(b, -1)
     queries = torch.stack([keys.gather(1, order), values.gather(1, order)], 2).reshape(b, -1)
     ids = torch.cat([context, torch.full((b, 1), n_keys + n_values), queries], 1)
     if vocab is not None:
@@ -50,12 +63,13 @@ def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS, n_values: 
 
 def train(forward: Callable[..., Any], params: list[nn.Parameter], *, pairs: int, steps: int,
           lr: float, every: int, batch_size: int = 64, seed: int = 0, label: str = "step",
-          n_keys: int = KEYS, n_values: int = VALUES, vocab: torch.Tensor | None = None) -> None:
+          n_keys: int = KEYS, n_values: int = VALUES, vocab: torch.Tensor | None = None,
+          gap: int = 0) -> None:
     """AdamW with a 50-step warm-up on fresh batches; prints the recall of 256 fresh sequences
     every ``every`` steps. ``forward(ids, labels=None)`` returns a transformers causal-LM output."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(seed)  # the batches' seed
-    draw = partial(batch, pairs=pairs, g=g, n_keys=n_keys, n_values=n_values, vocab=vocab)
+    draw = partial(batch, pairs=pairs, g=g, n_keys=n_keys, n_values=n_values, vocab=vocab, gap=gap)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         for group in opt.param_groups:
@@ -97,9 +111,13 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=None, help="LM width (default: the sandbox LM's)")
     ap.add_argument("--heads", type=int, default=None, help="attention heads (default: the sandbox LM's)")
     ap.add_argument("--shift", action="store_true", help="add a previous-token shift to the embeddings")
+    ap.add_argument("--gap", type=int, default=0, help="0..GAP random filler tokens between each "
+                    "context key and its value (as between a mapping rule's key and its object)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.gap < 0:
+        ap.error("--gap must be at least 0")
     if not 1 <= args.pairs <= KEYS:
         ap.error(f"--pairs must be 1..{KEYS}")
     for name in ("steps", "every", "batch"):
@@ -110,7 +128,7 @@ def main() -> int:
     from transformers import AutoConfig, AutoModelForCausalLM
     from unisandbox_query.modeling_query_umm import QueryUMMConfig
 
-    lm = dict(QueryUMMConfig().lm, vocab_size=KEYS + VALUES + 1)
+    lm = dict(QueryUMMConfig().lm, vocab_size=KEYS + VALUES + 1 + FILLERS)
     if args.hidden:
         lm.update(hidden_size=args.hidden, intermediate_size=4 * args.hidden)
     if args.heads:
@@ -127,10 +145,11 @@ def main() -> int:
 
     print(f"MQAR: {args.pairs} pairs, {args.batch} sequences/step, lr {args.lr}, LM "
           f"{lm['num_hidden_layers']} layers x {lm['hidden_size']}, {lm['num_attention_heads']} heads"
-          f"{', previous-token shift' if shift else ''}; without binding: a random value "
+          f"{', previous-token shift' if shift else ''}"
+          f"{f', 0-{args.gap} fillers between key and value' if args.gap else ''}; without binding: a random value "
           f"{100 / args.pairs:.1f} %, a value not asked yet {100 * elimination:.1f} %", flush=True)
     train(forward, params, pairs=args.pairs, steps=args.steps, lr=args.lr, every=args.every,
-          batch_size=args.batch, seed=args.seed + 1)
+          batch_size=args.batch, seed=args.seed + 1, gap=args.gap)
     return 0
 
 

@@ -83,3 +83,31 @@ def test_a_rule_scan_refuses_a_key_no_rule_defines() -> None:
     sample = mapping_sample("Rule 1: 'J' maps to '*'. Which object does the letter 'J' stand for?")
     with pytest.raises(ValueError, match="no rule for '\\*'"):
         load("lm_retrieval").scan_steps(sample)
+
+
+def test_mqar_gaps_put_each_value_one_to_gap_plus_one_tokens_after_its_key() -> None:
+    mqar = load("mqar")
+    pairs, gap = 3, 2
+    ids, labels = mqar.batch(64, pairs, torch.Generator().manual_seed(1), gap=gap)
+    width = gap + 2
+    filler = mqar.KEYS + mqar.VALUES + 1
+    distances = set()
+    for row, lab in zip(ids.tolist(), labels.tolist(), strict=True):
+        context = {}
+        for p in range(pairs):
+            slot = row[p * width:(p + 1) * width]
+            key, rest = slot[0], slot[1:]
+            assert key < mqar.KEYS
+            values = [i for i, x in enumerate(rest) if mqar.KEYS <= x < mqar.KEYS + mqar.VALUES]
+            assert len(values) == 1 and all(x >= filler for i, x in enumerate(rest) if i != values[0])
+            distances.add(values[0] + 1)
+            context[key] = rest[values[0]]
+        asked = row[pairs * width + 1:]
+        assert dict(zip(asked[::2], asked[1::2], strict=True)) == context
+        assert [x for x in lab if x != -100] == asked[1::2]
+    assert distances == set(range(1, gap + 2))
+
+
+def test_mqar_gaps_need_filler_tokens() -> None:
+    with pytest.raises(ValueError, match="filler"):
+        load("mqar").batch(2, 2, torch.Generator(), vocab=torch.arange(200), gap=1)
