@@ -27,6 +27,8 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -112,17 +114,18 @@ def rewrite_chain(sample: Any) -> str:
     return " = ".join(chain) + "."
 
 
-def rewrite_math(corpus: Any, cats: dict[str, list[Any]]) -> None:
-    """--math-format rewrite: the math worked answers and think traces become rewrite chains."""
+def rework(corpus: Any, cats: dict[str, list[Any]], family: str, working: Callable[[Any], str],
+           conclusion: Callable[[Any], str]) -> None:
+    """Replace one family's worked answers and think traces with another way of working the
+    same train items (--math-format, --mapping-format); the conclusions stay the corpus's."""
     from unisandbox_query.sandbox.corpus import TextExample
     from unisandbox_query.tokenization import END_THINK, THINK
 
-    samples = [s for name, group in corpus.train_samples.items() if name.startswith("math") for s in group]
+    samples = [s for name, group in corpus.train_samples.items() if name.startswith(family) for s in group]
     prompts = {s.prompt for s in samples}
-    cats["math"] = [TextExample("math", s.question, f"{rewrite_chain(s)} The answer is "
-                                f"{s.question_answer}.") for s in samples]
+    cats[family] = [TextExample(family, s.question, f"{working(s)} {conclusion(s)}") for s in samples]
     cats["think"] = [e for e in cats["think"] if e.user not in prompts] + [
-        TextExample("think", s.prompt, f"{THINK} {rewrite_chain(s)} So draw {s.meta['draw']}. {END_THINK}")
+        TextExample("think", s.prompt, f"{THINK} {working(s)} So draw {s.meta['draw']}. {END_THINK}")
         for s in samples]
 
 
@@ -155,21 +158,6 @@ def scan_steps(sample: Any, whole: bool = False) -> str:
             return " ".join(out)
         key = rule.dst
     raise ValueError(f"no object at the end of the chain in {sample.question!r}")
-
-
-def scan_mapping(corpus: Any, cats: dict[str, list[Any]], whole: bool = False) -> None:
-    """--mapping-format scan / scan-rules: the mapping worked answers and think traces become
-    rule scans (scan-rules: every scanned rule is copied whole, "'2' stands for blue squares. no .")."""
-    from unisandbox_query.sandbox.corpus import TextExample
-    from unisandbox_query.tokenization import END_THINK, THINK
-
-    samples = [s for name, group in corpus.train_samples.items() if name.startswith("mapping") for s in group]
-    prompts = {s.prompt for s in samples}
-    cats["mapping"] = [TextExample("mapping", s.question, f"{scan_steps(s, whole)} So the answer is "
-                                   f"{s.meta['draw']}.") for s in samples]
-    cats["think"] = [e for e in cats["think"] if e.user not in prompts] + [
-        TextExample("think", s.prompt, f"{THINK} {scan_steps(s, whole)} So draw {s.meta['draw']}. {END_THINK}")
-        for s in samples]
 
 
 def mqar_warmup(umm: Any, steps: int, pairs: int, lr: float) -> None:
@@ -242,9 +230,10 @@ def main() -> int:
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
-        rewrite_math(corpus, cats)
-    if args.mapping_format != "steps":
-        scan_mapping(corpus, cats, whole=args.mapping_format == "scan-rules")
+        rework(corpus, cats, "math", rewrite_chain, lambda s: f"The answer is {s.question_answer}.")
+    if args.mapping_format != "steps":  # scan-rules: every scanned rule copied whole
+        rework(corpus, cats, "mapping", partial(scan_steps, whole=args.mapping_format == "scan-rules"),
+               lambda s: f"So the answer is {s.meta['draw']}.")
         umm.config.max_answer_tokens = umm.config.max_think_tokens = 256
     cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
     cats["copy"] = corpus.copy_drills(cats)
