@@ -14,6 +14,7 @@ it binds keys to values. docs/sandbox-model.md has the measured runs.
     .venv/bin/python bench/mqar.py --pairs 8 --every 250   # the plateau
     .venv/bin/python bench/mqar.py --pairs 8 --shift       # + a previous-token shift on the embeddings
     .venv/bin/python bench/mqar.py --pairs 2 --gap 3       # values 1-4 tokens after their keys
+    .venv/bin/python bench/mqar.py --pairs 2 --gap 3 --ask 1   # one key asked, as in a mapping item
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ KEYS, VALUES, FILLERS = 64, 64, 4
 
 
 def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS, n_values: int = VALUES,
-          vocab: torch.Tensor | None = None, gap: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+          vocab: torch.Tensor | None = None, gap: int = 0, asked: int | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (keys 0..n_keys-1, values up to n_keys+n_values-1, then the separator, then
     FILLERS filler tokens) and labels (-100 except at the asked values); ``vocab`` maps those
     indices to a real vocabulary's ids. ``gap``: each context pair takes ``gap + 2`` slots,
     0..gap random fillers between its key and value and the rest after the value, so a value is
-    1..gap+1 tokens from its key (as an object is from its key in a mapping rule)."""
+    1..gap+1 tokens from its key (as an object is from its key in a mapping rule). ``asked``:
+    only that many of the pairs are asked (default all; a mapping item asks one)."""
     if gap and vocab is not None:
         raise ValueError("gap needs filler tokens, which a vocabulary map does not have")
     keys = torch.stack([torch.randperm(n_keys, generator=g)[:pairs] for _ in range(b)])
     values = torch.randint(n_keys, n_keys + n_values, (b, pairs), generator=g)
-    order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(b)])
+    order = torch.stack([torch.randperm(pairs, generator=g)[:asked] for _ in range(b)])
     if gap:
         fill = n_keys + n_values + 1 + torch.randint(0, FILLERS, (b, pairs, gap + 2), generator=g)
         before = torch.randint(0, gap + 1, (b, pairs), generator=g)
@@ -64,12 +67,13 @@ def batch(b: int, pairs: int, g: torch.Generator, n_keys: int = KEYS, n_values: 
 def train(forward: Callable[..., Any], params: list[nn.Parameter], *, pairs: int, steps: int,
           lr: float, every: int, batch_size: int = 64, seed: int = 0, label: str = "step",
           n_keys: int = KEYS, n_values: int = VALUES, vocab: torch.Tensor | None = None,
-          gap: int = 0) -> None:
+          gap: int = 0, asked: int | None = None) -> None:
     """AdamW with a 50-step warm-up on fresh batches; prints the recall of 256 fresh sequences
     every ``every`` steps. ``forward(ids, labels=None)`` returns a transformers causal-LM output."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(seed)  # the batches' seed
-    draw = partial(batch, pairs=pairs, g=g, n_keys=n_keys, n_values=n_values, vocab=vocab, gap=gap)
+    draw = partial(batch, pairs=pairs, g=g, n_keys=n_keys, n_values=n_values, vocab=vocab, gap=gap,
+                   asked=asked)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         for group in opt.param_groups:
@@ -113,11 +117,15 @@ def main() -> int:
     ap.add_argument("--shift", action="store_true", help="add a previous-token shift to the embeddings")
     ap.add_argument("--gap", type=int, default=0, help="0..GAP random filler tokens between each "
                     "context key and its value (as between a mapping rule's key and its object)")
+    ap.add_argument("--ask", type=int, default=None, help="ask only this many of the pairs per "
+                    "sequence (default all; a mapping item asks one)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.gap < 0:
         ap.error("--gap must be at least 0")
+    if args.ask is not None and not 1 <= args.ask <= args.pairs:
+        ap.error("--ask must be 1..--pairs")
     if not 1 <= args.pairs <= KEYS:
         ap.error(f"--pairs must be 1..{KEYS}")
     for name in ("steps", "every", "batch"):
@@ -137,7 +145,8 @@ def main() -> int:
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**lm))
     shift = PreviousTokenShift(lm["hidden_size"]) if args.shift else None
     params = [*model.parameters(), *(shift.parameters() if shift else ())]
-    elimination = sum(1 / k for k in range(1, args.pairs + 1)) / args.pairs
+    asked = args.ask or args.pairs  # answering with a value not asked yet, over the asked ones:
+    elimination = sum(1 / (args.pairs - i) for i in range(asked)) / asked
 
     def forward(ids: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
         embeds = model.get_input_embeddings()(ids)
@@ -146,10 +155,11 @@ def main() -> int:
     print(f"MQAR: {args.pairs} pairs, {args.batch} sequences/step, lr {args.lr}, LM "
           f"{lm['num_hidden_layers']} layers x {lm['hidden_size']}, {lm['num_attention_heads']} heads"
           f"{', previous-token shift' if shift else ''}"
-          f"{f', 0-{args.gap} fillers between key and value' if args.gap else ''}; without binding: a random value "
+          f"{f', 0-{args.gap} fillers between key and value' if args.gap else ''}"
+          f"{f', {asked} of them asked' if args.ask else ''}; without binding: a random value "
           f"{100 / args.pairs:.1f} %, a value not asked yet {100 * elimination:.1f} %", flush=True)
     train(forward, params, pairs=args.pairs, steps=args.steps, lr=args.lr, every=args.every,
-          batch_size=args.batch, seed=args.seed + 1, gap=args.gap)
+          batch_size=args.batch, seed=args.seed + 1, gap=args.gap, asked=args.ask)
     return 0
 
 

@@ -111,3 +111,13 @@ def test_mqar_gaps_put_each_value_one_to_gap_plus_one_tokens_after_its_key() -> 
 def test_mqar_gaps_need_filler_tokens() -> None:
     with pytest.raises(ValueError, match="filler"):
         load("mqar").batch(2, 2, torch.Generator(), vocab=torch.arange(200), gap=1)
+
+
+def test_mqar_can_ask_only_some_of_the_pairs() -> None:
+    mqar = load("mqar")
+    ids, labels = mqar.batch(16, 4, torch.Generator().manual_seed(2), asked=1)
+    assert ids.shape == (16, 2 * 4 + 1 + 2)
+    for row, lab in zip(ids.tolist(), labels.tolist(), strict=True):
+        context = dict(zip(row[0:8:2], row[1:8:2], strict=True))
+        assert context[row[9]] == row[10]
+        assert [x for x in lab if x != -100] == [row[10]]
