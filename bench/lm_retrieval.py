@@ -200,11 +200,19 @@ def main() -> int:
     ap.add_argument("--mapping-format", choices=("steps", "scan", "scan-rules"), default="steps",
                     help="mapping worked answers and think traces: the corpus's steps (\"'J' refers "
                     "to '*'. ...\") or scans of the rule list per hop (\"look 'J' : '2' no . 'J' "
-                    "yes . 'J' refers to '*'. ...\")")
+                    "yes . 'J' refers to '*'. ...\"; scan-rules: each scanned rule copied whole)")
     ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
                     "at each evaluation")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1")
+    for name in ("copy_warmup", "mqar_warmup", "show"):
+        if getattr(args, name) < 0:
+            ap.error(f"--{name.replace('_', '-')} must be at least 0")
+    if args.hidden % args.heads:
+        ap.error(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     torch.set_num_threads(args.threads)
 
     from unisandbox.factories import build
@@ -262,11 +270,10 @@ def main() -> int:
                 samples = list(task.samples())
                 answers = umm.chat([s.question for s in samples])
                 right = [task.check_understanding(s, a) for s, a in zip(samples, answers, strict=True)]
-                if task.family == "mapping":
-                    for s, a, ok in list(zip(samples, answers, right, strict=True))[: args.show]:
-                        print(f"  {name} {'right' if ok else 'wrong'}: {s.question}\n    -> {a}")
                 out[name] = sum(right) / len(samples)
                 if task.family == "mapping":  # a pair (both keys of a rule set) must be right twice
+                    for s, a, ok in list(zip(samples, answers, right, strict=True))[: args.show]:
+                        print(f"  {name} {'right' if ok else 'wrong'}: {s.question}\n    -> {a}")
                     pairs: dict[str, list[bool]] = {}
                     for s, ok in zip(samples, right, strict=True):
                         pairs.setdefault(json.dumps(s.meta["identity"]), []).append(ok)
