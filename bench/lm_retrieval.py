@@ -11,7 +11,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 2000                       # the default mix
     .venv/bin/python bench/lm_retrieval.py --steps 10000 --every 2000 --n-train 3000 --heads 8 \\
         --weights '{"facts": 1, "mapping": 3, "think": 1, "recall": 6}'
-    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --copy-warmup 400 \\
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --warmup copy:400 \\
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "copy": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
@@ -56,9 +56,14 @@ def recall_drills(samples: list[Any], seed: str) -> list[Any]:
     return out
 
 
-def lookup_drills(n: int, seed: str) -> list[Any]:
+def lookup_drills(n: int, seed: str, dense: bool = False, echo: bool = False,
+                  entries: tuple[int, int] = (2, 6)) -> list[Any]:
     """Bare associative recall on fresh random lists: "'K' green stars . '3' red rings . 'K'" ->
-    "green stars" (2-6 entries; keys and objects drawn anew, so nothing can be memorised)."""
+    "green stars" (``entries``: 2-6; keys and objects drawn anew, so nothing can be memorised).
+    ``dense``: every key asked, in a shuffled order, as the recall drills ask a rule set ("...
+    What do '3' and 'K' stand for?" -> "'3' stands for red rings. 'K' stands for green stars.").
+    ``echo``: dense, each answer entry worded exactly as listed ("'3' red rings . 'K' green stars
+    ."), so the value follows its key at the same distance in the answer as in the list."""
     import string
 
     from unisandbox.world import get_world
@@ -68,12 +73,32 @@ def lookup_drills(n: int, seed: str) -> list[Any]:
     keys = [*string.ascii_uppercase, *string.digits, *"*$#%^&+<>=~"]
     rng, out = random.Random(seed), []
     for _ in range(n):
-        chosen = rng.sample(keys, rng.randint(2, 6))
+        chosen = rng.sample(keys, rng.randint(*entries))
         values = [rng.choice(objects) for _ in chosen]
-        ask = rng.randrange(len(chosen))
         listing = " ".join(f"'{k}' {v} ." for k, v in zip(chosen, values, strict=True))
+        if dense or echo:
+            order = rng.sample(range(len(chosen)), len(chosen))
+            keys_asked = [f"'{chosen[i]}'" for i in order]
+            entry = "'{}' {} ." if echo else "'{}' stands for {}."
+            out.append(TextExample("lookup-echo" if echo else "lookup-dense",
+                                   f"{listing} What do {', '.join(keys_asked[:-1])} and {keys_asked[-1]} stand for?",
+                                   " ".join(entry.format(chosen[i], values[i]) for i in order)))
+            continue
+        ask = rng.randrange(len(chosen))
         out.append(TextExample("lookup", f"{listing} '{chosen[ask]}'", values[ask]))
     return out
+
+
+def entries_right(replies: list[str], examples: list[Any]) -> tuple[int, int]:
+    """(right, asked): the entries ("'K' stands for green stars.") answered right in the order
+    asked, and how many were asked. (Until stop 16 the empty piece after a reply's final "."
+    counted as one more right entry, one per reply: docs/sandbox-model.md.)"""
+    right = total = 0
+    for reply, example in zip(replies, examples, strict=True):
+        want = [w for w in example.answer.lower().replace(" ", "").split(".") if w]
+        right += sum(a == b for a, b in zip(reply.lower().replace(" ", "").split("."), want, strict=False))
+        total += len(want)
+    return right, total
 
 
 def rewrite_chain(sample: Any) -> str:
@@ -129,6 +154,31 @@ def rework(corpus: Any, cats: dict[str, list[Any]], family: str, working: Callab
         for s in samples]
 
 
+def verbatim_steps(sample: Any) -> str:
+    """A mapping item worked by copying, for each hop, the rule's own words from its key on:
+    "'H' refers to the symbol '^'. '^' points to the number '3'. '3' represents orange hearts."
+
+    The corpus's steps reword every rule ("'^' refers to '3'."); here each token after the key
+    is the token that follows it in the rule, so every step is a plain copy once the rule is
+    found (the textbook induction-head pattern), and only finding it reads by content."""
+    import re
+
+    from unisandbox.tasks import mapping as M
+
+    texts = re.split(r"\bRule \d+: ", sample.question[: sample.question.rindex(" Which ")])[1:]
+    by_key = {M.parse_rule(t)[0].src: t[t.index("'"):].strip() for t in texts}
+    rules, key, out = list(M.parse_rules(sample.question).rules), M.query_key(sample.question), []
+    for _ in range(len(rules) + 1):  # one more than a chain can visit: an undefined key shows
+        if key not in by_key:
+            raise ValueError(f"no rule for '{key}' in {sample.question!r}")
+        out.append(by_key[key])
+        rule = next(r for r in rules if r.src == key)
+        if not rule.dst_is_key:
+            return " ".join(out)
+        key = rule.dst
+    raise ValueError(f"no object at the end of the chain in {sample.question!r}")
+
+
 def scan_steps(sample: Any, whole: bool = False) -> str:
     """A mapping item worked as scans of the rule list, one per hop: "look 'J' : '2' no . 'J'
     yes . 'J' refers to '*'. look '*' : '2' no . '*' yes . '*' stands for yellow hearts."
@@ -182,13 +232,16 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
     ap.add_argument("--weights", default=None, help="JSON: category -> weight (default: the "
                     "recipe's language-phase weights, TEXT_WEIGHTS) "
-                    "(corpus categories, 'recall' and 'lookup' for the drills)")
+                    "(corpus categories; 'recall', 'lookup', 'lookup-dense', 'lookup-echo' and "
+                    "'lookup-echo-N' (N entries a list) for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
+    ap.add_argument("--recall-sets", type=int, default=0, help="draw the recall drills from this "
+                    "many TRAIN rule sets per mapping level (default: the corpus's own)")
     ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
     ap.add_argument("--hidden", type=int, default=128, help="LM width (the MLP is 4x wider)")
     ap.add_argument("--layers", type=int, default=4, help="LM layers")
-    ap.add_argument("--copy-warmup", type=int, default=0,
-                    help="first train this many steps on the corpus's copy drills only")
+    ap.add_argument("--warmup", default="", help="CATEGORY:STEPS[,CATEGORY:STEPS...]: the first "
+                    "steps train on these categories alone, in order (e.g. copy:400), then the mix")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--mqar-warmup", type=int, default=0, help="first train this many steps of "
                     "multi-query associative recall (bench/mqar.py) in the sandbox vocabulary")
@@ -197,20 +250,34 @@ def main() -> int:
     ap.add_argument("--math-format", choices=("steps", "rewrite"), default="steps",
                     help="math worked answers and think traces: the corpus's steps (\"18 %% 4 = 2. "
                     "7 - 2 = 5.\") or rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\")")
-    ap.add_argument("--mapping-format", choices=("steps", "scan", "scan-rules"), default="steps",
+    ap.add_argument("--mapping-format", choices=("steps", "scan", "scan-rules", "verbatim"), default="steps",
                     help="mapping worked answers and think traces: the corpus's steps (\"'J' refers "
                     "to '*'. ...\") or scans of the rule list per hop (\"look 'J' : '2' no . 'J' "
-                    "yes . 'J' refers to '*'. ...\"; scan-rules: each scanned rule copied whole)")
+                    "yes . 'J' refers to '*'. ...\"; scan-rules: each scanned rule copied whole; "
+                    "verbatim: each hop's rule copied in its own words from the key on)")
     ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
                     "at each evaluation")
+    ap.add_argument("--lookup-entries", default="2-6", help="entries per lookup list, LOW-HIGH")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
-    for name in ("copy_warmup", "mqar_warmup", "show"):
+    for name in ("mqar_warmup", "show"):
         if getattr(args, name) < 0:
             ap.error(f"--{name.replace('_', '-')} must be at least 0")
+    try:
+        low, high = (int(x) for x in args.lookup_entries.split("-"))
+        if not 1 <= low <= high <= 40:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--lookup-entries must be LOW-HIGH with 1 <= LOW <= HIGH <= 40, got {args.lookup_entries!r}")
+    try:
+        warmup = [(c, int(n)) for c, n in (part.rsplit(":", 1) for part in args.warmup.split(",") if part)]
+        if any(n < 1 for _, n in warmup):
+            raise ValueError
+    except ValueError:
+        ap.error(f"--warmup must be CATEGORY:STEPS[,CATEGORY:STEPS...] with STEPS >= 1, got {args.warmup!r}")
     if args.hidden % args.heads:
         ap.error(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
     torch.set_num_threads(args.threads)
@@ -239,29 +306,51 @@ def main() -> int:
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
         rework(corpus, cats, "math", rewrite_chain, lambda s: f"The answer is {s.question_answer}.")
-    if args.mapping_format != "steps":  # scan-rules: every scanned rule copied whole
+    if args.mapping_format == "verbatim":
+        rework(corpus, cats, "mapping", verbatim_steps, lambda s: f"So the answer is {s.meta['draw']}.")
+    elif args.mapping_format != "steps":  # scan-rules: every scanned rule copied whole
         rework(corpus, cats, "mapping", partial(scan_steps, whole=args.mapping_format == "scan-rules"),
                lambda s: f"So the answer is {s.meta['draw']}.")
         umm.config.max_answer_tokens = umm.config.max_think_tokens = 256
-    cats["recall"] = recall_drills([s for t in TASKS[3:] for s in corpus.train_samples[t]], "recall")
+    if args.recall_sets:
+        rule_sets = [s for t in TASKS[3:] for s in build(get_registry().task(t), {
+            "world": "glyph", "split": "train", "n": args.recall_sets, "seed": 1}).samples()]
+    else:
+        rule_sets = [s for t in TASKS[3:] for s in corpus.train_samples[t]]
+    cats["recall"] = recall_drills(rule_sets, "recall")
     cats["copy"] = corpus.copy_drills(cats)
-    cats["lookup"] = lookup_drills(20000, "lookup")
-    lookups = lookup_drills(200, "lookup-test")
-    unknown = set(weights) - set(cats)
+    entries = (low, high)
+    cats["lookup"] = lookup_drills(20000, "lookup", entries=entries)
+    cats["lookup-dense"] = lookup_drills(20000, "lookup", dense=True, entries=entries)
+    cats["lookup-echo"] = lookup_drills(20000, "lookup", echo=True, entries=entries)
+    lookups = lookup_drills(200, "lookup-test", entries=entries)
+    dense_lookups = {name: lookup_drills(100, "lookup-test", dense=name == "lookup-dense",
+                                         echo=name == "lookup-echo", entries=entries)
+                     for name in ("lookup-dense", "lookup-echo")}
+    wanted = set(weights) | {c for c, _ in warmup}
+    for name in wanted:  # lookup-echo-N: exactly N entries per list (for curricula over N)
+        if name.startswith("lookup-echo-") and name[12:].isdigit() and 1 <= int(name[12:]) <= 40:
+            n_entries = int(name[12:])
+            cats[name] = lookup_drills(20000, "lookup", echo=True, entries=(n_entries, n_entries))
+            dense_lookups[name] = lookup_drills(100, "lookup-test", echo=True, entries=(n_entries, n_entries))
+    unknown = wanted - set(cats)
     if unknown:
         ap.error(f"unknown categories {sorted(unknown)}; choose from {sorted(cats)}")
     reg = get_registry()
     tests = {t: build(reg.task(t), {"world": "glyph", "split": "test", "n": 30}) for t in TASKS}
     drills = recall_drills([s for t in TASKS[3:] for s in tests[t].samples()], "recall-test")[::2]
 
+    def share_right(examples: list[Any]) -> float:
+        right, total = entries_right(umm.chat([d.user for d in examples]), examples)
+        return right / total
+
     def evaluate() -> dict[str, float]:
         umm.eval()
         with torch.no_grad():
-            replies = umm.chat([d.user for d in drills])
-            pairs = [(r.lower().replace(" ", "").split("."), d.answer.lower().replace(" ", "").split("."))
-                     for r, d in zip(replies, drills, strict=True)]
-            out = {"recall": sum(a == b for got, want in pairs for a, b in zip(got, want, strict=False))
-                   / sum(len(want) - 1 for _, want in pairs)}
+            out = {"recall": share_right(drills)}
+            for name, examples in dense_lookups.items():
+                if name in wanted:
+                    out[name] = share_right(examples)
             if weights.get("lookup"):
                 got = umm.chat([d.user for d in lookups])
                 out["lookup"] = sum(g.strip().lower() == d.answer
@@ -285,7 +374,8 @@ def main() -> int:
         mqar_warmup(umm, args.mqar_warmup, args.mqar_pairs, args.mqar_lr)
     trainer = SandboxPretrain(progress=False)
     names = list(weights)
-    sizes = {n: trainer._batch_size(umm, cats[n]) for n in {*names, "copy"}}
+    sizes = {n: trainer._batch_size(umm, cats[n]) for n in {*names, *(c for c, _ in warmup)}}
+    phases = [c for c, n in warmup for _ in range(n)]  # the category of each warm-up step
     rng, gen = random.Random(0), torch.Generator().manual_seed(0)
     params = umm.understanding_parameters()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -296,7 +386,7 @@ def main() -> int:
     for step in range(args.steps):
         for group in opt.param_groups:
             group["lr"] = args.lr * cosine_lr(step, args.steps, 50)
-        name = "copy" if step < args.copy_warmup else rng.choices(names, [weights[n] for n in names])[0]
+        name = phases[step] if step < len(phases) else rng.choices(names, [weights[n] for n in names])[0]
         loss = trainer._text_loss(umm, rng.sample(cats[name], sizes[name]), rng, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

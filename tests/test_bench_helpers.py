@@ -85,6 +85,47 @@ def test_a_rule_scan_refuses_a_key_no_rule_defines() -> None:
         load("lm_retrieval").scan_steps(sample)
 
 
+def test_verbatim_steps_copy_each_hops_rule_from_its_key_on() -> None:
+    sample = mapping_sample("Rule 1: The number '2' signifies blue squares. Rule 2: 'J' maps to '*'. "
+                            "Rule 3: The symbol '*' represents yellow hearts. "
+                            "Which object does the letter 'J' stand for?")
+    assert load("lm_retrieval").verbatim_steps(sample) == "'J' maps to '*'. '*' represents yellow hearts."
+
+
+@pytest.mark.parametrize(("question", "error"), [
+    ("Rule 1: 'J' maps to '*'. Rule 2: '*' maps to 'J'. Which object does the letter 'J' stand for?",
+     "no object"),
+    ("Rule 1: 'J' maps to '*'. Which object does the letter 'J' stand for?", "no rule for '\\*'"),
+])
+def test_verbatim_steps_refuse_chains_that_do_not_end_in_an_object(question: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        load("lm_retrieval").verbatim_steps(mapping_sample(question))
+
+
+def test_dense_lookup_drills_ask_every_key_once_and_echo_the_listed_entries() -> None:
+    bench = load("lm_retrieval")
+    for drill in bench.lookup_drills(50, "t", echo=True, entries=(3, 5)):
+        listing, question = drill.user.split(" What do ")
+        entries = [e.strip() for e in listing.split(" .") if e.strip()]
+        asked = [e.strip() for e in drill.answer.split(" .") if e.strip()]
+        assert 3 <= len(entries) <= 5 and sorted(asked) == sorted(entries)
+        assert [a.split()[0] for a in asked] == question.replace(" and ", ", ").removesuffix(
+            " stand for?").split(", ")  # answered in the order asked
+    dense = bench.lookup_drills(5, "t", dense=True, entries=(2, 2))[0]
+    assert dense.answer.count(" stands for ") == 2 and dense.category == "lookup-dense"
+
+
+def test_entries_right_counts_each_asked_entry_once() -> None:
+    bench = load("lm_retrieval")
+    drill = bench.lookup_drills(1, "t", dense=True, entries=(2, 2))[0]
+    first, second = drill.answer.split(". ")
+    assert bench.entries_right([drill.answer], [drill]) == (2, 2)  # not 3: the final "." ends no entry
+    assert bench.entries_right([f"{first}. {first}."], [drill]) == (1, 2)
+    assert bench.entries_right([first], [drill]) == (1, 2)
+    assert bench.entries_right([f"{second} {first}."], [drill]) == (0, 2)  # the order asked counts
+    assert bench.entries_right([""], [drill]) == (0, 2)
+
+
 def test_mqar_gaps_put_each_value_one_to_gap_plus_one_tokens_after_its_key() -> None:
     mqar = load("mqar")
     pairs, gap = 3, 2
