@@ -4,7 +4,8 @@ batching targets; docs/sandbox-model.md has the figures):
 * pretraining steps at the default recipe's batch sizes, fp32 with every thread, vs bf16
   autocast, vs two processes at once, each on one thread and half the batch (what two
   data-parallel processes would do, all-reduce not counted);
-* sampling 64 prompts at once and one at a time, with the denoiser in fp32 and in bf16.
+* sampling 64 and 256 prompts at once and one at a time, with the denoiser in fp32 and in bf16
+  (``--model-arg precision=bfloat16``).
 
     .venv/bin/python bench/cpu_levers.py                 # 40 steps of each kind
     .venv/bin/python bench/cpu_levers.py --steps 20 --checkpoint DIR
@@ -17,7 +18,6 @@ import contextlib
 import multiprocessing
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,28 +40,6 @@ def step_seconds(text_steps: int, joint_steps: int, threads: int, bf16: bool = F
     with cast, tempfile.TemporaryDirectory() as out:
         seconds = trainer.train(model, Path(out)).metrics["seconds"]
     return seconds / (text_steps + joint_steps)
-
-
-def sampling(checkpoint: str, bf16: bool) -> tuple[float, float]:
-    """Images per second: 64 prompts in one call, and 16 prompts one call each."""
-    from unisandbox.records import GenerationRequest
-    from unisandbox_query.model import QueryModel
-
-    model = QueryModel.from_pretrained(checkpoint)
-    if bf16:
-        umm = model.umm
-        umm.denoiser.to(torch.bfloat16)
-        fp32_denoise = umm.denoise
-        umm.denoise = lambda x, t, cond: fp32_denoise(x.bfloat16(), t, cond.bfloat16()).float()
-    requests = [GenerationRequest("Draw 3 red stars.", "normal", i) for i in range(64)]
-    model.generate(requests[:2])
-    t0 = time.perf_counter()
-    model.generate(requests)
-    batched = len(requests) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for r in requests[:16]:
-        model.generate([r])
-    return batched, 16 / (time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -88,10 +66,16 @@ def main() -> int:
         print(f"  {kind:5} fp32 {fp32:.3f}   bf16 autocast {bf16:.3f}   "
               f"2 processes x half batch x 1 thread {max(pair):.3f}", flush=True)
     torch.set_num_threads(threads)
-    print("sampling, images/s (64 prompts in one call / one prompt per call):")
-    for name, bf16 in (("fp32", False), ("bf16 denoiser", True)):
-        batched, single = sampling(args.checkpoint, bf16)
-        print(f"  {name:13} {batched:6.1f} / {single:5.1f}  ({batched / single:.1f}x)", flush=True)
+    print("sampling, images/s (64 / 256 prompts in one call; one prompt per call):")
+    from sandbox_model import sampling_speed
+    from unisandbox_query.model import QueryModel
+
+    for precision in ("float32", "bfloat16"):  # --model-arg precision=...: the denoiser's dtype
+        model = QueryModel.from_pretrained(args.checkpoint, precision=precision)
+        batched, single = sampling_speed(model, 64)
+        larger, _ = sampling_speed(model, 256)
+        print(f"  {precision:9} {batched:6.1f} / {larger:6.1f}; {single:5.1f}  "
+              f"({batched / single:.1f}x / {larger / single:.1f}x)", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@ the gap on the glyph-world test sets through the engine, and batched sampling sp
 
     .venv/bin/python bench/sandbox_model.py                  # pretrain with the default recipe
     .venv/bin/python bench/sandbox_model.py --checkpoint DIR  # measure an existing checkpoint
+    .venv/bin/python bench/sandbox_model.py --checkpoint DIR --precision bfloat16 --sample-batch 256
 
 Prints every figure; writes them as JSON to --out/figures.json.
 """
@@ -14,6 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from unisandbox.records import GenerationRequest
 from unisandbox.run.config import Component, RunConfig
@@ -26,6 +28,23 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:5.1f}"
 
 
+def sampling_speed(model: Any, batch: int = 64) -> tuple[float, float]:
+    """Images per second: ``batch`` prompts in one call, and 16 prompts one call each (after a
+    warm-up call, so one-off start-up costs are in neither)."""
+    from unisandbox_query.sandbox.corpus import TEMPLATES
+
+    requests = [GenerationRequest(TEMPLATES[0].format(p="3 red stars"), "normal", i) for i in range(batch)]
+    model.batch_size = batch
+    model.generate(requests[:2])
+    t0 = time.perf_counter()
+    model.generate(requests)
+    batched = len(requests) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for r in requests[:16]:
+        model.generate([r])
+    return batched, 16 / (time.perf_counter() - t0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, help="measure this model folder instead of pretraining")
@@ -33,7 +52,12 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=50, help="test items (pairs for mapping) per task")
     ap.add_argument("--text-steps", type=int, default=None, help="override the recipe's text steps")
     ap.add_argument("--joint-steps", type=int, default=None, help="override the recipe's joint steps")
+    ap.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                    help="the denoiser's precision at sampling (every image measured, and the speed)")
+    ap.add_argument("--sample-batch", type=int, default=64, help="prompts per call when timing batched sampling")
     args = ap.parse_args()
+    if args.sample_batch < 16:
+        ap.error("--sample-batch must be at least 16 (the one-at-a-time figure times 16 prompts)")
 
     from unisandbox_query.model import QueryModel
     from unisandbox_query.sandbox.corpus import TEMPLATES
@@ -57,7 +81,7 @@ def main() -> int:
         checkpoint = result.checkpoint
     else:
         checkpoint = args.checkpoint
-    model = QueryModel.from_pretrained(checkpoint)
+    model = QueryModel.from_pretrained(checkpoint, precision=args.precision)
     corpus = build_corpus(recipe)
 
     held = direct_accuracy(model, corpus.held_out_targets)
@@ -72,7 +96,7 @@ def main() -> int:
     print(f"describing rendered images: {pct(desc['accuracy'])} % (n={desc['n']}) "
           + ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in desc.items() if isinstance(v, dict)))
 
-    config = RunConfig(model=Component("query", {"path": str(checkpoint)}),
+    config = RunConfig(model=Component("query", {"path": str(checkpoint), "precision": args.precision}),
                        tasks=tuple(Component(t, {"world": "glyph", "n": args.n}) for t in TASKS),
                        judge=Component("glyph"), out=args.out / "eval", batch_size=64)
     t0 = time.perf_counter()
@@ -88,20 +112,12 @@ def main() -> int:
                for m in ("normal", "think")]
         print(f"{task:10} {pct(u):>6} {row[0]:>22} {row[1]:>22} {pct(entry['chance']):>7}")
 
-    requests = [GenerationRequest(TEMPLATES[0].format(p="3 red stars"), "normal", i) for i in range(64)]
-    model.generate(requests[:2])
-    t0 = time.perf_counter()
-    model.generate(requests)
-    batched = (time.perf_counter() - t0) / len(requests)
-    t0 = time.perf_counter()
-    for r in requests[:16]:
-        model.generate([r])
-    single = (time.perf_counter() - t0) / 16
-    figures["sampling"] = {"batched_images_per_s": round(1 / batched, 1),
-                           "single_images_per_s": round(1 / single, 1),
-                           "speedup": round(single / batched, 1)}
-    print(f"\nsampling: batched {1 / batched:.1f} images/s, one at a time {1 / single:.1f} images/s, "
-          f"speed-up {single / batched:.1f}x")
+    batched, single = sampling_speed(model, args.sample_batch)
+    figures["sampling"] = {"precision": args.precision, "batch": args.sample_batch,
+                           "batched_images_per_s": round(batched, 1), "single_images_per_s": round(single, 1),
+                           "speedup": round(batched / single, 1)}
+    print(f"\nsampling ({args.precision}): batched ({args.sample_batch} a call) {batched:.1f} images/s, "
+          f"one at a time {single:.1f} images/s, speed-up {batched / single:.1f}x")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "figures.json").write_text(json.dumps(figures, indent=2, default=str))
     return 0

@@ -114,6 +114,35 @@ def test_seeds_not_batches_decide_the_noise(small):
     assert (a - b).abs().max() <= 2  # float noise of batched matmuls only
 
 
+def _pixels(generations: list) -> torch.Tensor:
+    return torch.stack([torch.tensor(list(g.image.getdata()), dtype=torch.float32) for g in generations])
+
+
+def test_bfloat16_sampling_tracks_the_fp32_weights_and_is_never_saved(small, tmp_path):
+    """precision=bfloat16 samples with a bf16 copy of the denoiser: close to fp32, re-copied
+    after training changes the weights, not a parameter, not in the checkpoint."""
+    from unisandbox_query.factories import query_from_path
+
+    umm = QueryUMM(SMALL, small.umm.tokenizer)
+    fp32, bf16 = QueryModel(umm, source="t"), QueryModel(umm, source="t", precision="bfloat16")
+    reqs = [GenerationRequest("Draw 3 red stars.", "normal", s) for s in (1, 2)]
+    before = _pixels(bf16.generate(reqs))
+    assert (before - _pixels(fp32.generate(reqs))).abs().mean() < 2
+    with torch.no_grad():  # what a training step does: change the fp32 weights in place
+        umm.denoiser.proj_out.bias.add_(0.5)
+    after = _pixels(bf16.generate(reqs))
+    assert (after - before).abs().mean() > 10  # the copy followed the new weights
+    assert (after - _pixels(fp32.generate(reqs))).abs().mean() < 2
+    assert all(p.dtype == torch.float32 for p in umm.parameters())
+    assert not any(k.startswith("_sampling") for k in umm.state_dict())
+    bf16.save_pretrained(tmp_path / "ckpt")
+    assert bf16.identity()["precision"] == "bfloat16" and fp32.identity()["precision"] == "float32"
+    with pytest.raises(UserError, match="precision must be one of float32, bfloat16"):
+        query_from_path(str(tmp_path / "ckpt"), precision="fp16")
+    loaded = query_from_path(str(tmp_path / "ckpt"), precision="bfloat16")
+    assert torch.equal(_pixels(loaded.generate(reqs)), after)
+
+
 def test_every_capability_runs_through_the_engine(small, tmp_path):
     config = RunConfig(model=Component("query-tiny"), tasks=(Component("math-1", {"world": "glyph", "n": 3}),),
                        judge=Component("glyph"), out=tmp_path / "run", batch_size=2)

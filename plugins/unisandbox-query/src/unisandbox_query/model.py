@@ -18,6 +18,10 @@ CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_
                           caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION})
 
 
+#: sampling precisions a user can name (``--model-arg precision=...``) and their dtypes
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -28,12 +32,16 @@ class QueryModel(Model):
     capabilities = CAPABILITIES
 
     def __init__(self, umm: QueryUMM, *, source: str = "", batch_size: int = 64,
-                 steps: int | None = None, cfg_scale: float | None = None) -> None:
+                 steps: int | None = None, cfg_scale: float | None = None,
+                 precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.umm = umm
         self.source = source
         self.batch_size = batch_size
         self.steps = steps
         self.cfg_scale = cfg_scale
+        self.precision = precision  # the denoiser's at sampling; training is always fp32
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu",
@@ -44,7 +52,8 @@ class QueryModel(Model):
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "checkpoint": self.source,
                 "steps": self.steps or self.umm.config.sample_steps,
-                "cfg_scale": self.umm.config.cfg_scale if self.cfg_scale is None else self.cfg_scale}
+                "cfg_scale": self.umm.config.cfg_scale if self.cfg_scale is None else self.cfg_scale,
+                "precision": self.precision}
 
     # --- generate / understand / chat ----------------------------------------------------
     def contexts(self, requests: Sequence[GenerationRequest]) -> tuple[list[str], list[str | None]]:
@@ -65,7 +74,8 @@ class QueryModel(Model):
         for batch in _batches(list(requests), self.batch_size):
             contexts, thinks = self.contexts(batch)
             x = self.umm.sample(self.umm.condition(contexts), [r.seed for r in batch],
-                                steps=self.steps, cfg_scale=self.cfg_scale)
+                                steps=self.steps, cfg_scale=self.cfg_scale,
+                                dtype=PRECISIONS[self.precision])
             out += [Generation(image=im, think=t)
                     for im, t in zip(self.umm.to_images(x), thinks, strict=True)]
         return out
