@@ -31,6 +31,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import attrs
 import torch
 
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
@@ -57,36 +58,50 @@ def recall_drills(samples: list[Any], seed: str) -> list[Any]:
 
 
 def lookup_drills(n: int, seed: str, dense: bool = False, echo: bool = False,
-                  entries: tuple[int, int] = (2, 6)) -> list[Any]:
+                  entries: tuple[int, int] = (2, 6), style: str = "quoted") -> list[Any]:
     """Bare associative recall on fresh random lists: "'K' green stars . '3' red rings . 'K'" ->
     "green stars" (``entries``: 2-6; keys and objects drawn anew, so nothing can be memorised).
     ``dense``: every key asked, in a shuffled order, as the recall drills ask a rule set ("...
     What do '3' and 'K' stand for?" -> "'3' stands for red rings. 'K' stands for green stars.").
     ``echo``: dense, each answer entry worded exactly as listed ("'3' red rings . 'K' green stars
-    ."), so the value follows its key at the same distance in the answer as in the list."""
+    ."), so the value follows its key at the same distance in the answer as in the list.
+    ``style``: "quoted" keys and two-word objects (as in the rules), "bare" keys without
+    quotes, "one-word" objects (the kind alone), or "bare-one-word" both, to tell which part of
+    the rules' format stops the binding."""
     import string
 
     from unisandbox.world import get_world
     from unisandbox_query.sandbox.corpus import TextExample
 
     objects = sorted({o.name(2) for o in get_world("glyph").objects})
+    if style.endswith("one-word"):
+        objects = sorted({o.split()[-1] for o in objects})
+    quote = "" if style.startswith("bare") else "'"
     keys = [*string.ascii_uppercase, *string.digits, *"*$#%^&+<>=~"]
     rng, out = random.Random(seed), []
     for _ in range(n):
         chosen = rng.sample(keys, rng.randint(*entries))
         values = [rng.choice(objects) for _ in chosen]
-        listing = " ".join(f"'{k}' {v} ." for k, v in zip(chosen, values, strict=True))
+        listing = " ".join(f"{quote}{k}{quote} {v} ." for k, v in zip(chosen, values, strict=True))
         if dense or echo:
             order = rng.sample(range(len(chosen)), len(chosen))
-            keys_asked = [f"'{chosen[i]}'" for i in order]
-            entry = "'{}' {} ." if echo else "'{}' stands for {}."
+            keys_asked = [f"{quote}{chosen[i]}{quote}" for i in order]
+            entry = "{q}{}{q} {} ." if echo else "{q}{}{q} stands for {}."
             out.append(TextExample("lookup-echo" if echo else "lookup-dense",
                                    f"{listing} What do {', '.join(keys_asked[:-1])} and {keys_asked[-1]} stand for?",
-                                   " ".join(entry.format(chosen[i], values[i]) for i in order)))
+                                   " ".join(entry.format(chosen[i], values[i], q=quote) for i in order)))
             continue
         ask = rng.randrange(len(chosen))
-        out.append(TextExample("lookup", f"{listing} '{chosen[ask]}'", values[ask]))
+        out.append(TextExample("lookup", f"{listing} {quote}{chosen[ask]}{quote}", values[ask]))
     return out
+
+
+def bare_keys(text: str) -> str:
+    """Drop the quotes around rule keys ("'C' means ..." -> "C means ..."): what the LM would
+    see if the tokenizer made a quoted key one token (--bare-keys)."""
+    import re
+
+    return re.sub(r"'([^'\s]{1,3})'", r"\1", text)
 
 
 def entries_right(replies: list[str], examples: list[Any]) -> tuple[int, int]:
@@ -258,6 +273,11 @@ def main() -> int:
     ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
                     "at each evaluation")
     ap.add_argument("--lookup-entries", default="2-6", help="entries per lookup list, LOW-HIGH")
+    ap.add_argument("--lookup-style", choices=("quoted", "bare", "one-word", "bare-one-word"), default="quoted",
+                    help="lookup lists' keys and objects: quoted keys and two-word objects as in the "
+                    "rules, bare keys, one-word objects, or both")
+    ap.add_argument("--bare-keys", action="store_true", help="drop the quotes around rule keys in "
+                    "every training text and test question (\"'C' means\" -> \"C means\")")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
@@ -320,25 +340,32 @@ def main() -> int:
     cats["recall"] = recall_drills(rule_sets, "recall")
     cats["copy"] = corpus.copy_drills(cats)
     entries = (low, high)
-    cats["lookup"] = lookup_drills(20000, "lookup", entries=entries)
-    cats["lookup-dense"] = lookup_drills(20000, "lookup", dense=True, entries=entries)
-    cats["lookup-echo"] = lookup_drills(20000, "lookup", echo=True, entries=entries)
-    lookups = lookup_drills(200, "lookup-test", entries=entries)
+    cats["lookup"] = lookup_drills(20000, "lookup", entries=entries, style=args.lookup_style)
+    cats["lookup-dense"] = lookup_drills(20000, "lookup", dense=True, entries=entries, style=args.lookup_style)
+    cats["lookup-echo"] = lookup_drills(20000, "lookup", echo=True, entries=entries, style=args.lookup_style)
+    lookups = lookup_drills(200, "lookup-test", entries=entries, style=args.lookup_style)
     dense_lookups = {name: lookup_drills(100, "lookup-test", dense=name == "lookup-dense",
-                                         echo=name == "lookup-echo", entries=entries)
+                                         echo=name == "lookup-echo", entries=entries, style=args.lookup_style)
                      for name in ("lookup-dense", "lookup-echo")}
     wanted = set(weights) | {c for c, _ in warmup}
     for name in wanted:  # lookup-echo-N: exactly N entries per list (for curricula over N)
         if name.startswith("lookup-echo-") and name[12:].isdigit() and 1 <= int(name[12:]) <= 40:
             n_entries = int(name[12:])
-            cats[name] = lookup_drills(20000, "lookup", echo=True, entries=(n_entries, n_entries))
-            dense_lookups[name] = lookup_drills(100, "lookup-test", echo=True, entries=(n_entries, n_entries))
+            cats[name] = lookup_drills(20000, "lookup", echo=True, entries=(n_entries, n_entries),
+                                       style=args.lookup_style)
+            dense_lookups[name] = lookup_drills(100, "lookup-test", echo=True, entries=(n_entries, n_entries),
+                                                style=args.lookup_style)
     unknown = wanted - set(cats)
     if unknown:
         ap.error(f"unknown categories {sorted(unknown)}; choose from {sorted(cats)}")
     reg = get_registry()
     tests = {t: build(reg.task(t), {"world": "glyph", "split": "test", "n": 30}) for t in TASKS}
     drills = recall_drills([s for t in TASKS[3:] for s in tests[t].samples()], "recall-test")[::2]
+    ask: Callable[[str], str] = bare_keys if args.bare_keys else str
+    if args.bare_keys:
+        cats = {n: [attrs.evolve(e, user=bare_keys(e.user), answer=bare_keys(e.answer)) for e in group]
+                for n, group in cats.items()}
+        drills = [attrs.evolve(d, user=bare_keys(d.user), answer=bare_keys(d.answer)) for d in drills]
 
     def share_right(examples: list[Any]) -> float:
         right, total = entries_right(umm.chat([d.user for d in examples]), examples)
@@ -357,7 +384,7 @@ def main() -> int:
                                     for g, d in zip(got, lookups, strict=True)) / len(lookups)
             for name, task in tests.items():
                 samples = list(task.samples())
-                answers = umm.chat([s.question for s in samples])
+                answers = umm.chat([ask(s.question) for s in samples])
                 right = [task.check_understanding(s, a) for s, a in zip(samples, answers, strict=True)]
                 out[name] = sum(right) / len(samples)
                 if task.family == "mapping":  # a pair (both keys of a rule set) must be right twice

@@ -11,7 +11,7 @@ from typing import Any
 
 from unisandbox.errors import UserError
 
-from .model import PRECISIONS, QueryModel
+from .model import QueryModel
 
 
 def cache_root() -> Path:
@@ -24,8 +24,6 @@ def cache_root() -> Path:
 
 def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float | None,
              threads: int | None, precision: str = "float32") -> dict[str, Any]:
-    if precision not in PRECISIONS:
-        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if threads:
         import torch
 
@@ -103,11 +101,11 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         if query_expert_rank:
             raise UserError("query_expert_rank is for a pretrained model (the sandbox recipe has none)")
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
-        model = scratch_model()
-        model.umm.to(opts.pop("device"))
-        for key, value in opts.items():
-            setattr(model, key, value)
-        return model
+        umm = scratch_model().umm.to(opts.pop("device"))
+        try:
+            return QueryModel(umm, source="scratch", **opts)
+        except ValueError as exc:  # a bad option value
+            raise UserError(str(exc)) from None
     if not isinstance(progress, bool):  # the CLI's parse_value already turns "false" into False
         raise UserError(f"progress must be true or false, got {progress!r}")
     return query_from_path(str(default_checkpoint(progress=progress)), device, batch_size, steps,
