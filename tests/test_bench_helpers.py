@@ -115,6 +115,26 @@ def test_dense_lookup_drills_ask_every_key_once_and_echo_the_listed_entries() ->
     assert dense.answer.count(" stands for ") == 2 and dense.category == "lookup-dense"
 
 
+@pytest.mark.parametrize(("style", "entry"), [
+    ("quoted", r"^'\S' \w+ \w+$"), ("bare", r"^\S \w+ \w+$"), ("one-word", r"^'\S' \w+$"),
+    ("bare-one-word", r"^\S \w+$"),
+])
+def test_lookup_styles_change_only_the_keys_quotes_and_the_objects_length(style: str, entry: str) -> None:
+    import re
+
+    for drill in load("lm_retrieval").lookup_drills(20, "t", echo=True, style=style):
+        for piece in drill.answer.split(" ."):
+            assert not piece.strip() or re.match(entry, piece.strip()), (style, piece)
+
+
+def test_bare_keys_drop_only_the_quotes_around_keys() -> None:
+    bare = load("lm_retrieval").bare_keys
+    assert bare("Rule 1: The letter 'H' refers to the symbol '^'. Rule 2: '10' means red stars. "
+                "Alice's cat. Which object does 'H' stand for?") == (
+        "Rule 1: The letter H refers to the symbol ^. Rule 2: 10 means red stars. "
+        "Alice's cat. Which object does H stand for?")
+
+
 def test_entries_right_counts_each_asked_entry_once() -> None:
     bench = load("lm_retrieval")
     drill = bench.lookup_drills(1, "t", dense=True, entries=(2, 2))[0]
