@@ -66,8 +66,9 @@ def lookup_drills(n: int, seed: str, dense: bool = False, echo: bool = False,
     ``echo``: dense, each answer entry worded exactly as listed ("'3' red rings . 'K' green stars
     ."), so the value follows its key at the same distance in the answer as in the list.
     ``style``: "quoted" keys and two-word objects (as in the rules), "bare" keys without
-    quotes, "one-word" objects (the kind alone), or "bare-one-word" both, to tell which part of
-    the rules' format stops the binding."""
+    quotes, "one-word" objects (the kind alone), "bare-one-word" both, or "bare-verbs" (bare
+    keys, a random verb of one or two words between key and object, as in the rules), to tell
+    which part of the rules' format stops the binding."""
     import string
 
     from unisandbox.world import get_world
@@ -77,11 +78,14 @@ def lookup_drills(n: int, seed: str, dense: bool = False, echo: bool = False,
     if style.endswith("one-word"):
         objects = sorted({o.split()[-1] for o in objects})
     quote = "" if style.startswith("bare") else "'"
+    verbs = ("means", "represents", "denotes", "signifies", "stands for", "refers to")
     keys = [*string.ascii_uppercase, *string.digits, *"*$#%^&+<>=~"]
     rng, out = random.Random(seed), []
     for _ in range(n):
         chosen = rng.sample(keys, rng.randint(*entries))
         values = [rng.choice(objects) for _ in chosen]
+        if style == "bare-verbs":  # a verb between key and object, as in the rules
+            values = [f"{rng.choice(verbs)} {v}" for v in values]
         listing = " ".join(f"{quote}{k}{quote} {v} ." for k, v in zip(chosen, values, strict=True))
         if dense or echo:
             order = rng.sample(range(len(chosen)), len(chosen))
@@ -273,9 +277,9 @@ def main() -> int:
     ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
                     "at each evaluation")
     ap.add_argument("--lookup-entries", default="2-6", help="entries per lookup list, LOW-HIGH")
-    ap.add_argument("--lookup-style", choices=("quoted", "bare", "one-word", "bare-one-word"), default="quoted",
+    ap.add_argument("--lookup-style", choices=("quoted", "bare", "one-word", "bare-one-word", "bare-verbs"), default="quoted",
                     help="lookup lists' keys and objects: quoted keys and two-word objects as in the "
-                    "rules, bare keys, one-word objects, or both")
+                    "rules, bare keys, one-word objects, both, or bare keys with a verb before the object")
     ap.add_argument("--bare-keys", action="store_true", help="drop the quotes around rule keys in "
                     "every training text and test question (\"'C' means\" -> \"C means\")")
     ap.add_argument("--threads", type=int, default=1)

@@ -118,6 +118,7 @@ def test_dense_lookup_drills_ask_every_key_once_and_echo_the_listed_entries() ->
 @pytest.mark.parametrize(("style", "entry"), [
     ("quoted", r"^'\S' \w+ \w+$"), ("bare", r"^\S \w+ \w+$"), ("one-word", r"^'\S' \w+$"),
     ("bare-one-word", r"^\S \w+$"),
+    ("bare-verbs", r"^\S (means|represents|denotes|signifies|stands for|refers to) \w+ \w+$"),
 ])
 def test_lookup_styles_change_only_the_keys_quotes_and_the_objects_length(style: str, entry: str) -> None:
     import re
