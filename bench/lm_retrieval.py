@@ -18,6 +18,13 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mqar-warmup 2500
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mapping-format scan --show 6
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --layers 8   # or --hidden 256 --heads 8
+    .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 500 --lookup-entries 2-2 --lr 5e-4 \\
+        --weights '{"lookup-echo": 1}' --lookup-style bare        # dense lookups: quoted vs bare keys
+    .venv/bin/python bench/lm_retrieval.py --steps 3000 --every 500 --lr 5e-4 --lookup-style bare \\
+        --warmup lookup-echo-2:500,lookup-echo-3:500,lookup-echo-4:500 --weights '{"lookup-echo": 1}'
+    .venv/bin/python bench/lm_retrieval.py --steps 3000 --every 500 --lr 5e-4 --bare-keys --lookup-style bare \\
+        --recall-sets 10000 --warmup lookup-echo-2:400,lookup-echo-3:400,lookup-echo-4:400 \\
+        --weights '{"recall": 1, "lookup-echo": 0.5}'             # the binding carried over to the rules
 """
 
 from __future__ import annotations
