@@ -294,15 +294,15 @@ def main() -> int:
     for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
-    for name in ("mqar_warmup", "show"):
+    for name in ("mqar_warmup", "show", "recall_sets"):
         if getattr(args, name) < 0:
             ap.error(f"--{name.replace('_', '-')} must be at least 0")
     try:
         low, high = (int(x) for x in args.lookup_entries.split("-"))
-        if not 1 <= low <= high <= 40:
+        if not 2 <= low <= high <= 40:  # one entry is no lookup (nor a "What do A and B" question)
             raise ValueError
     except ValueError:
-        ap.error(f"--lookup-entries must be LOW-HIGH with 1 <= LOW <= HIGH <= 40, got {args.lookup_entries!r}")
+        ap.error(f"--lookup-entries must be LOW-HIGH with 2 <= LOW <= HIGH <= 40, got {args.lookup_entries!r}")
     try:
         warmup = [(c, int(n)) for c, n in (part.rsplit(":", 1) for part in args.warmup.split(",") if part)]
         if any(n < 1 for _, n in warmup):
@@ -360,7 +360,7 @@ def main() -> int:
                      for name in ("lookup-dense", "lookup-echo")}
     wanted = set(weights) | {c for c, _ in warmup}
     for name in wanted:  # lookup-echo-N: exactly N entries per list (for curricula over N)
-        if name.startswith("lookup-echo-") and name[12:].isdigit() and 1 <= int(name[12:]) <= 40:
+        if name.startswith("lookup-echo-") and name[12:].isdigit() and 2 <= int(name[12:]) <= 40:
             n_entries = int(name[12:])
             cats[name] = lookup_drills(20000, "lookup", echo=True, entries=(n_entries, n_entries),
                                        style=args.lookup_style)

@@ -281,14 +281,15 @@ class QueryUMM(nn.Module):
         if dtype == torch.float32:
             return self.denoiser
         copy = self._sampling_copies.get(dtype)
-        weights = list(self.denoiser.parameters())
-        if copy is None or next(copy.parameters()).device != weights[0].device:
+        if copy is None or next(copy.parameters()).device != self.device:
             copy = PixArtTransformer2DModel(**self.config.denoiser)
-            nn.Module.to(copy, device=weights[0].device, dtype=dtype)  # diffusers' .to() warns
+            nn.Module.to(copy, device=self.device, dtype=dtype)  # diffusers' .to() warns
             copy.eval().requires_grad_(False)
             self._sampling_copies[dtype] = copy
-        with torch.no_grad():
-            for low, high in zip(copy.parameters(), weights, strict=True):
+        with torch.no_grad():  # parameters and buffers: the copy is the denoiser, in dtype
+            for low, high in zip(itertools.chain(copy.parameters(), copy.buffers()),
+                                 itertools.chain(self.denoiser.parameters(), self.denoiser.buffers()),
+                                 strict=True):
                 low.copy_(high)
         return copy
 
