@@ -50,6 +50,16 @@ def test_tokenizer_spells_unknown_words_and_round_trips(tmp_path):
     assert again.padding_side == "left"
 
 
+def test_key_tokens_make_each_quoted_rule_key_one_token(tmp_path):
+    text = "Rule 1: The letter 'K' means red stars. Rule 2: '3' refers to '%'. Utassa's hair"
+    plain, keyed = build_tokenizer([text]), build_tokenizer([text], key_tokens=True)
+    assert plain.tokenize("'K' means")[:3] == ["'", "k", "'"]
+    assert keyed.tokenize(text)[4:9] == ["letter", "'k'", "means", "red", "stars"]
+    assert "'" in keyed.tokenize("Utassa's") and "'%'" in keyed.tokenize(text)
+    keyed.save_pretrained(tmp_path)  # the split travels with the checkpoint
+    assert load_tokenizer(tmp_path).tokenize(text) == keyed.tokenize(text)
+
+
 def test_save_load_round_trip_is_exact(small, tmp_path):
     small.save_pretrained(tmp_path / "ckpt")
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
@@ -226,7 +236,7 @@ def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch
 
     monkeypatch.setenv("UNISANDBOX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(pretrain, "Recipe", functools.partial(
-        pretrain.Recipe, text_steps=2, joint_steps=2, batch_size=4, n_train=20, n_characters=4))
+        pretrain.Recipe, text_steps=2, joint_steps=2, batch_size=4, n_train=20, n_characters=4, curriculum=()))
     calls = []
     original = pretrain.SandboxPretrain.train
     monkeypatch.setattr(pretrain.SandboxPretrain, "train",
@@ -289,9 +299,10 @@ def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
         figures, shipped)
 
 
-def test_copy_drills_are_opt_in_and_come_first(tmp_path):
-    """Copy drills (``copy_share``) train alone at the start of the language phase; the option
-    leaves the default recipe's digest, and so the shipped checkpoint, alone."""
+def test_a_curriculum_of_drills_opens_the_language_phase(tmp_path):
+    """``curriculum`` phases train alone, in order, at the start of the language phase; drills
+    are built only for a recipe that names them; a curriculum that does not fit is an error;
+    the option leaves the default recipe's digest (and so the shipped checkpoint) alone."""
     from unisandbox_query.sandbox.corpus import SandboxCorpus
     from unisandbox_query.sandbox.pretrain import (
         TEXT_WEIGHTS,
@@ -301,16 +312,28 @@ def test_copy_drills_are_opt_in_and_come_first(tmp_path):
         scratch_model,
     )
 
-    assert Recipe(copy_share=0.0).digest() == Recipe().digest() != Recipe(copy_share=0.1).digest()
-    with pytest.raises(ValueError, match="copy_share"):
-        Recipe(copy_share=1.5)
+    assert Recipe(curriculum=[]).digest() == Recipe().digest() != Recipe(curriculum="copy:1").digest()
+    assert Recipe(curriculum="copy:2,lookup-3:1").curriculum_steps == [("copy", 2), ("lookup-3", 1)]
+    for bad in ("copy", "copy:0", "copy:-1", ":3"):
+        with pytest.raises(ValueError, match="CATEGORY:STEPS"):
+            Recipe(curriculum=bad)
+    with pytest.raises(ValueError, match="do not fit"):
+        Recipe(curriculum="copy:5", text_steps=4)
     corpus = SandboxCorpus(n_train=20, n_characters=4)
     cats = corpus.text_examples()
-    assert "copy" not in cats  # built only for a recipe that uses them
+    assert not {"copy", "lookup", "recall"} & set(cats)  # built only for a recipe that uses them
+    with pytest.raises(ValueError, match="unknown text category 'lookup-1'"):
+        corpus.drills("lookup-1", cats)
     vocab = sandbox_tokenizer().get_vocab()
-    for e in corpus.copy_drills(cats)[:200]:
+    for e in corpus.drills("copy", cats)[:200]:
         assert e.user == f"Say: {e.answer}"
         assert all(t in vocab and not t.startswith("##") for t in sandbox_tokenizer().tokenize(e.user))
+    for e in corpus.drills("lookup-3", cats)[:50]:  # every key asked, answered as listed
+        listed = e.user[: e.user.index(" What do ")]
+        entries = [x.strip() for x in listed.split(" .") if x.strip()]
+        assert len(entries) == 3
+        assert sorted(x.strip() for x in e.answer.split(" .") if x.strip()) == sorted(entries)
+        assert all(len(sandbox_tokenizer(key_tokens=True).tokenize(x.split()[0])) == 1 for x in entries)
 
     class Recording(SandboxPretrain):
         def _text_loss(self, umm, batch, rng, generator):
@@ -318,11 +341,72 @@ def test_copy_drills_are_opt_in_and_come_first(tmp_path):
             return super()._text_loss(umm, batch, rng, generator)
 
     small = dict(text_steps=6, joint_steps=1, batch_size=2, n_train=20, n_characters=4)
-    for share, weights in ((0.5, {**TEXT_WEIGHTS, "copy": 1.0}), (0.0, dict(TEXT_WEIGHTS))):
+    for curriculum, weights in ((("copy:2", "lookup-2:1"), {**TEXT_WEIGHTS, "copy": 1.0}), ((), dict(TEXT_WEIGHTS))):
         seen: list[str] = []
-        recipe = Recipe(copy_share=share, text_weights=weights, **small)
-        Recording(progress=False, **attrs.asdict(recipe)).train(scratch_model(recipe), tmp_path / str(share))
-        assert len(seen) == 7 and recipe.copy_steps == round(6 * share)
-        assert seen[: recipe.copy_steps] == ["copy"] * recipe.copy_steps
-        if not share:
-            assert "copy" not in seen
+        recipe = Recipe(curriculum=curriculum, text_weights=weights, **small)
+        Recording(progress=False, **attrs.asdict(recipe)).train(scratch_model(recipe), tmp_path / str(len(curriculum)))
+        assert len(seen) == 7
+        if curriculum:
+            assert seen[:3] == ["copy", "copy", "lookup-2"]
+        else:
+            assert not {"copy", "lookup-2"} & set(seen)
+
+
+def test_recall_drills_ask_every_rule_of_train_rule_sets():
+    from unisandbox.tasks.mapping import parse_rules
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+
+    drills = SandboxCorpus(n_train=20, n_characters=4).recall_drills(n_sets=30)
+    assert len(drills) >= 30
+    for e in drills[:40]:
+        rules = parse_rules(e.user).rules
+        assert e.user.count("'") // 2 >= 2 * len(rules) and len(e.answer.split(". ")) == len(rules)
+        assert {r.step() for r in rules} == {x if x.endswith(".") else x + "." for x in e.answer.split(". ")}
+
+
+def test_the_understanding_side_can_learn_at_its_own_rate(tmp_path, monkeypatch):
+    from unisandbox_query.sandbox.pretrain import Recipe, SandboxPretrain, scratch_model
+
+    recipe = Recipe(text_steps=2, joint_steps=1, batch_size=2, n_train=20, n_characters=4,
+                    lr=1e-3, lm_lr=1e-4, warmup=1)
+    created: list[torch.optim.Optimizer] = []
+    adamw = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda *a, **k: created.append(adamw(*a, **k)) or created[-1])
+    rates: list[tuple[float, float]] = []
+
+    class Recording(SandboxPretrain):
+        def _text_loss(self, umm, batch, rng, generator):
+            rates.append(tuple(g["lr"] for g in created[-1].param_groups))
+            return super()._text_loss(umm, batch, rng, generator)
+
+    model = scratch_model(recipe)
+    Recording(progress=False, **attrs.asdict(recipe)).train(model, tmp_path)
+    lm, gen = created[-1].param_groups
+    assert {id(p) for p in lm["params"]} == {id(p) for p in model.umm.understanding_parameters()}
+    assert (lm["peak"], gen["peak"]) == (1e-4, 1e-3) and len(rates) == 3
+    assert all(b == pytest.approx(10 * a) for a, b in rates)
+
+
+def test_a_curriculum_can_run_at_its_own_rate_before_the_schedule_starts_afresh():
+    from unisandbox_query.modeling_query_umm import cosine_lr
+    from unisandbox_query.sandbox.pretrain import Recipe
+
+    plain = Recipe()
+    assert all(plain.rate(s, 2e-3) == 2e-3 * cosine_lr(s, plain.steps, plain.warmup) for s in range(0, plain.steps, 97))
+    r = Recipe(text_steps=300, joint_steps=100, warmup=10, curriculum="lookup-2:100,lookup:100", curriculum_lr=5e-4)
+    assert Recipe(curriculum="lookup:100").digest() != r.digest()
+    assert max(r.rate(s, 2e-3) for s in range(200)) == pytest.approx(5e-4)
+    assert r.rate(199, 2e-3) == pytest.approx(5e-4 * cosine_lr(199, 300, 10))  # a cosine over 1.5x its length
+    assert [r.rate(200 + s, 2e-3) for s in range(200)] == [2e-3 * cosine_lr(s, 200, 10) for s in range(200)]
+
+
+def test_a_key_tokens_recipe_needs_a_model_built_with_them(tmp_path):
+    from unisandbox_query.factories import query_tiny
+    from unisandbox_query.sandbox.pretrain import SandboxPretrain
+
+    with pytest.raises(UserError, match="--model-arg key_tokens=true"):
+        SandboxPretrain(progress=False, key_tokens=True, text_steps=1, joint_steps=1).train(
+            query_tiny(init="scratch"), tmp_path)
+    assert query_tiny(init="scratch", key_tokens=True).umm.tokenizer.tokenize("'K' means") == ["'k'", "means"]
+    with pytest.raises(UserError, match="init=scratch"):
+        query_tiny(key_tokens=True)  # a checkpoint keeps its own tokenizer

@@ -86,22 +86,26 @@ def default_checkpoint(progress: bool = True) -> Path:
 def query_tiny(path: str | None = None, init: str | None = None, device: str = "cpu",
                batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
                threads: int | None = None, progress: bool = True,
-               query_expert_rank: int | None = None, precision: str = "float32") -> QueryModel:
-    """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model,
-    nothing the default pretrained checkpoint (trained into the user cache on first use, with
-    a progress bar unless ``progress`` is false)."""
+               query_expert_rank: int | None = None, precision: str = "float32",
+               key_tokens: bool = False) -> QueryModel:
+    """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model
+    (``key_tokens``: its tokenizer makes each quoted rule key one token, for a recipe with
+    ``key_tokens``), nothing the default pretrained checkpoint (trained into the user cache on
+    first use, with a progress bar unless ``progress`` is false)."""
+    if key_tokens and init != "scratch":
+        raise UserError("key_tokens is for an untrained model (init=scratch): a checkpoint keeps its tokenizer")
     if path is not None:
         return query_from_path(path, device, batch_size, steps, cfg_scale, threads, query_expert_rank,
                                precision)
     if init not in (None, "scratch"):
         raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
     if init == "scratch":
-        from .sandbox.pretrain import scratch_model
+        from .sandbox.pretrain import Recipe, scratch_model
 
         if query_expert_rank:
             raise UserError("query_expert_rank is for a pretrained model (the sandbox recipe has none)")
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
-        umm = scratch_model().umm.to(opts.pop("device"))
+        umm = scratch_model(Recipe(key_tokens=bool(key_tokens))).umm.to(opts.pop("device"))
         try:
             return QueryModel(umm, source="scratch", **opts)
         except ValueError as exc:  # a bad option value

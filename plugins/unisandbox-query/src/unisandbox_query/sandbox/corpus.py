@@ -34,6 +34,9 @@ from unisandbox.world.glyph import COUNTS
 from ..tokenization import END_THINK, THINK, pre_tokenize
 
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
+#: the categories ``text_examples()`` always builds, and the drills built on demand (``drills``)
+TEXT_CATEGORIES = ("ask", "facts", "math", "mapping", "think", "knowledge", "describe", "filter")
+DRILLS = ("copy", "recall", "lookup", "lookup-N (N = 2 ... 12)")
 #: direct-prompt templates the generator trains on; ``HELD_OUT_TEMPLATE`` is for evaluation only
 TEMPLATES = ("Draw {p}.", "Generate {p}.", "Show {p}.", "An image of {p}.", "Please draw {p}.",
              "Make a picture of {p}.")
@@ -228,6 +231,75 @@ class SandboxCorpus:
             seq = " ".join(rng.choice(words) for _ in range(rng.randint(4, 16)))
             out.append(TextExample("copy", f"Say: {seq}", seq))
         return out
+
+    def lookup_drills(self, entries: tuple[int, int] = (2, 6), n: int = 20000) -> list[TextExample]:
+        """Dense lookups on fresh random lists, each key answered as it was listed:
+        "'K' green stars . '3' red rings . What do '3' and 'K' stand for?" -> "'3' red rings .
+        'K' green stars ." (``entries``: the list lengths, LOW-HIGH).
+
+        Keys and objects are drawn anew for every list, so nothing can be memorised: the loss
+        falls only once the LM binds each key to what follows it in its own entry — the lookup
+        a mapping rule needs. The binding forms as a phase change, and only in a curriculum
+        over list length (2, then 3, then 4 entries, then mixed): docs/sandbox-model.md.
+        """
+        from unisandbox.tasks.mapping import DIGITS, LETTERS, SYMBOLS
+
+        keys = [*LETTERS, *DIGITS, *SYMBOLS]
+        objects = sorted({o.name(2) for o in get_world("glyph").objects})
+        rng = random.Random(f"lookup:{entries}:{self.seed}")
+        out = []
+        for _ in range(n):
+            chosen = rng.sample(keys, rng.randint(*entries))
+            values = [rng.choice(objects) for _ in chosen]
+            order = rng.sample(range(len(chosen)), len(chosen))
+            asked = [f"'{chosen[i]}'" for i in order]
+            listing = " ".join(f"'{k}' {v} ." for k, v in zip(chosen, values, strict=True))
+            out.append(TextExample("lookup", f"{listing} What do {', '.join(asked[:-1])} and {asked[-1]} stand for?",
+                                   " ".join(f"'{chosen[i]}' {values[i]} ." for i in order)))
+        return out
+
+    def recall_drills(self, n_sets: int = 10000) -> list[TextExample]:
+        """Rule recall: a train rule set, then "What do 'Q', '3' and 'H' stand for?" answered
+        with every rule in the order asked ("'Q' refers to '3'. '3' stands for red rings. ...").
+
+        Every rule asked, not one: a single question gives the LM one target per sequence and
+        lets it answer from one of the chains without matching the key (the mapping items'
+        failure, docs/sandbox-model.md). ``n_sets`` fresh TRAIN rule sets per mapping level.
+        """
+        from unisandbox.factories import build
+        from unisandbox.registry import get_registry
+        from unisandbox.tasks.mapping import parse_rules
+
+        rng, seen, out = random.Random(f"recall:{self.seed}"), set(), []
+        reg = get_registry()
+        for name in TASKS[3:]:
+            task = build(reg.task(name), {"world": "glyph", "split": "train", "n": n_sets,
+                                          "seed": self.seed + 1})
+            for s in task.samples():
+                if s.meta["identity"] in seen:  # both keys of a rule set share it
+                    continue
+                seen.add(s.meta["identity"])
+                rules = list(parse_rules(s.prompt).rules)
+                rng.shuffle(rules)
+                asked = [f"'{r.src}'" for r in rules]
+                out.append(TextExample("recall", f"{s.question[: s.question.rindex(' Which ')]} What do "
+                                       f"{', '.join(asked[:-1])} and {asked[-1]} stand for?",
+                                       " ".join(r.step() for r in rules)))
+        return out
+
+    def drills(self, name: str, cats: Mapping[str, list[TextExample]]) -> list[TextExample]:
+        """The drill category ``name`` ("copy", "recall", "lookup" for 2-6 entries, "lookup-N"
+        for exactly N): built only for a recipe that uses it."""
+        if name == "copy":
+            return self.copy_drills(cats)
+        if name == "recall":
+            return self.recall_drills()
+        if name == "lookup":
+            return self.lookup_drills()
+        if name.startswith("lookup-") and name[7:].isdigit() and 2 <= int(name[7:]) <= 12:
+            return [attrs.evolve(e, category=name) for e in self.lookup_drills((int(name[7:]),) * 2)]
+        raise ValueError(f"unknown text category {name!r}: choose from {', '.join(TEXT_CATEGORIES)}, "
+                         f"or the drills {', '.join(DRILLS)}")
 
     def _ask(self) -> list[TextExample]:
         rng = random.Random(f"ask:{self.seed}")

@@ -2,7 +2,7 @@
 
 Two phases, one optimizer and one cosine schedule: ``text_steps`` of language only (a batch of
 one understanding category per step, categories drawn by weight, so a batch holds sequences
-of similar length; optionally the first ``copy_share`` of them copy drills only), then
+of similar length; the first of them may be a ``curriculum`` of drills), then
 ``joint_steps`` of the flow loss on a batch of direct prompts plus a text batch. Seeded: the
 same recipe gives the same checkpoint. A killed run resumes from its last saved state in
 ``out_dir/state``. docs/sandbox-model.md has the whole story.
@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
+from unisandbox.errors import UserError
 from unisandbox.protocols import Trainer, TrainResult
 from unisandbox.run.store import atomic_write_json
 from unisandbox.world.glyph_draw import render_array
@@ -41,6 +42,20 @@ JOINT_WEIGHTS: Mapping[str, float] = {
     "ask": 0.5, "facts": 1.0, "math": 0.5, "mapping": 1.0, "think": 1.0, "knowledge": 0.5,
     "describe": 2.0, "filter": 2.0,
 }
+
+
+def _phases(value: Any) -> tuple[str, ...]:
+    """A curriculum from a tuple, a JSON list or "a:1,b:2" (as ``--train-arg`` gives it)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.startswith("[") else [p for p in value.split(",") if p]
+    phases = tuple(str(p).strip() for p in value)
+    for p in phases:
+        category, _, steps = p.rpartition(":")
+        if not category or not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"curriculum phase {p!r} is not CATEGORY:STEPS with STEPS >= 1")
+    return phases
+
+
 #: field metadata of options added after a checkpoint shipped: the digest leaves them out at
 #: their default, so adding an option does not orphan the checkpoints of recipes without it
 LATER = {"later": True}
@@ -51,23 +66,31 @@ class Recipe:
     """Everything that determines the pretrained checkpoint (its hash names the cache).
 
     Two phases share one optimizer and one learning-rate schedule: ``text_steps`` of language
-    only (cheap steps that give the generator's conditioning a language to read; the first
-    ``copy_share`` of them copy drills, off by default), then
+    only (cheap steps that give the generator's conditioning a language to read; the first of
+    them may be a ``curriculum``: "CATEGORY:STEPS" phases of one category each, in order), then
     ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
     """
 
     text_steps: int = 2000
     joint_steps: int = 2500
-    #: the first share of the language phase trains copy drills only (off: measured, not adopted)
-    copy_share: float = attrs.field(default=0.0, metadata=LATER, validator=[
-        attrs.validators.ge(0.0), attrs.validators.le(1.0)])
+    #: "CATEGORY:STEPS" phases that open the language phase, e.g. ("lookup-2:500", "copy:200");
+    #: a category may be a drill (corpus.DRILLS) that the weights do not name
+    curriculum: tuple[str, ...] = attrs.field(default=(), metadata=LATER, converter=_phases)
     batch_size: int = 24
     text_batch_size: int = 64  # at most; long categories get fewer sequences (token budget)
     text_tokens: int = 1200  # tokens per text batch (phase 1; phase 2 uses two thirds)
     lr: float = 2e-3
+    #: peak learning rate of the understanding side (LM, vision); None: ``lr`` for all
+    lm_lr: float | None = attrs.field(default=None, metadata=LATER)
+    #: the curriculum's own peak rate, on a cosine over 1.5x its length, after which the run's
+    #: schedule starts afresh (lookups bind only at a low rate; math learns slowly at one);
+    #: None: the curriculum is simply the first steps of the run's schedule
+    curriculum_lr: float | None = attrs.field(default=None, metadata=LATER)
     warmup: int = 50
     text_weight: float = 1.0
     seed: int = 0
+    #: each quoted rule key one token ("'K'"; tokenization.py); measured, not adopted
+    key_tokens: bool = attrs.field(default=False, metadata=LATER)
     text_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(TEXT_WEIGHTS))
     joint_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(JOINT_WEIGHTS))
     noise_aug: float = 0.15  # max pixel noise (in [-1, 1] units) on images the vision side reads
@@ -79,9 +102,21 @@ class Recipe:
     def steps(self) -> int:
         return self.text_steps + self.joint_steps
 
+    def __attrs_post_init__(self) -> None:
+        if sum(n for _, n in self.curriculum_steps) > self.text_steps:
+            raise ValueError(f"the curriculum's {sum(n for _, n in self.curriculum_steps)} steps do not fit "
+                             f"in text_steps={self.text_steps}")
+
+    def rate(self, step: int, peak: float) -> float:
+        """The learning rate at ``step`` of a parameter group whose peak rate is ``peak``."""
+        opening = sum(n for _, n in self.curriculum_steps) if self.curriculum_lr else 0
+        if step < opening:
+            return self.curriculum_lr * cosine_lr(step, round(1.5 * opening), self.warmup)
+        return peak * cosine_lr(step - opening, self.steps - opening, self.warmup)
+
     @property
-    def copy_steps(self) -> int:
-        return round(self.copy_share * self.text_steps)
+    def curriculum_steps(self) -> list[tuple[str, int]]:
+        return [(c, int(n)) for c, n in (p.rsplit(":", 1) for p in self.curriculum)]
 
     def digest(self) -> str:
         recipe = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))
@@ -97,25 +132,26 @@ def build_corpus(recipe: Recipe) -> SandboxCorpus:
                          think_format_share=recipe.think_format_share)
 
 
-_TOKENIZER: Any = None
+_TOKENIZERS: dict[bool, Any] = {}
 
 
-def sandbox_tokenizer() -> Any:
+def sandbox_tokenizer(key_tokens: bool = False) -> Any:
     """The sandbox world's tokenizer: the default corpus's words, character names excluded.
 
-    Fixed for the world (not per recipe), so a reduced recipe trains the same vocabulary.
+    Fixed for the world (not per recipe), so a reduced recipe trains the same vocabulary;
+    ``key_tokens`` (a recipe option) makes each quoted rule key one token.
     """
-    global _TOKENIZER
-    if _TOKENIZER is None:
+    if key_tokens not in _TOKENIZERS:
         corpus = build_corpus(Recipe())
-        _TOKENIZER = build_tokenizer(corpus.all_texts(), exclude=corpus.character_names())
-    return _TOKENIZER
+        _TOKENIZERS[key_tokens] = build_tokenizer(corpus.all_texts(), exclude=corpus.character_names(),
+                                                  key_tokens=key_tokens)
+    return _TOKENIZERS[key_tokens]
 
 
 def scratch_model(recipe: Recipe | None = None, config: QueryUMMConfig | None = None) -> QueryModel:
     """An untrained sandbox model (seeded by the recipe's seed)."""
     recipe = recipe or Recipe()
-    tokenizer = sandbox_tokenizer()
+    tokenizer = sandbox_tokenizer(recipe.key_tokens)
     torch.manual_seed(recipe.seed)
     return QueryModel(QueryUMM(config or QueryUMMConfig(), tokenizer), source="scratch")
 
@@ -140,10 +176,16 @@ class SandboxPretrain(Trainer):
     def train(self, model: QueryModel, out_dir: Path) -> TrainResult:
         r = self.recipe
         umm = model.umm
+        if (len(umm.tokenizer.tokenize("'k'")) == 1) != r.key_tokens:
+            flag = "true" if r.key_tokens else "false"
+            raise UserError(f"the recipe has key_tokens={flag}, the model's tokenizer does not split "
+                            f"keys that way: start from --model-arg init=scratch --model-arg key_tokens={flag}")
         corpus = build_corpus(r)
         cats = corpus.text_examples()
-        if r.copy_steps or r.text_weights.get("copy") or r.joint_weights.get("copy"):
-            cats["copy"] = corpus.copy_drills(cats)
+        for name in {c for c, _ in r.curriculum_steps} | {*r.text_weights, *r.joint_weights}:
+            if name not in cats:
+                cats[name] = corpus.drills(name, cats)
+        schedule = [c for c, n in r.curriculum_steps for _ in range(n)]  # the curriculum's steps
         phases = {}
         for phase, table in (("text", r.text_weights), ("joint", r.joint_weights)):
             names = [c for c in table if table[c] > 0 and cats.get(c)]
@@ -151,7 +193,11 @@ class SandboxPretrain(Trainer):
         sizes = {c: self._batch_size(umm, cats[c]) for c in cats if cats[c]}
         state_dir = out_dir / "state"
         params = [p for p in umm.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=r.lr, weight_decay=0.0, betas=(0.9, 0.98))
+        understanding = {id(p) for p in umm.understanding_parameters()}
+        groups = [{"params": [p for p in params if id(p) in understanding], "peak": r.lm_lr or r.lr},
+                  {"params": [p for p in params if id(p) not in understanding], "peak": r.lr}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=r.lr, weight_decay=0.0,
+                                      betas=(0.9, 0.98))
         rng = random.Random(f"pretrain:{r.seed}")
         generator = torch.Generator().manual_seed(r.seed)
         start, log = 0, []
@@ -165,7 +211,7 @@ class SandboxPretrain(Trainer):
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
         for step in range(start, r.steps):
             for group in optimizer.param_groups:
-                group["lr"] = r.lr * cosine_lr(step, r.steps, r.warmup)
+                group["lr"] = r.rate(step, group["peak"])
             joint = step >= r.text_steps
             if joint:
                 gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
@@ -175,7 +221,7 @@ class SandboxPretrain(Trainer):
             else:
                 flow = torch.zeros(())
             names, weights = phases["joint" if joint else "text"]
-            category = "copy" if step < r.copy_steps else rng.choices(names, weights)[0]
+            category = schedule[step] if step < len(schedule) else rng.choices(names, weights)[0]
             size = sizes[category] if not joint else max(2, (2 * sizes[category]) // 3)
             batch = rng.sample(cats[category], size)
             text = self._text_loss(umm, batch, rng, generator)
