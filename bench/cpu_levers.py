@@ -29,7 +29,9 @@ SHIPPED = "plugins/unisandbox-query/src/unisandbox_query/pretrained/query-tiny"
 
 def step_seconds(text_steps: int, joint_steps: int, threads: int, bf16: bool = False,
                  **recipe: Any) -> float:
-    """Seconds per step of a from-scratch sandbox pretraining run of only these steps."""
+    """Seconds per step of a from-scratch sandbox pretraining run of only these steps (no
+    curriculum unless given: the text steps timed are the mix's)."""
+    recipe.setdefault("curriculum", ())
     from unisandbox_query.sandbox.pretrain import SandboxPretrain, scratch_model
 
     torch.set_num_threads(threads)

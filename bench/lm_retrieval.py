@@ -25,6 +25,13 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
     .venv/bin/python bench/lm_retrieval.py --steps 3000 --every 500 --lr 5e-4 --bare-keys --lookup-style bare \\
         --recall-sets 10000 --warmup lookup-echo-2:400,lookup-echo-3:400,lookup-echo-4:400 \\
         --weights '{"recall": 1, "lookup-echo": 0.5}'             # the binding carried over to the rules
+    .venv/bin/python bench/lm_retrieval.py --key-tokens --seed 1 --steps 5000 --every 1000 --lr 5e-4 --mix-lr 2e-3 \
+        --recall-sets 10000 --warmup lookup-echo-2:500,lookup-echo-3:500,lookup-echo-4:500,lookup-echo:500 \
+        --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "recall": 3,
+        "lookup-echo": 1.5}'                                      # the recipe's language phase (stop 17)
+
+The lookup and recall drills here are research variants (styles, test sets); the recipe's own
+are ``SandboxCorpus.lookup_drills`` and ``SandboxCorpus.recall_drills``.
 """
 
 from __future__ import annotations
@@ -269,6 +276,8 @@ def main() -> int:
     ap.add_argument("--warmup", default="", help="CATEGORY:STEPS[,CATEGORY:STEPS...]: the first "
                     "steps train on these categories alone, in order (e.g. copy:400), then the mix")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--mix-lr", type=float, default=None, help="with --warmup: the warm-up trains at "
+                    "--lr on a cosine over 1.5x its length, then the mix restarts a cosine at this rate")
     ap.add_argument("--mqar-warmup", type=int, default=0, help="first train this many steps of "
                     "multi-query associative recall (bench/mqar.py) in the sandbox vocabulary")
     ap.add_argument("--mqar-pairs", type=int, default=4, help="key-value pairs per MQAR sequence")
@@ -290,6 +299,10 @@ def main() -> int:
     ap.add_argument("--bare-keys", action="store_true", help="drop the quotes around rule keys in "
                     "every training text and test question (\"'C' means\" -> \"C means\")")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--key-tokens", action="store_true", help="each quoted rule key one token (\"'K'\"; "
+                    "the recipe option key_tokens)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the LM's initial weights and the batch order "
+                    "(binding forms as a phase change whose timing varies from seed to seed)")
     args = ap.parse_args()
     for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
         if getattr(args, name) < 1:
@@ -332,7 +345,7 @@ def main() -> int:
     config.lm.update(num_attention_heads=args.heads, num_key_value_heads=args.heads,
                      hidden_size=args.hidden, intermediate_size=4 * args.hidden,
                      num_hidden_layers=args.layers)
-    umm = scratch_model(config=config).umm
+    umm = scratch_model(Recipe(seed=args.seed, key_tokens=args.key_tokens), config=config).umm
     corpus = build_corpus(Recipe(n_train=args.n_train))
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
@@ -414,7 +427,7 @@ def main() -> int:
     names = list(weights)
     sizes = {n: trainer._batch_size(umm, cats[n]) for n in {*names, *(c for c, _ in warmup)}}
     phases = [c for c, n in warmup for _ in range(n)]  # the category of each warm-up step
-    rng, gen = random.Random(0), torch.Generator().manual_seed(0)
+    rng, gen = random.Random(args.seed), torch.Generator().manual_seed(args.seed)
     params = umm.understanding_parameters()
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
     print(f"steps {args.steps}, mix {weights}, LM {args.layers} layers x {args.hidden} "
@@ -422,8 +435,14 @@ def main() -> int:
           f"{sum(len(cats[n]) for n in names)} examples", flush=True)
     train_seconds, t0 = 0.0, time.perf_counter()
     for step in range(args.steps):
+        if args.mix_lr is None:
+            rate = args.lr * cosine_lr(step, args.steps, 50)
+        elif step < len(phases):
+            rate = args.lr * cosine_lr(step, round(1.5 * len(phases)), 50)
+        else:
+            rate = args.mix_lr * cosine_lr(step - len(phases), args.steps - len(phases), 50)
         for group in opt.param_groups:
-            group["lr"] = args.lr * cosine_lr(step, args.steps, 50)
+            group["lr"] = rate
         name = phases[step] if step < len(phases) else rng.choices(names, [weights[n] for n in names])[0]
         loss = trainer._text_loss(umm, rng.sample(cats[name], sizes[name]), rng, gen)
         opt.zero_grad(set_to_none=True)

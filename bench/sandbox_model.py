@@ -4,6 +4,7 @@ the gap on the glyph-world test sets through the engine, and batched sampling sp
     .venv/bin/python bench/sandbox_model.py                  # pretrain with the default recipe
     .venv/bin/python bench/sandbox_model.py --checkpoint DIR  # measure an existing checkpoint
     .venv/bin/python bench/sandbox_model.py --checkpoint DIR --precision bfloat16 --sample-batch 256
+    .venv/bin/python bench/sandbox_model.py --recipe '{"seed": 1, "key_tokens": true}'   # another recipe
 
 Prints every figure; writes them as JSON to --out/figures.json.
 """
@@ -52,6 +53,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=50, help="test items (pairs for mapping) per task")
     ap.add_argument("--text-steps", type=int, default=None, help="override the recipe's text steps")
     ap.add_argument("--joint-steps", type=int, default=None, help="override the recipe's joint steps")
+    ap.add_argument("--recipe", default=None, help="JSON: any other recipe fields, e.g. "
+                    "'{\"seed\": 1, \"key_tokens\": true}' (the model starts from the recipe's own seed)")
     ap.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                     help="the denoiser's precision at sampling (every image measured, and the speed)")
     ap.add_argument("--sample-batch", type=int, default=64, help="prompts per call when timing batched sampling")
@@ -72,7 +75,11 @@ def main() -> int:
     figures: dict = {}
     overrides = {k: v for k, v in (("text_steps", args.text_steps), ("joint_steps", args.joint_steps))
                  if v is not None}
-    recipe = Recipe(**overrides)
+    try:
+        overrides.update(json.loads(args.recipe) if args.recipe else {})
+        recipe = Recipe(**overrides)
+    except (ValueError, TypeError) as e:  # bad JSON, an unknown field, a bad value
+        ap.error(f"--recipe: {e}")
     if args.checkpoint is None:
         t0 = time.perf_counter()
         result = SandboxPretrain(**overrides).train(scratch_model(recipe), args.out / "pretrain")
