@@ -410,3 +410,12 @@ def test_a_key_tokens_recipe_needs_a_model_built_with_them(tmp_path):
     assert query_tiny(init="scratch", key_tokens=True).umm.tokenizer.tokenize("'K' means") == ["'k'", "means"]
     with pytest.raises(UserError, match="init=scratch"):
         query_tiny(key_tokens=True)  # a checkpoint keeps its own tokenizer
+
+
+def test_a_misspelt_category_is_a_clear_error_not_silently_dropped(tmp_path):
+    from unisandbox_query.sandbox.pretrain import SandboxPretrain, scratch_model
+
+    trainer = SandboxPretrain(progress=False, text_steps=1, joint_steps=1, n_train=20, n_characters=4,
+                              text_weights={"facts": 1.0, "fact": 2.0})
+    with pytest.raises(UserError, match="unknown text category 'fact'"):
+        trainer.train(scratch_model(trainer.recipe), tmp_path)

@@ -184,7 +184,10 @@ class SandboxPretrain(Trainer):
         cats = corpus.text_examples()
         for name in {c for c, _ in r.curriculum_steps} | {*r.text_weights, *r.joint_weights}:
             if name not in cats:
-                cats[name] = corpus.drills(name, cats)
+                try:
+                    cats[name] = corpus.drills(name, cats)
+                except ValueError as exc:  # a misspelt category in the weights or the curriculum
+                    raise UserError(f"sandbox-pretrain: {exc}") from None
         schedule = [c for c, n in r.curriculum_steps for _ in range(n)]  # the curriculum's steps
         phases = {}
         for phase, table in (("text", r.text_weights), ("joint", r.joint_weights)):
