@@ -30,8 +30,8 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "recall": 3,
         "lookup-echo": 1.5}'                                      # the recipe's language phase (stop 17)
 
-The lookup and recall drills here are research variants (styles, test sets); the recipe's own
-are ``SandboxCorpus.lookup_drills`` and ``SandboxCorpus.recall_drills``.
+The lookup drills here are research variants (styles); the recipe's own are
+``SandboxCorpus.lookup_drills``. Recall drills, here and in the recipe, are ``corpus.recall_drill``.
 """
 
 from __future__ import annotations
@@ -54,20 +54,15 @@ TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
 def recall_drills(samples: list[Any], seed: str) -> list[Any]:
     """Two drills per distinct rule set: its rules, then every key asked for in a shuffled order."""
     from unisandbox.tasks import mapping as M
-    from unisandbox_query.sandbox.corpus import TextExample
+    from unisandbox_query.sandbox.corpus import recall_drill
 
     rng, seen, out = random.Random(seed), set(), []
     for s in samples:
         if s.meta["identity"] in seen:
             continue
         seen.add(s.meta["identity"])
-        rules_part = s.question[: s.question.rindex(" Which ")]
         rules = list(M.parse_rules(s.prompt).rules)
-        for _ in range(2):
-            rng.shuffle(rules)
-            keys = [f"'{r.src}'" for r in rules]
-            out.append(TextExample("recall", f"{rules_part} What do {', '.join(keys[:-1])} and "
-                                   f"{keys[-1]} stand for?", " ".join(r.step() for r in rules)))
+        out += [recall_drill(s.question, rules, rng) for _ in range(2)]
     return out
 
 

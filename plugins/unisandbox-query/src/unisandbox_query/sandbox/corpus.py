@@ -279,12 +279,7 @@ class SandboxCorpus:
                 if s.meta["identity"] in seen:  # both keys of a rule set share it
                     continue
                 seen.add(s.meta["identity"])
-                rules = list(parse_rules(s.prompt).rules)
-                rng.shuffle(rules)
-                asked = [f"'{r.src}'" for r in rules]
-                out.append(TextExample("recall", f"{s.question[: s.question.rindex(' Which ')]} What do "
-                                       f"{', '.join(asked[:-1])} and {asked[-1]} stand for?",
-                                       " ".join(r.step() for r in rules)))
+                out.append(recall_drill(s.question, list(parse_rules(s.prompt).rules), rng))
         return out
 
     def drills(self, name: str, cats: Mapping[str, list[TextExample]]) -> list[TextExample]:
@@ -367,6 +362,16 @@ class SandboxCorpus:
                 yield template.format(p=phrase(t))
                 yield template.format(p=phrase(t, bare=True)) if "colour" not in t and "kind" in t else ""
         yield " ".join(str(i) for i in range(101))
+
+
+def recall_drill(question: str, rules: list[Any], rng: random.Random) -> TextExample:
+    """A mapping question's rules, then every key asked in a shuffled order ("What do 'Q', '3'
+    and 'H' stand for?") -> every rule in that order, in the worked answers' words. Shuffles
+    ``rules`` in place."""
+    rng.shuffle(rules)
+    asked = [f"'{r.src}'" for r in rules]
+    return TextExample("recall", f"{question[: question.rindex(' Which ')]} What do "
+                       f"{', '.join(asked[:-1])} and {asked[-1]} stand for?", " ".join(r.step() for r in rules))
 
 
 def describe_answer(target: Mapping[str, Any]) -> str:
