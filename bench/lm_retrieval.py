@@ -5,7 +5,7 @@ of the sandbox corpus's categories plus, optionally, rule-recall drills ("What d
 'H' stand for?", every rule of a TRAIN rule set answered in the order asked) and bare lookup
 drills ("'K' green stars . '3' red rings . 'K'" -> "green stars") — and prints, every
 ``--every`` steps, the share of recalled rules right on TEST rule sets and U on the math and
-mapping test questions (30 items per level; mapping per question, where picking one of the two
+mapping test questions (``--n-test`` items per level, default 30; mapping per question, where picking one of the two
 chains scores about half, and per pair, as the engine counts it). docs/sandbox-model.md has the measured runs.
 
     .venv/bin/python bench/lm_retrieval.py --steps 2000                       # the default mix
@@ -285,8 +285,9 @@ def main() -> int:
                     "to '*'. ...\") or scans of the rule list per hop (\"look 'J' : '2' no . 'J' "
                     "yes . 'J' refers to '*'. ...\"; scan-rules: each scanned rule copied whole; "
                     "verbatim: each hop's rule copied in its own words from the key on)")
-    ap.add_argument("--show", type=int, default=0, help="print this many replies per mapping task "
+    ap.add_argument("--show", type=int, default=0, help="print this many replies per task "
                     "at each evaluation")
+    ap.add_argument("--n-test", type=int, default=30, help="test items per task")
     ap.add_argument("--lookup-entries", default="2-6", help="entries per lookup list, LOW-HIGH")
     ap.add_argument("--lookup-style", choices=("quoted", "bare", "one-word", "bare-one-word", "bare-verbs"), default="quoted",
                     help="lookup lists' keys and objects: quoted keys and two-word objects as in the "
@@ -299,9 +300,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="seeds the LM's initial weights and the batch order "
                     "(binding forms as a phase change whose timing varies from seed to seed)")
     args = ap.parse_args()
-    for name in ("steps", "every", "heads", "hidden", "layers", "threads"):
+    for name in ("steps", "every", "heads", "hidden", "layers", "threads", "n_test"):
         if getattr(args, name) < 1:
-            ap.error(f"--{name} must be at least 1")
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("mqar_warmup", "show", "recall_sets"):
         if getattr(args, name) < 0:
             ap.error(f"--{name.replace('_', '-')} must be at least 0")
@@ -378,7 +379,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown categories {sorted(unknown)}; choose from {sorted(cats)}")
     reg = get_registry()
-    tests = {t: build(reg.task(t), {"world": "glyph", "split": "test", "n": 30}) for t in TASKS}
+    tests = {t: build(reg.task(t), {"world": "glyph", "split": "test", "n": args.n_test}) for t in TASKS}
     drills = recall_drills([s for t in TASKS[3:] for s in tests[t].samples()], "recall-test")[::2]
     ask: Callable[[str], str] = bare_keys if args.bare_keys else str
     if args.bare_keys:
@@ -406,9 +407,9 @@ def main() -> int:
                 answers = umm.chat([ask(s.question) for s in samples])
                 right = [task.check_understanding(s, a) for s, a in zip(samples, answers, strict=True)]
                 out[name] = sum(right) / len(samples)
+                for s, a, ok in list(zip(samples, answers, right, strict=True))[: args.show]:
+                    print(f"  {name} {'right' if ok else 'wrong'}: {s.question}\n    -> {a}")
                 if task.family == "mapping":  # a pair (both keys of a rule set) must be right twice
-                    for s, a, ok in list(zip(samples, answers, right, strict=True))[: args.show]:
-                        print(f"  {name} {'right' if ok else 'wrong'}: {s.question}\n    -> {a}")
                     pairs: dict[str, list[bool]] = {}
                     for s, ok in zip(samples, right, strict=True):
                         pairs.setdefault(json.dumps(s.meta["identity"]), []).append(ok)
