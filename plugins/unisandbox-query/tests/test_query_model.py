@@ -277,6 +277,17 @@ def test_the_shipped_checkpoint_is_the_default_recipes():
         f"{Recipe().digest()}: retrain it (bench/sandbox_model.py) and ship it")
 
 
+def test_the_shipped_checkpoint_has_the_sandbox_vocabulary():
+    """A scratch model gets the shipped checkpoint's vocabulary whatever the default recipe's
+    corpus size: the tokenizer is built from a fixed corpus, not from ``Recipe()``."""
+    from transformers import PreTrainedTokenizerFast
+    from unisandbox_query.factories import SHIPPED
+    from unisandbox_query.sandbox.pretrain import sandbox_tokenizer
+
+    shipped = PreTrainedTokenizerFast.from_pretrained(SHIPPED)
+    assert shipped.get_vocab() == sandbox_tokenizer().get_vocab()
+
+
 @pytest.mark.slow
 def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
     """`sandbox-pretrain` with the default recipe, from scratch (about 25 minutes on 2 cores),

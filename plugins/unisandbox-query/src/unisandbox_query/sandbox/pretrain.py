@@ -136,13 +136,15 @@ _TOKENIZERS: dict[bool, Any] = {}
 
 
 def sandbox_tokenizer(key_tokens: bool = False) -> Any:
-    """The sandbox world's tokenizer: the default corpus's words, character names excluded.
+    """The sandbox world's tokenizer: the words of a fixed corpus (600 train items per task, 24
+    characters, seed 0), character names excluded.
 
-    Fixed for the world (not per recipe), so a reduced recipe trains the same vocabulary;
-    ``key_tokens`` (a recipe option) makes each quoted rule key one token.
+    Fixed for the world (not per recipe, nor the default recipe's corpus size), so every recipe
+    trains the same vocabulary; ``key_tokens`` (a recipe option) makes each quoted rule key one
+    token.
     """
     if key_tokens not in _TOKENIZERS:
-        corpus = build_corpus(Recipe())
+        corpus = SandboxCorpus(seed=0, n_train=600, n_characters=24)
         _TOKENIZERS[key_tokens] = build_tokenizer(corpus.all_texts(), exclude=corpus.character_names(),
                                                   key_tokens=key_tokens)
     return _TOKENIZERS[key_tokens]
