@@ -226,6 +226,14 @@ def test_sandbox_corpus_keeps_the_generator_on_direct_prompts():
     assert held and not held & {json.dumps(t, sort_keys=True) for t in corpus.train_targets}
 
 
+def test_category_weights_are_floats_so_one_recipe_has_one_digest():
+    from unisandbox_query.sandbox.pretrain import TEXT_WEIGHTS, Recipe
+
+    as_ints = {k: int(v) if float(v).is_integer() else v for k, v in TEXT_WEIGHTS.items()}
+    assert Recipe(text_weights=as_ints).digest() == Recipe().digest()
+    assert Recipe(text_weights=as_ints).text_weights == dict(TEXT_WEIGHTS)
+
+
 def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch, capsys):
     """`--model query-tiny` with no path: trained on first use into $UNISANDBOX_CACHE, then
     loaded from there (no second training); the resume state is not kept."""

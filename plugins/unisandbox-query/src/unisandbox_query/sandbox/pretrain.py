@@ -34,12 +34,15 @@ from .corpus import SandboxCorpus, TextExample
 
 CORPUS_VERSION = "4"
 #: phase 1 (language only): the world's language, arithmetic, reasoning, the train characters
+#: (math weighs most: multi-step arithmetic is what the LM learns slowest; mapping, which this
+#: LM does not learn, little — docs/sandbox-model.md)
 TEXT_WEIGHTS: Mapping[str, float] = {
-    "ask": 1.0, "facts": 3.0, "math": 1.5, "mapping": 3.0, "think": 3.0, "knowledge": 1.5,
+    "ask": 1.0, "facts": 3.0, "math": 4.0, "mapping": 1.0, "think": 3.0, "knowledge": 1.5,
 }
 #: phase 2 (joint with the flow loss): seeing images, self-filtering, and replay of phase 1
+#: (math kept up: its text batches cost the same as any other category's)
 JOINT_WEIGHTS: Mapping[str, float] = {
-    "ask": 0.5, "facts": 1.0, "math": 0.5, "mapping": 1.0, "think": 1.0, "knowledge": 0.5,
+    "ask": 0.5, "facts": 1.0, "math": 3.0, "mapping": 0.5, "think": 1.5, "knowledge": 0.5,
     "describe": 2.0, "filter": 2.0,
 }
 
@@ -54,6 +57,11 @@ def _phases(value: Any) -> tuple[str, ...]:
         if not category or not steps.isdigit() or int(steps) < 1:
             raise ValueError(f"curriculum phase {p!r} is not CATEGORY:STEPS with STEPS >= 1")
     return phases
+
+
+def _weights(value: Mapping[str, Any]) -> dict[str, float]:
+    """Category weights as floats, so {"math": 4} and {"math": 4.0} are one recipe (one digest)."""
+    return {str(k): float(v) for k, v in value.items()}
 
 
 #: field metadata of options added after a checkpoint shipped: the digest leaves them out at
@@ -91,10 +99,12 @@ class Recipe:
     seed: int = 0
     #: each quoted rule key one token ("'K'"; tokenization.py); measured, not adopted
     key_tokens: bool = attrs.field(default=False, metadata=LATER)
-    text_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(TEXT_WEIGHTS))
-    joint_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(JOINT_WEIGHTS))
+    text_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(TEXT_WEIGHTS), converter=_weights)
+    joint_weights: Mapping[str, float] = attrs.field(factory=lambda: dict(JOINT_WEIGHTS), converter=_weights)
     noise_aug: float = 0.15  # max pixel noise (in [-1, 1] units) on images the vision side reads
-    n_train: int = 600
+    #: train-split items per reasoning task: 600 let the LM learn level-3 math by rote (each
+    #: expression seen many times), 5,000 make it work them out (docs/sandbox-model.md)
+    n_train: int = 5000
     n_characters: int = 24
     think_format_share: float = 0.3
 
