@@ -226,6 +226,31 @@ def test_sandbox_corpus_keeps_the_generator_on_direct_prompts():
     assert held and not held & {json.dumps(t, sort_keys=True) for t in corpus.train_targets}
 
 
+def test_think_filler_puts_unrelated_worked_steps_before_the_plan():
+    """``think_filler``: the plan still names the target and comes last; what precedes it is
+    one to three of the corpus's arithmetic facts. Off, plans are the plan alone."""
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+
+    filled = SandboxCorpus(n_train=20, n_characters=4, think_filler=1.0)
+    facts = set(filled.arithmetic_facts)
+    plans = 0
+    for corpus, filler in ((filled, True), (SandboxCorpus(n_train=20, n_characters=4), False)):
+        rng = random.Random(0)
+        for _ in range(200):
+            _, plan, target = corpus.generation_example(rng)
+            if plan is None:
+                continue
+            head, _, draw = plan.rpartition("So draw ")
+            assert "colour" not in target or target["colour"] in draw
+            if not filler:
+                assert head == ""
+                continue
+            plans += 1
+            steps = [f"{x.strip()}." for x in head.split(".") if x.strip()]
+            assert 1 <= len(steps) <= 3 and set(steps) <= facts
+    assert plans > 20
+
+
 def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     from unisandbox_query.sandbox.pretrain import TEXT_WEIGHTS, Recipe
 

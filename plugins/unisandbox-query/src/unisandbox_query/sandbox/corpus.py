@@ -101,6 +101,9 @@ class SandboxCorpus:
     n_characters: int = 24  # train-split characters the understanding side learns
     held_out_share: float = 0.1
     think_format_share: float = 0.3
+    #: share of think-format examples whose plan follows 1-3 unrelated arithmetic facts (as a
+    #: model's reasoning precedes its plan), so the queries learn to read the plan past it
+    think_filler: float = 0.0
 
     @cached_property
     def rng(self) -> random.Random:
@@ -147,6 +150,8 @@ class SandboxCorpus:
         prompt = self.direct_prompt(target, rng)
         if rng.random() < self.think_format_share:
             plan = f"So draw {self.varied_phrase(target, rng)}."
+            if self.think_filler and rng.random() < self.think_filler:
+                plan = " ".join([*rng.sample(self.arithmetic_facts, rng.randint(1, 3)), plan])
             kind = rng.randrange(3)
             if kind == 1:
                 prompt = rng.choice(GENERIC_PROMPTS)

@@ -107,6 +107,8 @@ class Recipe:
     n_train: int = 5000
     n_characters: int = 24
     think_format_share: float = 0.3
+    #: share of the generator's think-format examples with unrelated worked steps before the plan
+    think_filler: float = attrs.field(default=0.0, metadata=LATER)
 
     @property
     def steps(self) -> int:
@@ -139,7 +141,8 @@ class Recipe:
 def build_corpus(recipe: Recipe) -> SandboxCorpus:
     return SandboxCorpus(seed=recipe.seed, n_train=recipe.n_train,
                          n_characters=recipe.n_characters,
-                         think_format_share=recipe.think_format_share)
+                         think_format_share=recipe.think_format_share,
+                         think_filler=recipe.think_filler)
 
 
 _TOKENIZERS: dict[bool, Any] = {}
