@@ -259,6 +259,18 @@ def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     assert Recipe(text_weights=as_ints).text_weights == dict(TEXT_WEIGHTS)
 
 
+@pytest.mark.parametrize("field", [{"lr": "abc"}, {"think_filler": "x"}, {"text_steps": 1.5},
+                                   {"key_tokens": 1}, {"text_weights": {"math": "lots"}}])
+def test_a_recipe_field_of_the_wrong_type_fails_when_the_trainer_is_built(field):
+    """Not thousands of steps later, inside the optimizer or the corpus."""
+    from unisandbox.errors import UserError
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    with pytest.raises(UserError, match=f"{next(iter(field))}|category weights"):
+        build(get_registry().trainer("sandbox-pretrain"), field)
+
+
 def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch, capsys):
     """`--model query-tiny` with no path: trained on first use into $UNISANDBOX_CACHE, then
     loaded from there (no second training); the resume state is not kept."""

@@ -61,7 +61,17 @@ def _phases(value: Any) -> tuple[str, ...]:
 
 def _weights(value: Mapping[str, Any]) -> dict[str, float]:
     """Category weights as floats, so {"math": 4} and {"math": 4.0} are one recipe (one digest)."""
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float)}
+    if bad:
+        raise ValueError(f"category weights must be numbers, got {bad}")
     return {str(k): float(v) for k, v in value.items()}
+
+
+#: the recipe's scalar fields' types (annotations are strings here): a ``--train-arg`` that is
+#: not one fails when the trainer is built, not thousands of steps later inside the optimizer
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "float | None": (int, float, type(None)),
+}
 
 
 #: field metadata of options added after a checkpoint shipped: the digest leaves them out at
@@ -115,6 +125,10 @@ class Recipe:
         return self.text_steps + self.joint_steps
 
     def __attrs_post_init__(self) -> None:
+        for f in attrs.fields(type(self)):
+            kinds, value = _SCALARS.get(f.type), getattr(self, f.name)
+            if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+                raise ValueError(f"recipe field {f.name} must be {f.type}, got {value!r}")
         if sum(n for _, n in self.curriculum_steps) > self.text_steps:
             raise ValueError(f"the curriculum's {sum(n for _, n in self.curriculum_steps)} steps do not fit "
                              f"in text_steps={self.text_steps}")
