@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import attrs
 import pytest
 from unisandbox.answers import singular
 from unisandbox.errors import UserError
@@ -136,6 +137,20 @@ def test_everyday_world_has_the_published_vocabulary():
     assert all(t.colour is None for t in world.objects)
     with pytest.raises(UserError, match="unknown world"):
         get_world("moon")
+
+
+def test_a_world_is_built_once_and_registering_replaces_it(monkeypatch):
+    from unisandbox.world import World, base, register_world
+    from unisandbox.world.glyph import glyph_world
+
+    monkeypatch.setattr(base, "_WORLDS", dict(base._WORLDS))  # the test's world stays here
+    monkeypatch.setattr(base, "_BUILT", dict(base._BUILT))
+    assert get_world("glyph") is get_world("glyph")
+    register_world("glyph-copy", lambda: attrs.evolve(glyph_world(), name="glyph-copy"))
+    first = get_world("glyph-copy")
+    register_world("glyph-copy", lambda: attrs.evolve(glyph_world(), name="glyph-copy", description="v2"))
+    assert get_world("glyph-copy") is not first and get_world("glyph-copy").description == "v2"
+    assert isinstance(first, World)
 
 
 # --- understanding checks: what must pass, and what must not -------------------------------
