@@ -251,6 +251,37 @@ def test_think_filler_puts_unrelated_worked_steps_before_the_plan():
     assert plans > 20
 
 
+def test_filter_compare_checks_each_attribute_and_the_verdict_is_their_conjunction():
+    """``filter_compare``: one "shown / expected : yes|no ." per attribute of the expected
+    picture; the verdict is YES exactly when every check says yes. Off, no checks."""
+    from unisandbox_query.sandbox.corpus import SandboxCorpus, attribute_checks
+
+    assert attribute_checks({"kind": "star", "colour": "red", "count": 4},
+                            {"kind": "star", "colour": "red", "count": 3}) == [
+        "4 / 3 : no .", "red / red : yes .", "star / star : yes ."]
+    portrait = {"ethnicity": "Caucasian", "hair": "red", "age": "old", "gender": "male"}
+    assert attribute_checks({"portrait": {**portrait, "age": "kid"}}, {"portrait": portrait})[2] == "kid / old : no ."
+    checked = SandboxCorpus(n_train=20, n_characters=4, filter_compare=True).text_examples()["filter"]
+    plain = SandboxCorpus(n_train=20, n_characters=4).text_examples()["filter"]
+    assert len(checked) == len(plain) and not any(" : yes ." in e.answer for e in plain)
+    verdicts = {"YES": 0, "NO": 0}
+    for e in checked:
+        verdict = e.answer.rsplit(" ", 1)[1]
+        verdicts[verdict] += 1
+        assert (" : no ." not in e.answer) == (verdict == "YES"), e.answer
+    assert verdicts["YES"] == verdicts["NO"]
+
+
+def test_traces_in_knowledge_moves_only_the_character_think_traces():
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+
+    plain = SandboxCorpus(n_train=20, n_characters=4).text_examples()
+    moved = SandboxCorpus(n_train=20, n_characters=4, traces_in_knowledge=True).text_examples()
+    traces = [e for e in plain["think"] if e not in moved["think"]]
+    assert traces and all(e.user in {x.user for x in moved["knowledge"]} for e in traces)
+    assert len(moved["knowledge"]) == len(plain["knowledge"]) + len(traces)
+
+
 def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     from unisandbox_query.sandbox.pretrain import TEXT_WEIGHTS, Recipe
 

@@ -104,6 +104,12 @@ class SandboxCorpus:
     #: share of think-format examples whose plan follows 1-3 unrelated arithmetic facts (as a
     #: model's reasoning precedes its plan), so the queries learn to read the plan past it
     think_filler: float = 0.0
+    #: the train characters' think traces in the ``knowledge`` category (a few hundred
+    #: examples, each seen often) instead of among the tens of thousands of ``think`` traces
+    traces_in_knowledge: bool = False
+    #: self-filter answers end with one "shown / expected : yes|no" check per attribute, so
+    #: the verdict is a comparison of adjacent words, not of two sentences far apart
+    filter_compare: bool = False
 
     @cached_property
     def rng(self) -> random.Random:
@@ -214,8 +220,9 @@ class SandboxCorpus:
             for s in samples:
                 cats[family].append(TextExample(family, s.question, worked_answer(s, family)))
                 cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
+        traces = "knowledge" if self.traces_in_knowledge else "think"
         for s in self.knowledge_samples:
-            cats["think"].append(TextExample("think", s.prompt, think_answer(s)))
+            cats[traces].append(TextExample(traces, s.prompt, think_answer(s)))
             cats["knowledge"].append(TextExample("knowledge", s.question,
                                                  worked_answer(s, "knowledge")))
         return cats
@@ -343,7 +350,7 @@ class SandboxCorpus:
                 shown = dict(s.target) if right else near_miss(s.target, rng)
                 if "kind" in shown and "count" not in shown:
                     shown["count"] = 1
-                answer = filter_answer(s, shown, right)
+                answer = filter_answer(s, shown, right, compare=self.filter_compare)
                 out.append(TextExample("filter", filter_prompt(s.prompt), answer, image=shown))
         return out
 
@@ -427,12 +434,29 @@ def near_miss(target: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     return t
 
 
-def filter_answer(sample: Sample, shown: Mapping[str, Any], right: bool) -> str:
+def filter_answer(sample: Sample, shown: Mapping[str, Any], right: bool,
+                  compare: bool = False) -> str:
+    """What the image shows, the worked answer, what it should show, (``compare``: each
+    attribute shown / expected), then the verdict."""
     steps = [s for s in sample.meta.get("steps", []) if not s.startswith("So draw")]
     draw = sample.meta.get("draw", "")
     verdict = "YES" if right else "NO"
-    return " ".join([describe_answer(shown), *steps, f"It should show {draw}.",
+    checks = attribute_checks(shown, sample.target) if compare else []
+    return " ".join([describe_answer(shown), *steps, f"It should show {draw}.", *checks,
                      f"Final Answer: {verdict}"])
+
+
+#: the order attributes are checked in (the order a description names them)
+CHECKED = ("count", "colour", "kind", "ethnicity", "hair", "age", "gender")
+
+
+def attribute_checks(shown: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """'4 / 3 : no .' per attribute of ``expected`` (shown value first): one comparison of
+    two adjacent words each, what the verdict is the conjunction of."""
+    got = {**shown, **shown.get("portrait", {})}
+    want = {**expected, **expected.get("portrait", {})}
+    return [f"{got.get(key, '-')} / {want[key]} : {'yes' if got.get(key) == want[key] else 'no'} ."
+            for key in CHECKED if key in want]
 
 
 def split_batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

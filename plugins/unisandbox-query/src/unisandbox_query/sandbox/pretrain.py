@@ -119,6 +119,10 @@ class Recipe:
     think_format_share: float = 0.3
     #: share of the generator's think-format examples with unrelated worked steps before the plan
     think_filler: float = attrs.field(default=0.0, metadata=LATER)
+    #: the train characters' think traces in ``knowledge`` rather than ``think`` (corpus.py)
+    traces_in_knowledge: bool = attrs.field(default=False, metadata=LATER)
+    #: self-filter answers check each attribute, shown / expected, before the verdict
+    filter_compare: bool = attrs.field(default=False, metadata=LATER)
 
     @property
     def steps(self) -> int:
@@ -156,7 +160,9 @@ def build_corpus(recipe: Recipe) -> SandboxCorpus:
     return SandboxCorpus(seed=recipe.seed, n_train=recipe.n_train,
                          n_characters=recipe.n_characters,
                          think_format_share=recipe.think_format_share,
-                         think_filler=recipe.think_filler)
+                         think_filler=recipe.think_filler,
+                         traces_in_knowledge=recipe.traces_in_knowledge,
+                         filter_compare=recipe.filter_compare)
 
 
 _TOKENIZERS: dict[bool, Any] = {}
