@@ -1,5 +1,6 @@
 """The sandbox model's figures (issue 4): pretraining time, direct prompts, U, describing images,
-the gap on the glyph-world test sets through the engine, and batched sampling speed.
+the self filter on exact renders (right picture vs near miss), the gap on the glyph-world test
+sets through the engine, and batched sampling speed.
 
     .venv/bin/python bench/sandbox_model.py                  # pretrain with the default recipe
     .venv/bin/python bench/sandbox_model.py --checkpoint DIR  # measure an existing checkpoint
@@ -64,7 +65,7 @@ def main() -> int:
 
     from unisandbox_query.model import QueryModel
     from unisandbox_query.sandbox.corpus import TEMPLATES
-    from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy
+    from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy, self_filter_accuracy
     from unisandbox_query.sandbox.pretrain import (
         Recipe,
         SandboxPretrain,
@@ -102,6 +103,17 @@ def main() -> int:
     figures["describe"] = desc
     print(f"describing rendered images: {pct(desc['accuracy'])} % (n={desc['n']}) "
           + ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in desc.items() if isinstance(v, dict)))
+
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    reg = get_registry()
+    math_tasks = {name: build(reg.task(name), {"world": "glyph", "n": args.n}) for name in TASKS[:3]}
+    judged = self_filter_accuracy(model, {name: (task.family, task.samples()) for name, task in math_tasks.items()},
+                                  args.out / "self-filter")
+    figures["self_filter"] = judged
+    print("self filter on exact renders (YES to the right picture / YES to a near miss): " + ", ".join(
+        f"{name} {pct(v['yes_right'])} / {pct(v['yes_near_miss'])}" for name, v in judged.items()))
 
     config = RunConfig(model=Component("query", {"path": str(checkpoint), "precision": args.precision}),
                        tasks=tuple(Component(t, {"world": "glyph", "n": args.n}) for t in TASKS),

@@ -282,6 +282,35 @@ def test_traces_in_knowledge_moves_only_the_character_think_traces():
     assert len(moved["knowledge"]) == len(plain["knowledge"]) + len(traces)
 
 
+def test_self_filter_accuracy_separates_a_filter_that_compares_from_one_that_always_agrees(tmp_path):
+    """The bench's self-filter figure: a model whose verdict really compares the picture with
+    the prompt's answer separates right pictures from near misses completely; one that says
+    YES to everything (what the shipped checkpoint does) separates nothing."""
+    from unisandbox.factories import build
+    from unisandbox.judges.selfjudge import filter_prompt
+    from unisandbox.registry import get_registry
+    from unisandbox.world.glyph_draw import matches, parse
+    from unisandbox_query.sandbox.evaluate import self_filter_accuracy
+
+    task = build(get_registry().task("math-2"), {"world": "glyph", "n": 8})
+    expected = {filter_prompt(s.prompt): s.target for s in task.samples()}
+
+    class Comparing:
+        def understand(self, images, questions):
+            return [f"Final Answer: {'YES' if matches(parse(im), expected[q]) else 'NO'}"
+                    for im, q in zip(images, questions, strict=True)]
+
+    class Agreeing:
+        def understand(self, images, questions):
+            return ["Final Answer: YES"] * len(images)
+
+    tasks = {"math-2": (task.family, task.samples())}
+    good = self_filter_accuracy(Comparing(), tasks, tmp_path / "a")["math-2"]
+    assert (good["yes_right"], good["yes_near_miss"], good["separation"], good["n"]) == (1.0, 0.0, 1.0, 8)
+    blind = self_filter_accuracy(Agreeing(), tasks, tmp_path / "b")["math-2"]
+    assert (blind["yes_right"], blind["yes_near_miss"], blind["separation"]) == (1.0, 1.0, 0.0)
+
+
 def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     from unisandbox_query.sandbox.pretrain import TEXT_WEIGHTS, Recipe
 

@@ -1,22 +1,26 @@
-"""Direct-prompt and image-description accuracy of a sandbox model (what the bench reports).
+"""Direct-prompt, image-description and self-filter accuracy of a sandbox model (what the
+bench reports).
 
 The reasoning tasks (U, G-normal, G-think) go through the engine's runner like any model's;
-these two measure what the runner does not: can the generator draw what it is told directly,
-and can the understanding side describe a picture.
+these measure what the runner does not: can the generator draw what it is told directly, can
+the understanding side describe a picture, and can it tell a right picture from a near miss
+(the ``self`` judge STARS filters with, on exact renders).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from unisandbox.answers import words
-from unisandbox.records import GenerationRequest
+from unisandbox.judges.selfjudge import SelfJudge
+from unisandbox.records import GenerationRequest, JudgeItem, Sample
 from unisandbox.world.glyph_draw import matches, parse, render
 
 from ..model import QueryModel
-from .corpus import DESCRIBE_QUESTIONS, HELD_OUT_TEMPLATE, describe_answer, phrase
+from .corpus import DESCRIBE_QUESTIONS, HELD_OUT_TEMPLATE, describe_answer, near_miss, phrase
 
 
 def _category(target: Mapping[str, Any]) -> str:
@@ -55,3 +59,31 @@ def describe_accuracy(model: QueryModel, targets: Sequence[Mapping[str, Any]],
     replies = model.understand(images, questions)
     return _summary([(_category(t), words(r) == e)
                      for t, r, e in zip(targets, replies, expected, strict=True)])
+
+
+def self_filter_accuracy(model: QueryModel, tasks: Mapping[str, tuple[str, Sequence[Sample]]],
+                         folder: Path, seed: int = 0) -> dict[str, Any]:
+    """The ``self`` judge on exact renders, per task: each sample's right picture and a near
+    miss (one attribute off, what a generator gets wrong). ``tasks``: name -> (family,
+    samples). A filter is only worth its compute when it says YES to right pictures more
+    often than to near misses; ``separation`` is the difference (0: it cannot tell them apart).
+    """
+    rng = random.Random(f"self-filter-eval:{seed}")
+    judge = SelfJudge(lambda: model, batch_size=64)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name, (family, samples) in tasks.items():
+        items, right = [], []
+        for i, sample in enumerate(samples):
+            for is_right in (True, False):
+                target = dict(sample.target) if is_right else near_miss(sample.target, rng)
+                path = folder / f"{name}-{i}-{'right' if is_right else 'miss'}.png"
+                render(target).save(path)
+                items.append(JudgeItem(name, family, sample, path))
+                right.append(is_right)
+        verdicts = [v.verdict for v in judge.judge(items)]
+        yes_right = sum(v == "yes" for v, r in zip(verdicts, right, strict=True) if r) / len(samples)
+        yes_miss = sum(v == "yes" for v, r in zip(verdicts, right, strict=True) if not r) / len(samples)
+        out[name] = {"yes_right": yes_right, "yes_near_miss": yes_miss, "separation": yes_right - yes_miss,
+                     "errors": verdicts.count("error"), "n": len(samples)}
+    return out
