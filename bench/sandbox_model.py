@@ -65,7 +65,11 @@ def main() -> int:
 
     from unisandbox_query.model import QueryModel
     from unisandbox_query.sandbox.corpus import TEMPLATES
-    from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy, self_filter_accuracy
+    from unisandbox_query.sandbox.evaluate import (
+        describe_accuracy,
+        direct_accuracy,
+        self_filter_accuracy,
+    )
     from unisandbox_query.sandbox.pretrain import (
         Recipe,
         SandboxPretrain,
