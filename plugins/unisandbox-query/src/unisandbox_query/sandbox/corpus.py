@@ -107,8 +107,9 @@ class SandboxCorpus:
     #: the train characters' think traces in the ``knowledge`` category (a few hundred
     #: examples, each seen often) instead of among the tens of thousands of ``think`` traces
     traces_in_knowledge: bool = False
-    #: self-filter answers end with one "shown / expected : yes|no" check per attribute, so
-    #: the verdict is a comparison of adjacent words, not of two sentences far apart
+    #: self-filter answers reason first, then say what the picture should show and what it
+    #: shows side by side, then check each attribute ("4 / 3 : no ."): the verdict is a
+    #: conjunction of comparisons at a fixed distance, not of two sentences far apart
     filter_compare: bool = False
 
     @cached_property
@@ -436,13 +437,19 @@ def near_miss(target: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
 
 def filter_answer(sample: Sample, shown: Mapping[str, Any], right: bool,
                   compare: bool = False) -> str:
-    """What the image shows, the worked answer, what it should show, (``compare``: each
-    attribute shown / expected), then the verdict."""
+    """What the image shows, the worked answer, what it should show, then the verdict.
+
+    ``compare``: the worked answer first (right after the prompt, as in a U answer), what it
+    should show, what the image shows, each attribute shown / expected, then the verdict; so
+    the two descriptions are adjacent and every check compares words at a fixed distance.
+    """
     steps = [s for s in sample.meta.get("steps", []) if not s.startswith("So draw")]
     draw = sample.meta.get("draw", "")
     verdict = "YES" if right else "NO"
-    checks = attribute_checks(shown, sample.target) if compare else []
-    return " ".join([describe_answer(shown), *steps, f"It should show {draw}.", *checks,
+    if compare:
+        return " ".join([*steps, f"It should show {draw}.", describe_answer(shown),
+                         *attribute_checks(shown, sample.target), f"Final Answer: {verdict}"])
+    return " ".join([describe_answer(shown), *steps, f"It should show {draw}.",
                      f"Final Answer: {verdict}"])
 
 
