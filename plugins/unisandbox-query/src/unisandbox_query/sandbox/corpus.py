@@ -7,7 +7,9 @@ Two streams, kept apart on purpose:
   character name or a mapping rule. Whatever the generator later does with those must come
   through the understanding side. Some direct prompts arrive in the think format with a plan
   that only restates the picture ("<think> So draw 3 red stars. </think>"), so the queries learn
-  to read a plan at the end of a longer context; the plan never contains reasoning.
+  to read a plan at the end of a longer context; the plan never contains reasoning (with
+  ``think_filler``, unrelated arithmetic facts may precede it: they say nothing about the
+  picture, so the generator learns to read past them, not to compute).
 * **Understanding** (the text loss) learns the world's language: what a direct prompt asks
   for, arithmetic facts, worked answers and think traces for the TRAIN split of every task,
   the train-split characters (test characters arrive only through knowledge injection),
