@@ -96,7 +96,11 @@ def target_key(target: Mapping[str, Any]) -> str:
 
 @attrs.define
 class SandboxCorpus:
-    """The pretraining corpus. ``held_out`` direct targets are never shown to the generator."""
+    """The pretraining corpus. ``held_out`` direct targets are never shown to the generator.
+
+    The defaults are the plain corpus (the one the tokenizer's vocabulary comes from); the
+    recipe (``pretrain.Recipe``, via ``build_corpus``) turns its options on.
+    """
 
     seed: int = 0
     n_train: int = 600  # train-split items per reasoning task
