@@ -40,8 +40,8 @@ TEXT_WEIGHTS: Mapping[str, float] = {
     "ask": 1.0, "facts": 3.0, "math": 4.0, "mapping": 1.0, "think": 3.0, "knowledge": 1.5,
 }
 #: phase 2 (joint with the flow loss): seeing images, self-filtering, and replay of phase 1
-#: (math kept up: its text batches cost the same as any other category's; describing at 3,
-#: since stop 19, keeps it at 95 % or more with the character traces in ``knowledge``)
+#: (math kept up: its text batches cost the same as any other category's; describing at 3
+#: since stop 19: two runs with the character traces in ``knowledge`` described 96.5-100 %)
 JOINT_WEIGHTS: Mapping[str, float] = {
     "ask": 0.5, "facts": 1.0, "math": 3.0, "mapping": 0.5, "think": 1.5, "knowledge": 0.5,
     "describe": 3.0, "filter": 2.0,
