@@ -113,11 +113,12 @@ def main() -> int:
 
     reg = get_registry()
     math_tasks = {name: build(reg.task(name), {"world": "glyph", "n": args.n}) for name in TASKS[:3]}
-    judged = self_filter_accuracy(model, {name: (task.family, task.samples()) for name, task in math_tasks.items()},
-                                  args.out / "self-filter")
-    figures["self_filter"] = judged
-    print("self filter on exact renders (YES to the right picture / YES to a near miss): " + ", ".join(
-        f"{name} {pct(v['yes_right'])} / {pct(v['yes_near_miss'])}" for name, v in judged.items()))
+    for mode in ("verdict", "consistency"):
+        judged = self_filter_accuracy(model, list(math_tasks.values()), args.out / f"self-filter-{mode}",
+                                      mode=mode)
+        figures["self_filter" if mode == "verdict" else "self_filter_consistency"] = judged
+        print(f"self filter ({mode}) on exact renders (YES to the right picture / YES to a near miss): "
+              + ", ".join(f"{name} {pct(v['yes_right'])} / {pct(v['yes_near_miss'])}" for name, v in judged.items()))
 
     config = RunConfig(model=Component("query", {"path": str(checkpoint), "precision": args.precision}),
                        tasks=tuple(Component(t, {"world": "glyph", "n": args.n}) for t in TASKS),

@@ -10,9 +10,11 @@ questions, exact answers; and the knowledge tasks' U) and knowledge-forward / -i
 G-normal and G-think (engine runner, judge ``glyph``, split test) are measured before and
 after. STARS: each variant starts from the same checkpoint, self-trains on TRAIN-split math
 prompts and is measured on held-out TEST math items (G-normal per level, before and after);
-variants: curriculum (filtered by the model's own understanding), no_filter (the
-rejection-sampling ablation), mixed (all levels at once), and on request oracle_filter (the
-exact glyph parser as the filter: what self-training does when the filter is perfect). An
+variants: curriculum (filtered by the model's own understanding: the ``self`` judge's YES /
+NO verdict), no_filter (the rejection-sampling ablation), mixed (all levels at once), and on
+request consistency (the ``self`` judge's ``mode=consistency``: the model's own text answer
+against its own description of the candidate) and oracle_filter (the exact glyph parser as the
+filter: what self-training does when the filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
 """
@@ -34,6 +36,8 @@ KNOWLEDGE = ("knowledge-forward", "knowledge-inverse")
 VARIANTS = {"curriculum": {"order": "curriculum"},
             "no_filter": {"order": "curriculum", "no_filter": True},
             "mixed": {"order": "mixed"},
+            # the model's own text answer against its own description of the candidate
+            "consistency": {"order": "curriculum", "judge_args": {"mode": "consistency"}},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 

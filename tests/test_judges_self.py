@@ -8,7 +8,14 @@ import pytest
 from judges_loopback import CASES, scene_image
 from support import FIXTURES
 from unisandbox.errors import UserError
-from unisandbox.judges.selfjudge import SelfJudge, filter_prompt, read_final_answer
+from unisandbox.factories import build
+from unisandbox.judges.selfjudge import (
+    DESCRIBE_QUESTION,
+    SelfJudge,
+    filter_prompt,
+    read_final_answer,
+)
+from unisandbox.protocols import Model
 from unisandbox.records import JudgeItem, Sample
 from unisandbox.run.config import Component, RunConfig
 from unisandbox.run.runner import Runner
@@ -85,6 +92,111 @@ def test_use_answer_shows_the_expected_answer_and_changes_identity(tmp_path):
     judge.judge([JudgeItem("t", "math", Sample(id="1", prompt="Draw 1 + 2 cups.", answer="3 cups"), path)])
     assert "3 cups" in model.questions[0] and "1 + 2" not in model.questions[0]
     assert judge.identity() != SelfJudge(model_loader=lambda: model).identity()
+
+
+class Answering(ScriptedModel, Model):
+    """A scripted model that also answers text questions (chat), once per question."""
+
+    capabilities = frozenset({"understand", "chat"})
+
+    def __init__(self, replies, answers):
+        super().__init__(replies)
+        self.answers, self.asked = answers, []
+
+    def chat(self, prompts):
+        self.asked += prompts
+        return [self.answers[p] for p in prompts]
+
+
+def test_consistency_mode_compares_the_own_answer_with_the_description(tmp_path):
+    from unisandbox.tasks.arith import MathTask
+
+    task = MathTask(1, n=2, world="glyph")
+    a, b = task.samples()
+    noun = lambda s: s.answer.split(" ", 1)[1]  # noqa: E731
+    path = tmp_path / "x.png"
+    scene_image(0).save(path)  # the scripted model does not look at pixels
+    items = [JudgeItem(task.name, "math", a, path), JudgeItem(task.name, "math", a, path),
+             JudgeItem(task.name, "math", b, path), JudgeItem("other", "math", b, path)]
+    model = Answering(
+        [f"The image shows {a.answer}.", f"The image shows 9 {noun(a)}.", f"The image shows {b.answer}."],
+        {a.question: f"{a.question_answer}.", b.question: "I cannot tell."})
+    judge = SelfJudge(lambda: model, mode="consistency", tasks=[task])
+    verdicts = judge.judge(items)
+    assert [v.verdict for v in verdicts] == ["yes", "no", "no", "error"]
+    assert model.asked == sorted({a.question, b.question})  # each question once, without the picture
+    assert model.questions == [DESCRIBE_QUESTION] * 3  # the answer is never shown
+    assert verdicts[0].description == f"The image shows {a.answer}."
+    assert "own answer:" in verdicts[1].raw and "no usable answer" in verdicts[2].raw
+    assert "'other'" in verdicts[3].raw
+    assert judge.identity()["mode"] == "consistency"
+    assert judge.identity() != SelfJudge(lambda: model).identity()
+
+
+def test_consistency_mode_errors(tmp_path):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        SelfJudge(lambda: None, mode="vote")
+    with pytest.raises(ValueError, match="use_answer"):
+        SelfJudge(lambda: None, mode="consistency", use_answer=True)
+    path = tmp_path / "x.png"
+    scene_image(0).save(path)
+    item = JudgeItem("t", "math", Sample(id="1", prompt="p", answer="a", question="q"), path)
+    with pytest.raises(UserError, match="no 'chat' capability"):
+        SelfJudge(lambda: ScriptedModel([]), mode="consistency").judge([item])
+
+
+SEEING_ORACLE = """
+from unisandbox.hookspecs import hookimpl
+from unisandbox.judges.selfjudge import DESCRIBE_QUESTION
+from unisandbox.models.oracle import GlyphOracle
+from unisandbox.specs import ModelSpec
+from unisandbox.world.glyph_draw import parse
+
+PLUGIN_API_VERSION = 1
+
+
+class SeeingOracle(GlyphOracle):
+    \"\"\"The oracle painter with eyes (the glyph parser); off by one on the questions in WRONG.\"\"\"
+
+    capabilities = frozenset({"generate", "chat", "understand"})
+    WRONG: set = set()
+
+    def chat(self, prompts):
+        return [str(int(r) + 1) if p in self.WRONG else r
+                for p, r in zip(prompts, super().chat(prompts), strict=True)]
+
+    def understand(self, images, questions):
+        assert set(questions) == {DESCRIBE_QUESTION}
+        return [f"The image shows {parse(im).text}." for im in images]
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="seeing-oracle", factory=SeeingOracle, description="oracle with eyes",
+                       capabilities={"generate", "understand", "chat"}))
+"""
+
+
+def test_consistency_mode_in_a_run_gets_the_run_tasks(plugin_site, tmp_path):
+    """Through the runner, on real tasks: right pictures pass exactly where the model's own
+    text answer is right, and mapping resolves through the rule objects."""
+    from unisandbox.registry import get_registry
+
+    plugin_site("seeing-oracle", "0.1", {"seeing_oracle": SEEING_ORACLE}, {"so": "seeing_oracle"})
+    import seeing_oracle
+
+    math = build(get_registry().task("math-2"), {"world": "glyph", "n": 6})
+    seeing_oracle.SeeingOracle.WRONG = {s.question for s in math.samples()[::2]}
+    config = RunConfig(model=Component("seeing-oracle"),
+                       tasks=(Component("math-2", {"world": "glyph", "n": 6}),
+                              Component("mapping-1", {"world": "glyph", "n": 2})),
+                       judge=Component("self", {"mode": "consistency"}), out=tmp_path / "run",
+                       modes=("normal",), understanding=False)
+    Runner(config, progress=False).run()
+    records = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    verdicts = {(r["task"], r["id"]): r["verdict"] for r in records}
+    assert [verdicts["math-2", s.id] for s in math.samples()] == ["no", "yes"] * 3
+    assert [v for (t, _), v in verdicts.items() if t == "mapping-1"] == ["yes"] * 4
 
 
 def test_self_judge_in_a_run_uses_the_run_model(jt_plugin, tmp_path):

@@ -195,6 +195,54 @@ def test_knowledge_understanding_checks_every_portrait_attribute():
         assert not KnowledgeTask("inverse", n_characters=4).check_understanding(inverse, reply)
 
 
+# --- consistency: the model's own answer against its own description --------------------
+def test_math_consistency_counts_the_prompts_object_as_the_own_answer_says():
+    task = MathTask(2, n=1, world="glyph")
+    s = task.samples()[0]
+    value, noun = int(s.question_answer), s.answer.split(" ", 1)[1]
+    worked = " ".join(s.meta["steps"][:-1])  # the working ends in the value
+    assert task.consistent(s, worked, f"The image shows {s.answer}.")
+    assert task.consistent(s, str(value + 1), f"The image shows {value + 1} {noun}.")  # wrong but consistent
+    assert not task.consistent(s, worked, f"The image shows {value + 1} {noun}.")
+    one = Sample(id="x", prompt="", answer="1 red star", question="What is 3 - 2?", question_answer="1",
+                 target={"kind": "star", "colour": "red", "count": 1})
+    assert task.consistent(one, "1", "The image shows a red star.")
+    assert not task.consistent(one, "1", "The image shows a blue star.")  # another object
+    assert not task.consistent(one, "1", "The image shows a red star and a red star.")  # named twice
+    for unusable in ("", "I cannot tell.", "7/3"):
+        assert task.consistent(s, unusable, f"The image shows {s.answer}.") is None
+
+
+def test_mapping_consistency_follows_the_object_the_reply_names():
+    task = MappingTask(2, n=1, world="glyph")
+    s = task.samples()[0]
+    right, other = s.question_answer, s.meta["distractors"][0]
+    assert task.consistent(s, " ".join(s.meta["steps"]), f"The image shows a {right}.")
+    assert not task.consistent(s, " ".join(s.meta["steps"]), f"The image shows a {other}.")
+    assert task.consistent(s, f"So a {other}.", f"The image shows a {other}.")  # wrong but consistent
+    assert not task.consistent(s, f"So a {right}.", f"The image shows a {right} and a {other}.")
+    for unusable in ("", f"{right} or {other}", "So nothing."):
+        assert task.consistent(s, unusable, f"The image shows a {right}.") is None
+
+
+def test_knowledge_consistency_compares_portrait_attributes_and_refuses_inverse_prompts():
+    task = KnowledgeTask("forward", n_characters=4, world="glyph")
+    portrait = next(s for s in task.samples() if s.meta["kind"] == "portrait")
+    desc = portrait.question_answer
+    hair = portrait.meta["portrait"]["hair"]
+    other_hair = next(h for h in task.world.portrait["hair"] if h != hair)
+    assert task.consistent(portrait, portrait.meta["steps"][0], f"The image shows a portrait of {desc}.")
+    assert not task.consistent(portrait, portrait.meta["steps"][0],
+                               f"The image shows a portrait of {desc.replace(hair, other_hair)}.")
+    assert task.consistent(portrait, desc.rsplit(" with ", 1)[0], f"A portrait of {desc}.") is None
+    fruit = next(s for s in task.samples() if s.meta["kind"] == "fruit")
+    assert task.consistent(fruit, fruit.meta["steps"][0], f"The image shows {fruit.question_answer}.")
+    assert not task.consistent(fruit, fruit.meta["steps"][0], f"The image shows {fruit.meta['distractors'][0]}.")
+    inverse_task = KnowledgeTask("inverse", n_characters=4, world="glyph")
+    with pytest.raises(NotImplementedError, match="inverse"):
+        inverse_task.consistent(inverse_task.samples()[0], "Utassa", "A portrait of someone.")
+
+
 def test_final_sentence():
     assert final_sentence("'C' refers to '!'. '!' stands for cups. So cups.") == "So cups."
     assert final_sentence("a\n\nb. c") == "c"

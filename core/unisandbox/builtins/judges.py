@@ -29,5 +29,6 @@ def register_judges(register: Callable[[JudgeSpec], None]) -> None:
     ))
     register(JudgeSpec(
         name="self", factory=SelfJudge, requires={"understand"},
-        description="The model under test judges its own images (STARS filter, Final Answer: YES|NO)",
+        description="The model under test judges its own images (STARS filter): mode=verdict "
+                    "(Final Answer: YES|NO) or mode=consistency (its own answer vs its description)",
     ))

@@ -1,10 +1,15 @@
 """``self``: the model under test judges its own images through its ``understand`` capability.
 
-This is the filter STARS uses: the model sees its image and the ORIGINAL generation prompt
-(not the expected answer), reasons briefly and ends with ``Final Answer: YES|NO``. The sandbox
-model's language side is trained on exactly :func:`filter_prompt`'s format, so the text and
-its version are part of the judge identity. ``use_answer=true`` shows the expected answer
-instead of the prompt (a label-aware ablation). The model loads on the first ``judge`` call.
+This is the filter STARS uses. ``mode=verdict`` (the default): the model sees its image and the
+ORIGINAL generation prompt (not the expected answer), reasons briefly and ends with ``Final
+Answer: YES|NO``. The sandbox model's language side is trained on exactly
+:func:`filter_prompt`'s format, so the text and its version are part of the judge identity.
+``use_answer=true`` shows the expected answer instead of the prompt (a label-aware ablation).
+
+``mode=consistency``: the model answers the task's own question without the picture (``chat``),
+describes the picture (``understand``), and the task's ``consistent`` compares the two — a
+small model that cannot compare in context (docs/judges.md) still filters by what it knows.
+The model loads on the first ``judge`` call.
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import UserError
 from ..protocols.judge import Judge
 from ..protocols.model import Model
+from ..protocols.task import Task
 from ..records import JudgeItem, Verdict
 
 FILTER_VERSION = "2"
+MODES = ("verdict", "consistency")
+#: what ``mode=consistency`` asks about each image (a question any captioning model answers)
+DESCRIBE_QUESTION = "What does the image show?"
 _FINAL = re.compile(r"Final\s+Answer\s*\**\s*:", re.IGNORECASE)
 _WORD = re.compile(r"[*\[\s`]*(YES|NO)\b", re.IGNORECASE)
 
@@ -60,19 +70,27 @@ class SelfJudge(Judge):
     """Verdicts from the model under test; ``model_loader`` is called on the first judge call."""
 
     def __init__(self, model_loader: Callable[[], Model], use_answer: bool = False,
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, mode: str = "verdict", tasks: Sequence[Task] = ()) -> None:
         if not callable(model_loader):
             raise TypeError("model_loader must be a zero-argument callable returning the model")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "consistency" and use_answer:
+            raise ValueError("use_answer applies to mode=verdict only (consistency never sees the answer)")
         self._loader = model_loader
         self._model: Model | None = None
         self.use_answer = bool(use_answer)
         self.batch_size = int(batch_size)
+        self.mode = mode
+        self.tasks = {t.name: t for t in tasks}
 
     def identity(self) -> dict[str, Any]:
         # the model itself is the run's model (config.json names it); loading it here to hash
         # it would defeat the lazy loading
+        if self.mode == "consistency":
+            return {"kind": "self", "mode": self.mode, "describe_question": DESCRIBE_QUESTION}
         return {"kind": "self", "filter_version": FILTER_VERSION, "filter_sha256": _prompt_hash(),
                 "use_answer": self.use_answer}
 
@@ -89,20 +107,64 @@ class SelfJudge(Judge):
         from PIL import Image
 
         out: list[Verdict | None] = [None] * len(items)
-        ready: list[tuple[int, Any, str]] = []
+        ready: list[tuple[int, Any]] = []
         for i, item in enumerate(items):
             try:
                 with Image.open(item.image_path) as image:
-                    ready.append((i, image.convert("RGB"), self.question(item)))
+                    ready.append((i, image.convert("RGB")))
             except OSError as exc:
                 out[i] = Verdict("error", raw=f"cannot read image {item.image_path.name}: {exc}")
-        for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start : start + self.batch_size]
-            replies = self.model.understand([c[1] for c in chunk], [c[2] for c in chunk])
-            if len(replies) != len(chunk):
-                raise RuntimeError(f"understand returned {len(replies)} replies for {len(chunk)} images")
-            for (i, _, _), reply in zip(chunk, replies, strict=True):
+        if self.mode == "consistency":
+            self._by_consistency(items, ready, out)
+        else:
+            replies = self._understand([im for _, im in ready], [self.question(items[i]) for i, _ in ready])
+            for (i, _), reply in zip(ready, replies, strict=True):
                 answer = read_final_answer(reply)
                 out[i] = (Verdict(answer, raw=reply) if answer else
                           Verdict("error", raw=reply + "\n[no 'Final Answer: YES|NO' in the reply]"))
         return [v for v in out if v is not None]
+
+    def _understand(self, images: list[Any], questions: list[str]) -> list[str]:
+        replies: list[str] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = self.model.understand(images[start : start + self.batch_size],
+                                          questions[start : start + self.batch_size])
+            if len(chunk) != len(images[start : start + self.batch_size]):
+                raise RuntimeError(f"understand returned {len(chunk)} replies for "
+                                   f"{len(images[start : start + self.batch_size])} images")
+            replies += chunk
+        return replies
+
+    def _by_consistency(self, items: Sequence[JudgeItem], ready: list[tuple[int, Any]],
+                        out: list[Verdict | None]) -> None:
+        """The model's own answer (text only, once per question) against its description."""
+        if "chat" not in getattr(self.model, "capabilities", ()) and not hasattr(self.model, "chat"):
+            raise UserError("the self judge's mode=consistency asks the model the task's question "
+                            "in text: the model has no 'chat' capability")
+        usable = []
+        for i, image in ready:
+            item = items[i]
+            if item.task not in self.tasks:
+                out[i] = Verdict("error", raw=f"mode=consistency needs the task {item.task!r} "
+                                              "(the judge was built without it)")
+            elif not item.sample.question:
+                out[i] = Verdict("error", raw=f"sample {item.sample.id} of {item.task} has no question")
+            else:
+                usable.append((i, image))
+        questions = sorted({items[i].sample.question for i, _ in usable})
+        own = dict(zip(questions, [r for start in range(0, len(questions), self.batch_size)
+                                   for r in self.model.chat(questions[start : start + self.batch_size])],
+                       strict=True))
+        descriptions = self._understand([im for _, im in usable], [DESCRIBE_QUESTION] * len(usable))
+        for (i, _), description in zip(usable, descriptions, strict=True):
+            item = items[i]
+            reply = own[item.sample.question]
+            raw = f"own answer: {reply}\ndescription: {description}"
+            try:
+                ok = self.tasks[item.task].consistent(item.sample, reply, description)
+            except NotImplementedError as exc:
+                out[i] = Verdict("error", raw=f"{raw}\n[{exc}]", description=description)
+                continue
+            if ok is None:
+                raw += "\n[the own answer states no usable answer]"
+            out[i] = Verdict("yes" if ok else "no", raw=raw, description=description)

@@ -38,6 +38,17 @@ class Task:
         distractors = sample.meta.get("distractors", ())
         return reply_matches(reply, sample.question_answer, distractors)
 
+    def consistent(self, sample: Sample, reply: str, description: str) -> bool | None:
+        """Does an image described as ``description`` show what the model's own ``reply`` to
+        ``sample.question`` implies it should? None: the reply states no usable answer.
+
+        The ``self`` judge's ``mode=consistency`` filter: the model answers the question
+        without the picture, describes the picture, and this compares the two, so the
+        expected answer never enters (only the model's own). Optional; a task without it
+        gets ``error`` verdicts from that filter.
+        """
+        raise NotImplementedError(f"task {self.name!r} does not implement consistent()")
+
     def identity(self) -> dict[str, Any]:
         """What identifies this task's data in config.json."""
         return {"name": self.name, "family": self.family, "unit": self.unit,

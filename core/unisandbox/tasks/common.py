@@ -8,10 +8,11 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
+from ..answers import contains_phrase, words
 from ..errors import UserError
 from ..protocols import Task
 from ..records import Sample
-from ..world import World, get_world
+from ..world import Thing, World, get_world
 from .splits import check_split
 
 #: Largest count a prompt may ask for (renderers and judges count up to here).
@@ -102,3 +103,25 @@ class GeneratedTask(Task):
             key = (s.group or s.id) if self.unit == "pair" else s.id
             units[key] = units.get(key, 1.0) * float(s.meta.get("chance", 0.0))
         return sum(units.values()) / len(units) if units else None
+
+
+def named_one(text: str, candidates: Sequence[str]) -> str | None:
+    """The one candidate phrase ``text`` names (plurals fold, numbers as digits); None when it
+    names none or several (a hedge)."""
+    got = words(text)
+    named = {c for c in candidates if contains_phrase(got, words(c))}
+    # a phrase inside a longer named one ("roses" in "red roses") is not named on its own
+    named = {c for c in named if not any(c != o and contains_phrase(words(o), words(c)) for o in named)}
+    return named.pop() if len(named) == 1 else None
+
+
+def count_in(text: str, thing: Thing) -> int | None:
+    """How many of ``thing`` a description says it shows: "3 red stars" -> 3, "a red star" ->
+    1; None when it names the thing not exactly once or without a number."""
+    got, noun = words(text), words(thing.name(1))
+    at = [i for i in range(len(got) - len(noun) + 1) if got[i : i + len(noun)] == noun]
+    if len(at) != 1 or at[0] == 0:
+        return None
+    before = got[at[0] - 1]
+    return 1 if before in ("a", "an") else int(before) if before.isdigit() else None
+

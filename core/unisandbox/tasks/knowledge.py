@@ -20,7 +20,7 @@ from ..answers import contains_phrase, reply_matches, words
 from ..errors import UserError
 from ..records import Conversation, Sample, Turn
 from ..world import Thing, World
-from .common import GeneratedTask, article, check_common, check_int, final_sentence
+from .common import GeneratedTask, article, check_common, check_int, final_sentence, named_one
 from .names import acceptable, invent_name
 from .splits import split_of
 
@@ -258,6 +258,24 @@ class KnowledgeTask(GeneratedTask):
 
     def check_understanding(self, sample: Sample, reply: str) -> bool:
         return knowledge_reply_ok(sample, reply, self.world)
+
+    def consistent(self, sample: Sample, reply: str, description: str) -> bool | None:
+        """Forward prompts: the description shows the portrait attributes, or names the fruit
+        or flower, that the reply's final sentence gives. Inverse prompts are not supported:
+        the reply names a character, and the picture would need a second question."""
+        kind = sample.meta.get("kind")
+        if kind == "portrait":
+            own = portrait_mentions(final_sentence(reply), self.world.portrait)
+            if any(len(values) != 1 for values in own.values()):
+                return None
+            return portrait_mentions(description, self.world.portrait) == own
+        if kind in ("fruit", "flower"):
+            things = self.world.fruits if kind == "fruit" else self.world.flowers
+            names = [t.name(2) for t in things]
+            own = named_one(final_sentence(reply), names)
+            return None if own is None else named_one(description, names) == own
+        raise NotImplementedError(f"{self.name}: no consistency check for {kind!r} prompts "
+                                  "(the reply names a character, not a picture)")
 
 
 def knowledge_reply_ok(sample: Sample, reply: str, world: World) -> bool:

@@ -20,7 +20,7 @@ from ..answers import reply_matches, words
 from ..errors import UserError
 from ..records import Sample
 from ..world import Thing, World
-from .common import GeneratedTask, article, check_common, final_sentence
+from .common import GeneratedTask, article, check_common, final_sentence, named_one
 from .splits import split_of
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -214,6 +214,12 @@ class MappingTask(GeneratedTask):
 
     def check_understanding(self, sample: Sample, reply: str) -> bool:
         return mapping_reply_ok(sample, reply)
+
+    def consistent(self, sample: Sample, reply: str, description: str) -> bool | None:
+        """The description names the one rule object the reply's final sentence names."""
+        objects = sorted({r.dst for r in parse_rules(sample.prompt).rules if not r.dst_is_key})
+        own = named_one(final_sentence(reply), objects)
+        return None if own is None else named_one(description, objects) == own
 
 
 def mapping_reply_ok(sample: Sample, reply: str) -> bool:

@@ -304,11 +304,24 @@ def test_self_filter_accuracy_separates_a_filter_that_compares_from_one_that_alw
         def understand(self, images, questions):
             return ["Final Answer: YES"] * len(images)
 
-    tasks = {"math-2": (task.family, task.samples())}
+    tasks = [task]
     good = self_filter_accuracy(Comparing(), tasks, tmp_path / "a")["math-2"]
     assert (good["yes_right"], good["yes_near_miss"], good["separation"], good["n"]) == (1.0, 0.0, 1.0, 8)
     blind = self_filter_accuracy(Agreeing(), tasks, tmp_path / "b")["math-2"]
     assert (blind["yes_right"], blind["yes_near_miss"], blind["separation"]) == (1.0, 1.0, 0.0)
+
+    class Knowing:  # right text answers and exact eyes: the consistency filter separates fully
+        capabilities = frozenset({"understand", "chat"})
+        answers = {s.question: s.question_answer for s in task.samples()}
+
+        def chat(self, prompts):
+            return [self.answers[p] for p in prompts]
+
+        def understand(self, images, questions):
+            return [f"The image shows {parse(im).text}." for im in images]
+
+    own = self_filter_accuracy(Knowing(), tasks, tmp_path / "c", mode="consistency")["math-2"]
+    assert (own["yes_right"], own["yes_near_miss"], own["errors"]) == (1.0, 0.0, 0)
 
 
 def test_category_weights_are_floats_so_one_recipe_has_one_digest():

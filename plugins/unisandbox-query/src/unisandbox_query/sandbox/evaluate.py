@@ -17,7 +17,8 @@ from typing import Any
 from unisandbox.answers import words
 from unisandbox.judges.selfjudge import SelfJudge
 from unisandbox.protocols.model import Model
-from unisandbox.records import GenerationRequest, JudgeItem, Sample
+from unisandbox.protocols.task import Task
+from unisandbox.records import GenerationRequest, JudgeItem
 from unisandbox.world.glyph_draw import matches, parse, render
 
 from ..model import QueryModel
@@ -62,26 +63,28 @@ def describe_accuracy(model: QueryModel, targets: Sequence[Mapping[str, Any]],
                      for t, r, e in zip(targets, replies, expected, strict=True)])
 
 
-def self_filter_accuracy(model: Model, tasks: Mapping[str, tuple[str, Sequence[Sample]]],
-                         folder: Path, seed: int = 0) -> dict[str, Any]:
-    """The ``self`` judge on exact renders, per task: each sample's right picture and a near
-    miss (one attribute off, what a generator gets wrong). ``tasks``: name -> (family,
-    samples). A filter is only worth its compute when it says YES to right pictures more
-    often than to near misses; ``separation`` is the difference (0: it cannot tell them apart).
-    Any model with ``understand`` works: the verdicts come from the real ``self`` judge.
+def self_filter_accuracy(model: Model, tasks: Sequence[Task], folder: Path, seed: int = 0,
+                         mode: str = "verdict") -> dict[str, Any]:
+    """The ``self`` judge (in ``mode``) on exact renders, per task: each sample's right picture
+    and a near miss (one attribute off, what a generator gets wrong). A filter is only worth
+    its compute when it says YES to right pictures more often than to near misses;
+    ``separation`` is the difference (0: it cannot tell them apart). Any model with
+    ``understand`` (and ``chat`` for ``mode=consistency``) works: the verdicts come from the
+    real ``self`` judge.
     """
     rng = random.Random(f"self-filter-eval:{seed}")
-    judge = SelfJudge(lambda: model, batch_size=64)
+    judge = SelfJudge(lambda: model, batch_size=64, mode=mode, tasks=tasks)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
-    for name, (family, samples) in tasks.items():
+    for task in tasks:
+        name, samples = task.name, task.samples()
         items = []
         for i, sample in enumerate(samples):
             for is_right in (True, False):
                 target = dict(sample.target) if is_right else near_miss(sample.target, rng)
                 path = folder / f"{name}-{i}-{'right' if is_right else 'miss'}.png"
                 render(target).save(path)
-                items.append(JudgeItem(name, family, sample, path))
+                items.append(JudgeItem(name, task.family, sample, path))
         verdicts = [v.verdict for v in judge.judge(items)]
         yes_right = verdicts[0::2].count("yes") / len(samples)  # items alternate: right, near miss
         yes_miss = verdicts[1::2].count("yes") / len(samples)
