@@ -127,6 +127,18 @@ def test_self_judge_borrows_the_model_and_keeps_its_reasons(tiny_model, tmp_path
     assert json.loads((tmp_path / "round1-level1" / "acceptance.json").read_text())["judge"]["kind"] == "self"
 
 
+def test_consistency_filter_gets_the_phase_tasks(tiny_model, tmp_path: Path) -> None:
+    """judge_args mode=consistency: the self judge asks the task's question and describes
+    each candidate (an untrained model states no usable answer: no, never accepted)."""
+    StarsTrainer(tasks="math-1", n=2, k=1, steps=2, progress=False,
+                 judge_args={"mode": "consistency"}).train(tiny_model, tmp_path)
+    verdicts = lines(tmp_path / "round1-level1" / "verdicts.jsonl")
+    assert len(verdicts) == 2 and all(v["verdict"] == "no" and not v["accepted"] for v in verdicts)
+    assert all("own answer:" in v["raw"] and "description:" in v["raw"] for v in verdicts)
+    judge = json.loads((tmp_path / "round1-level1" / "acceptance.json").read_text())["judge"]
+    assert judge["mode"] == "consistency"
+
+
 @pytest.mark.parametrize("crash", ["stage1", "between", "stage3"])
 def test_a_crash_resumes_to_the_same_model(tiny_checkpoint: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, crash: str) -> None:
