@@ -8,8 +8,10 @@ Stages (each resumable: a finished stage is skipped when the demo runs again on 
 2. base       U, G-normal, G-think on math 1-3, mapping 1-3 and knowledge (before injection)
 3. inject     the test characters into the understanding side (``inject``)
 4. knowledge  U, G-normal, G-think on knowledge forward / inverse after injection
-5. stars      STARS self-training with a curriculum over math levels, then G on held-out items
-6. ablation   the same without the self-filter (``no_filter``), then G again
+5. stars      STARS self-training with a curriculum over math levels, filtered by the model's
+              own text answer against its own description of each candidate (the ``self``
+              judge's ``mode=consistency``), then G on held-out items
+6. ablation   the same without the filter (``no_filter``), then G again
 7. probes     the query logit lens on math and knowledge (before / after injection)
 8. report     findings.json, the findings table, report.html and report.md
 
@@ -59,7 +61,11 @@ FULL = DemoSize(
     pretrain={},
     n_items=50, n_characters=10,
     inject={"epochs": 12, "lr": 2e-3, "batch_size": 32},
-    stars={"tasks": ",".join(MATH), "n": 128, "k": 4, "order": "curriculum"},
+    # the self judge's consistency mode: the sandbox model's YES/NO verdicts cannot tell a
+    # right picture from a near miss, its own answer against its own description can
+    # (docs/trainers.md)
+    stars={"tasks": ",".join(MATH), "n": 128, "k": 4, "order": "curriculum",
+           "judge_args": {"mode": "consistency"}},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
     seconds={"pretrain": 1360, "base": 20, "inject": 20, "knowledge": 4, "stars": 106,
@@ -70,7 +76,7 @@ QUICK = DemoSize(
     n_items=4, n_characters=4,
     inject={"steps": 8, "batch_size": 8},
     stars={"tasks": "math-1,math-2", "n": 3, "k": 2, "steps": 4, "order": "curriculum",
-           "batch_size": 4},
+           "batch_size": 4, "judge_args": {"mode": "consistency"}},
     probe_items=3,
     seconds={"pretrain": 25, "base": 12, "inject": 4, "knowledge": 6, "stars": 10,
              "ablation": 10, "probes": 6, "report": 6},

@@ -28,7 +28,8 @@ def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json
     \b
     Stages: pretrain the tiny query model -> measure U, G-normal, G-think on math 1-3,
     mapping 1-3 and knowledge -> inject the test characters -> measure knowledge again ->
-    STARS with a curriculum -> STARS without the self-filter (ablation) -> probes ->
+    STARS with a curriculum, filtered by the model's own answer against its own
+    description of each image -> STARS without the filter (ablation) -> probes ->
     findings table and report (OUT/report/report.html).
 
     The pretrained model is the default query-tiny checkpoint shipped with unisandbox-query

@@ -125,20 +125,24 @@ class SelfJudge(Judge):
         return [v for v in out if v is not None]
 
     def _understand(self, images: list[Any], questions: list[str]) -> list[str]:
+        return self._batched(self.model.understand, images, questions, name="understand")
+
+    def _batched(self, call: Callable[..., list[str]], *columns: list[Any], name: str) -> list[str]:
+        """``call`` on ``batch_size`` rows of ``columns`` at a time; one reply per row."""
         replies: list[str] = []
-        for start in range(0, len(images), self.batch_size):
-            chunk = self.model.understand(images[start : start + self.batch_size],
-                                          questions[start : start + self.batch_size])
-            if len(chunk) != len(images[start : start + self.batch_size]):
-                raise RuntimeError(f"understand returned {len(chunk)} replies for "
-                                   f"{len(images[start : start + self.batch_size])} images")
+        for start in range(0, len(columns[0]), self.batch_size):
+            rows = [c[start : start + self.batch_size] for c in columns]
+            chunk = call(*rows)
+            if len(chunk) != len(rows[0]):
+                raise RuntimeError(f"{name} returned {len(chunk)} replies for {len(rows[0])} inputs")
             replies += chunk
         return replies
 
     def _by_consistency(self, items: Sequence[JudgeItem], ready: list[tuple[int, Any]],
                         out: list[Verdict | None]) -> None:
         """The model's own answer (text only, once per question) against its description."""
-        if "chat" not in getattr(self.model, "capabilities", ()) and not hasattr(self.model, "chat"):
+        declared = getattr(self.model, "capabilities", None)
+        if ("chat" not in declared) if declared is not None else not hasattr(self.model, "chat"):
             raise UserError("the self judge's mode=consistency asks the model the task's question "
                             "in text: the model has no 'chat' capability")
         usable = []
@@ -152,9 +156,7 @@ class SelfJudge(Judge):
             else:
                 usable.append((i, image))
         questions = sorted({items[i].sample.question for i, _ in usable})
-        own = dict(zip(questions, [r for start in range(0, len(questions), self.batch_size)
-                                   for r in self.model.chat(questions[start : start + self.batch_size])],
-                       strict=True))
+        own = dict(zip(questions, self._batched(self.model.chat, questions, name="chat"), strict=True))
         descriptions = self._understand([im for _, im in usable], [DESCRIBE_QUESTION] * len(usable))
         for (i, _), description in zip(usable, descriptions, strict=True):
             item = items[i]

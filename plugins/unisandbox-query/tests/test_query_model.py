@@ -494,8 +494,9 @@ def test_recall_drills_ask_every_rule_of_train_rule_sets():
 
 
 def test_implicit_drills_answer_train_generation_prompts_at_once():
-    """``implicit``: a train math item's generation prompt, asked what the picture should
-    show, answered with the picture's words and no working; never a test expression."""
+    """``implicit``: a train math item's generation prompt (``implicit-ask``: asked what the
+    picture should show) answered with the picture's words and no working; never a test
+    expression."""
     from unisandbox.factories import build
     from unisandbox.registry import get_registry
     from unisandbox_query.sandbox.corpus import ASK_WHAT, SandboxCorpus, phrase
@@ -503,7 +504,10 @@ def test_implicit_drills_answer_train_generation_prompts_at_once():
     corpus = SandboxCorpus(n_train=20, n_characters=4)
     drills = corpus.drills("implicit", {})
     samples = [s for name in ("math-1", "math-2", "math-3") for s in corpus.train_samples[name]]
-    assert [e.user for e in drills] == [f"{s.prompt} {ASK_WHAT}" for s in samples]
+    assert [e.user for e in drills] == [s.prompt for s in samples]
+    asked = corpus.drills("implicit-ask", {})
+    assert [e.user for e in asked] == [f"{s.prompt} {ASK_WHAT}" for s in samples]
+    assert [e.answer for e in asked] == [e.answer for e in drills]
     assert [e.answer for e in drills] == [phrase(s.target) + "." for s in samples]
     assert all("=" not in e.answer and e.image is None for e in drills)
     test_expressions = {s.meta["identity"] for name in ("math-1", "math-2", "math-3")

@@ -38,7 +38,7 @@ from ..tokenization import END_THINK, THINK, pre_tokenize
 TASKS = ("math-1", "math-2", "math-3", "mapping-1", "mapping-2", "mapping-3")
 #: the categories ``text_examples()`` always builds, and the drills built on demand (``drills``)
 TEXT_CATEGORIES = ("ask", "facts", "math", "mapping", "think", "knowledge", "describe", "filter")
-DRILLS = ("copy", "recall", "lookup", "lookup-N (N = 2 ... 12)", "implicit")
+DRILLS = ("copy", "recall", "lookup", "lookup-N (N = 2 ... 12)", "implicit", "implicit-ask")
 #: direct-prompt templates the generator trains on; ``HELD_OUT_TEMPLATE`` is for evaluation only
 TEMPLATES = ("Draw {p}.", "Generate {p}.", "Show {p}.", "An image of {p}.", "Please draw {p}.",
              "Make a picture of {p}.")
@@ -301,19 +301,21 @@ class SandboxCorpus:
                 out.append(recall_drill(s.question, list(parse_rules(s.prompt).rules), rng))
         return out
 
-    def implicit_drills(self) -> list[TextExample]:
-        """The train math items' generation prompts, asked what the picture should show and
-        answered at once, without working: "Draw as many orange hearts as 2 + 3. What should
-        the picture show?" -> "5 orange hearts."
+    def implicit_drills(self, ask: bool = False) -> list[TextExample]:
+        """The train math items' generation prompts answered at once, without working:
+        "Draw as many orange hearts as 2 + 3." -> "5 orange hearts." (``ask``: the prompt
+        followed by "What should the picture show?", as the ``ask`` category asks it).
 
         Worked answers teach the LM to compute where it writes "=", so for a raw prompt its
         states hold the object but not the count (``bench/count_probe.py``: at chance at every
         layer), and a generator that reads those states (STARS stage III) has nothing to learn
-        the count from. These teach it to compute the count in place. Text only: the generator
-        still never trains on a reasoning prompt. Train split only (test expressions never
-        appear in any prompt of the corpus).
+        the count from. These teach it to compute the count in place: without ``ask`` at the
+        very position where the queries start. Text only: the generator still never trains on
+        a reasoning prompt. Train split only (no test expression appears in the corpus).
         """
-        return [TextExample("implicit", f"{s.prompt} {ASK_WHAT}", phrase(s.target) + ".")
+        question = f" {ASK_WHAT}" if ask else ""
+        category = "implicit-ask" if ask else "implicit"
+        return [TextExample(category, f"{s.prompt}{question}", phrase(s.target) + ".")
                 for name in TASKS[:3] for s in self.train_samples[name]]
 
     def drills(self, name: str, cats: Mapping[str, list[TextExample]]) -> list[TextExample]:
@@ -325,8 +327,8 @@ class SandboxCorpus:
             return self.recall_drills()
         if name == "lookup":
             return self.lookup_drills()
-        if name == "implicit":
-            return self.implicit_drills()
+        if name in ("implicit", "implicit-ask"):
+            return self.implicit_drills(ask=name == "implicit-ask")
         if name.startswith("lookup-") and name[7:].isdigit() and 2 <= int(name[7:]) <= 12:
             return [attrs.evolve(e, category=name) for e in self.lookup_drills((int(name[7:]),) * 2)]
         raise ValueError(f"unknown text category {name!r}: choose from {', '.join(TEXT_CATEGORIES)}, "
