@@ -13,7 +13,8 @@ prompts and is measured on held-out TEST math items (G-normal per level, before 
 variants: curriculum (filtered by the model's own understanding: the ``self`` judge's YES /
 NO verdict), no_filter (the rejection-sampling ablation), mixed (all levels at once), and on
 request consistency (the ``self`` judge's ``mode=consistency``: the model's own text answer
-against its own description of the candidate) and oracle_filter (the exact glyph parser as the
+against its own description of the candidate; consistency_mixed, the same in mixed order) and
+oracle_filter (the exact glyph parser as the
 filter: what self-training does when the filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
@@ -38,6 +39,7 @@ VARIANTS = {"curriculum": {"order": "curriculum"},
             "mixed": {"order": "mixed"},
             # the model's own text answer against its own description of the candidate
             "consistency": {"order": "curriculum", "judge_args": {"mode": "consistency"}},
+            "consistency_mixed": {"order": "mixed", "judge_args": {"mode": "consistency"}},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 
