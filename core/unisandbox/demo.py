@@ -68,8 +68,8 @@ FULL = DemoSize(
            "judge_args": {"mode": "consistency"}},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
-    seconds={"pretrain": 1360, "base": 20, "inject": 20, "knowledge": 4, "stars": 106,
-             "ablation": 88, "probes": 10, "report": 2},
+    seconds={"pretrain": 1360, "base": 20, "inject": 20, "knowledge": 4, "stars": 65,
+             "ablation": 65, "probes": 10, "report": 2},
 )
 QUICK = DemoSize(
     pretrain={"text_steps": 40, "joint_steps": 30, "n_train": 30, "n_characters": 4},
