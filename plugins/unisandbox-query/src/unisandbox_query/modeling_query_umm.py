@@ -269,7 +269,7 @@ class QueryUMM(nn.Module):
                 denoiser: nn.Module | None = None) -> torch.Tensor:
         """Predict the clean image from x_t = (1 - t) x0 + t noise (in fp32, whatever
         ``denoiser``, the module to run, computes in)."""
-        denoiser = denoiser or self.denoiser
+        denoiser = self.denoiser if denoiser is None else denoiser
         dtype = next(denoiser.parameters()).dtype
         out = denoiser(x_t.to(dtype), encoder_hidden_states=cond.to(dtype), timestep=t * 1000,
                        added_cond_kwargs={"resolution": None, "aspect_ratio": None})
