@@ -209,6 +209,7 @@ def test_math_consistency_counts_the_prompts_object_as_the_own_answer_says():
     assert task.consistent(one, "1", "The image shows a red star.")
     assert not task.consistent(one, "1", "The image shows a blue star.")  # another object
     assert not task.consistent(one, "1", "The image shows a red star and a red star.")  # named twice
+    assert not task.consistent(one, "1", "The image shows a red star and 2 blue hearts.")  # something else
     for unusable in ("", "I cannot tell.", "7/3"):
         assert task.consistent(s, unusable, f"The image shows {s.answer}.") is None
 

@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..records import Sample
 from ..world import Thing, World
 from . import expr as E
-from .common import GeneratedTask, check_common, count_in, parse_counts
+from .common import GeneratedTask, check_common, count_in, named_one, parse_counts
 from .splits import split_of
 
 #: Largest literal operand (√ radicands and powers are separate, see below).
@@ -349,12 +349,14 @@ class MathTask(GeneratedTask):
         return number_matches(reply, sample.question_answer)
 
     def consistent(self, sample: Sample, reply: str, description: str) -> bool | None:
-        """The description counts the prompt's object as often as the reply's last number."""
+        """The description counts the prompt's object as often as the reply's last number,
+        and names no other object of the world."""
         value = last_number(reply)
         if value is None or value.denominator != 1 or "kind" not in sample.target:
             return None
         thing = self.world.thing(sample.target["kind"], sample.target.get("colour"))
-        return count_in(description, thing) == int(value)
+        alone = named_one(description, [t.name(2) for t in self.world.objects]) == thing.name(2)
+        return alone and count_in(description, thing) == int(value)
 
 
 # --- reading prompts (the audit, the oracle and the published-file task share this) --------
