@@ -310,12 +310,13 @@ def test_self_filter_accuracy_separates_a_filter_that_compares_from_one_that_alw
     blind = self_filter_accuracy(Agreeing(), tasks, tmp_path / "b")["math-2"]
     assert (blind["yes_right"], blind["yes_near_miss"], blind["separation"]) == (1.0, 1.0, 0.0)
 
+    answers = {s.question: s.question_answer for s in task.samples()}
+
     class Knowing:  # right text answers and exact eyes: the consistency filter separates fully
         capabilities = frozenset({"understand", "chat"})
-        answers = {s.question: s.question_answer for s in task.samples()}
 
         def chat(self, prompts):
-            return [self.answers[p] for p in prompts]
+            return [answers[p] for p in prompts]
 
         def understand(self, images, questions):
             return [f"The image shows {parse(im).text}." for im in images]
