@@ -3,6 +3,7 @@
     .venv/bin/python bench/stars.py                      # the default pretrained query-tiny
     .venv/bin/python bench/stars.py --checkpoint DIR     # any sandbox checkpoint folder
     .venv/bin/python bench/stars.py --only stars --variants curriculum,no_filter
+    .venv/bin/python bench/stars.py --only stars --variants consistency,no_filter --stars-seeds 0,1,2 --n-test 200
 
 Injection: the TEST characters' corpus (``make_characters(..., split="test")`` + ``corpus``)
 goes into the understanding side with ``inject``; U on the injected facts (the corpus's own
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -144,11 +146,13 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
     before = evaluate(base, checkpoint, MATH, task_args, ("normal", "think"), out / "eval-base")
     figures["stars"] = {"base": before, "variants": {}}
     extra = json.loads(args.stars_args) if args.stars_args else {}
-    for name in args.variants:
+    runs = stars_runs(args.variants, args.stars_seeds)
+    for name, (variant, seed) in runs.items():
         model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank)
         t0 = time.perf_counter()
+        seeded = {"seed": seed, "task_seed": seed} if seed else {}
         result = StarsTrainer(audit_judge="glyph", progress=sys.stderr.isatty(),
-                              **{**VARIANTS[name], **extra}).train(model, out / name)
+                              **{**VARIANTS[variant], **extra, **seeded}).train(model, out / name)
         seconds = time.perf_counter() - t0
         after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")
         summary = json.loads((out / name / "summary.json").read_text())
@@ -169,23 +173,55 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                   f"{pct(a['precision'])} %, think-mode candidates right "
                   f"{pct(a['think_accuracy'])} % ({times})")
     print(f"\n{'G-normal (test)':16} {'U':>6} {'think':>6} {'before':>7} "
-          + " ".join(f"{n:>17}" for n in args.variants))
+          + " ".join(f"{n:>17}" for n in runs))
     for task in MATH:
         row = [f"{pct(figures['stars']['variants'][n]['after'][task]['normal'])} "
                f"({100 * (figures['stars']['variants'][n]['after'][task]['normal'] - before[task]['normal']):+5.1f})"
-               for n in args.variants]
+               for n in runs]
         print(f"{task:16} {pct(before[task]['understanding']):>6} {pct(before[task]['think']):>6} "
               f"{pct(before[task]['normal']):>7} " + " ".join(f"{r:>17}" for r in row))
     figures["stars"]["base_object_and_count"] = object_and_count(out / "eval-base")
     print("\nWhat G-normal got right: the object (kind and colour) / the count when the object was "
           "right (chance 20.0)")
     columns = [("before", figures["stars"]["base_object_and_count"])] + [
-        (n, figures["stars"]["variants"][n]["object_and_count"]) for n in args.variants]
+        (n, figures["stars"]["variants"][n]["object_and_count"]) for n in runs]
     print(f"{'':16} " + " ".join(f"{n:>17}" for n, _ in columns))
     for task in MATH:
         cells = [f"{pct(c.get(task, {}).get('object'))} /{pct(c.get(task, {}).get('count_given_object'))}"
                  for _, c in columns]  # "-" for a run logged before the judge reported facets
         print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
+    if len(args.stars_seeds) > 1:
+        figures["stars"]["seeds"] = seed_summary(figures["stars"]["variants"], runs)
+
+
+def stars_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, int]]:
+    """Run label -> (variant, STARS seed); seed 0 keeps the variant's own name (and folder)."""
+    return {(v if s == 0 else f"{v}@{s}"): (v, s) for s in seeds for v in variants}
+
+
+def seed_summary(variants: dict[str, Any], runs: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """G-normal pooled over the math levels per variant and seed, and every variant's paired
+    difference from no_filter over the seeds (mean, and t with seeds - 1 degrees of freedom)."""
+    pooled: dict[str, dict[int, float]] = {}
+    for label, (variant, seed) in runs.items():
+        after = variants[label]["after"]
+        pooled.setdefault(variant, {})[seed] = sum(after[t]["normal"] for t in MATH) / len(MATH)
+    print("\nG-normal pooled over the levels, per STARS seed (and mean)")
+    for variant, by_seed in pooled.items():
+        print(f"  {variant:18} " + " ".join(f"{s}: {pct(v)}" for s, v in by_seed.items())
+              + f"   mean {pct(statistics.mean(by_seed.values()))}")
+    out: dict[str, Any] = {"pooled": pooled, "vs_no_filter": {}}
+    for variant, by_seed in pooled.items():
+        if variant == "no_filter" or "no_filter" not in pooled:
+            continue
+        diffs = [by_seed[s] - pooled["no_filter"][s] for s in by_seed if s in pooled["no_filter"]]
+        mean = statistics.mean(diffs)
+        sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else None
+        out["vs_no_filter"][variant] = {"differences": diffs, "mean": mean, "t": t, "df": len(diffs) - 1}
+        print(f"  {variant} - no_filter: " + ", ".join(f"{100 * d:+.1f}" for d in diffs)
+              + f"; mean {100 * mean:+.1f} points" + (f", paired t {t:.2f} ({len(diffs) - 1} df)" if t else ""))
+    return out
 
 
 def main() -> int:
@@ -201,11 +237,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')
     ap.add_argument("--stars-args", help='JSON object of stars arguments, e.g. {"n": 48, "k": 4}')
+    ap.add_argument("--stars-seeds", default="0", help="STARS seeds (seed and task_seed), e.g. 0,1,2: "
+                    "every variant runs once per seed, and the pooled G-normal is compared over seeds")
     ap.add_argument("--threads", type=int, help="torch threads")
     ap.add_argument("--query-expert-rank", type=int, help="give the generation path a query "
                     "expert of this rank before STARS (low-rank LM weights at the query tokens)")
     args = ap.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    try:
+        args.stars_seeds = sorted({int(x) for x in args.stars_seeds.split(",") if x.strip()})
+    except ValueError:
+        ap.error(f"--stars-seeds: comma-separated integers, got {args.stars_seeds!r}")
+    if not args.stars_seeds or min(args.stars_seeds) < 0:
+        ap.error("--stars-seeds: at least one seed, none negative")
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
