@@ -200,8 +200,8 @@ def stars_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, in
 
 
 def seed_summary(variants: dict[str, Any], runs: dict[str, tuple[str, int]]) -> dict[str, Any]:
-    """G-normal pooled over the math levels per variant and seed, and every variant's paired
-    difference from no_filter over the seeds (mean, and t with seeds - 1 degrees of freedom)."""
+    """G-normal pooled over the math levels per variant and seed, and the paired difference of
+    every two variants over the seeds (mean, and t with seeds - 1 degrees of freedom)."""
     pooled: dict[str, dict[int, float]] = {}
     for label, (variant, seed) in runs.items():
         after = variants[label]["after"]
@@ -210,17 +210,17 @@ def seed_summary(variants: dict[str, Any], runs: dict[str, tuple[str, int]]) -> 
     for variant, by_seed in pooled.items():
         print(f"  {variant:18} " + " ".join(f"{s}: {pct(v)}" for s, v in by_seed.items())
               + f"   mean {pct(statistics.mean(by_seed.values()))}")
-    out: dict[str, Any] = {"pooled": pooled, "vs_no_filter": {}}
-    for variant, by_seed in pooled.items():
-        if variant == "no_filter" or "no_filter" not in pooled:
-            continue
-        diffs = [by_seed[s] - pooled["no_filter"][s] for s in by_seed if s in pooled["no_filter"]]
-        mean = statistics.mean(diffs)
-        sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-        t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else None
-        out["vs_no_filter"][variant] = {"differences": diffs, "mean": mean, "t": t, "df": len(diffs) - 1}
-        print(f"  {variant} - no_filter: " + ", ".join(f"{100 * d:+.1f}" for d in diffs)
-              + f"; mean {100 * mean:+.1f} points" + (f", paired t {t:.2f} ({len(diffs) - 1} df)" if t else ""))
+    out: dict[str, Any] = {"pooled": pooled, "paired": {}}
+    names = list(pooled)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diffs = [pooled[a][s] - pooled[b][s] for s in pooled[a]]
+            mean = statistics.mean(diffs)
+            sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else None
+            out["paired"][f"{a} - {b}"] = {"differences": diffs, "mean": mean, "t": t, "df": len(diffs) - 1}
+            print(f"  {a} - {b}: " + ", ".join(f"{100 * d:+.1f}" for d in diffs)
+                  + f"; mean {100 * mean:+.1f} points" + (f", paired t {t:.2f} ({len(diffs) - 1} df)" if t else ""))
     return out
 
 
@@ -238,7 +238,8 @@ def main() -> int:
     ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')
     ap.add_argument("--stars-args", help='JSON object of stars arguments, e.g. {"n": 48, "k": 4}')
     ap.add_argument("--stars-seeds", default="0", help="STARS seeds (seed and task_seed), e.g. 0,1,2: "
-                    "every variant runs once per seed, and the pooled G-normal is compared over seeds")
+                    "every variant runs once per seed, and every two variants' pooled G-normal are "
+                    "compared over the seeds (paired)")
     ap.add_argument("--threads", type=int, help="torch threads")
     ap.add_argument("--query-expert-rank", type=int, help="give the generation path a query "
                     "expert of this rank before STARS (low-rank LM weights at the query tokens)")
