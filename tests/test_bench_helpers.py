@@ -198,3 +198,14 @@ def test_stars_seeds_pair_every_two_variants_over_seeds(capsys):
     assert paired["mean"] == pytest.approx(0.05) and paired["t"] == pytest.approx(0.05 / (0.05 / 3 ** 0.5))
     assert list(summary["paired"]) == ["consistency - no_filter"]
     assert "+5.0 points" in capsys.readouterr().out
+
+
+def test_count_probe_reads_a_linear_signal_and_not_noise():
+    probe = load("count_probe")
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 5, (400,), generator=gen)
+    signal = torch.nn.functional.one_hot(y, 5).float() * 3 + torch.randn(400, 5, generator=gen)
+    x = torch.cat([signal, torch.randn(400, 20, generator=gen)], 1)
+    assert probe.probe_accuracy(x[:300], y[:300], x[300:], y[300:]) > 0.9
+    noise = torch.randn(400, 25, generator=gen)
+    assert probe.probe_accuracy(noise[:300], y[:300], noise[300:], y[300:]) < 0.4  # chance: 0.2
