@@ -204,7 +204,7 @@ def test_count_probe_reads_a_linear_signal_and_not_noise():
     probe = load("count_probe")
     gen = torch.Generator().manual_seed(0)
     y = torch.randint(0, 5, (400,), generator=gen)
-    signal = torch.nn.functional.one_hot(y, 5).float() * 3 + torch.randn(400, 5, generator=gen)
+    signal = torch.nn.functional.one_hot(y, 5).float() * 4 + torch.randn(400, 5, generator=gen)  # Bayes rate ~0.97
     x = torch.cat([signal, torch.randn(400, 20, generator=gen)], 1)
     assert probe.probe_accuracy(x[:300], y[:300], x[300:], y[300:]) > 0.9
     noise = torch.randn(400, 25, generator=gen)
