@@ -9,6 +9,7 @@ batching targets; docs/sandbox-model.md has the figures):
 
     .venv/bin/python bench/cpu_levers.py                 # 40 steps of each kind
     .venv/bin/python bench/cpu_levers.py --steps 20 --checkpoint DIR
+    .venv/bin/python bench/cpu_levers.py --only sampling   # the sampling figures alone (~1 min)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40, help="steps of each kind to time")
     ap.add_argument("--checkpoint", default=SHIPPED, help="model folder for the sampling figures")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--only", choices=("steps", "sampling"), help="measure only these figures")
     args = ap.parse_args()
     if args.steps < 1 or args.threads < 1:
         ap.error("--steps and --threads must be at least 1")
@@ -58,8 +60,10 @@ def main() -> int:
     from unisandbox_query.sandbox.pretrain import Recipe
 
     half = {k: getattr(Recipe(), k) // 2 for k in ("batch_size", "text_tokens", "text_batch_size")}
-    print(f"seconds per step ({n} steps each; {threads} threads unless said):")
-    for kind, (text, joint) in {"text": (n, 0), "joint": (0, n)}.items():
+    kinds = {} if args.only == "sampling" else {"text": (n, 0), "joint": (0, n)}
+    if kinds:
+        print(f"seconds per step ({n} steps each; {threads} threads unless said):")
+    for kind, (text, joint) in kinds.items():
         fp32 = step_seconds(text, joint, threads)
         bf16 = step_seconds(text, joint, threads, bf16=True)
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -68,6 +72,8 @@ def main() -> int:
         print(f"  {kind:5} fp32 {fp32:.3f}   bf16 autocast {bf16:.3f}   "
               f"2 processes x half batch x 1 thread {max(pair):.3f}", flush=True)
     torch.set_num_threads(threads)
+    if args.only == "steps":
+        return 0
     print("sampling, images/s (64 / 256 prompts in one call; one prompt per call):")
     from sandbox_model import sampling_speed
     from unisandbox_query.model import QueryModel

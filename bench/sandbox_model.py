@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,21 +31,25 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:5.1f}"
 
 
-def sampling_speed(model: Any, batch: int = 64) -> tuple[float, float]:
+def sampling_speed(model: Any, batch: int = 64, rounds: int = 3) -> tuple[float, float]:
     """Images per second: ``batch`` prompts in one call, and 16 prompts one call each (after a
-    warm-up call, so one-off start-up costs are in neither)."""
+    warm-up call, so one-off start-up costs are in neither); the median of ``rounds`` rounds
+    that alternate the two, so a busy moment on the machine does not decide the ratio."""
     from unisandbox_query.sandbox.corpus import TEMPLATES
 
     requests = [GenerationRequest(TEMPLATES[0].format(p="3 red stars"), "normal", i) for i in range(batch)]
     model.batch_size = batch
     model.generate(requests[:2])
-    t0 = time.perf_counter()
-    model.generate(requests)
-    batched = len(requests) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for r in requests[:16]:
-        model.generate([r])
-    return batched, 16 / (time.perf_counter() - t0)
+    batched, single = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        model.generate(requests)
+        batched.append(len(requests) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for r in requests[:16]:
+            model.generate([r])
+        single.append(16 / (time.perf_counter() - t0))
+    return statistics.median(batched), statistics.median(single)
 
 
 def main() -> int:

@@ -153,6 +153,28 @@ def test_bfloat16_sampling_tracks_the_fp32_weights_and_is_never_saved(small, tmp
     assert torch.equal(_pixels(loaded.generate(reqs)), after)
 
 
+def test_bfloat16_copy_is_tuned_for_throughput_and_stays_close_at_every_batch_size(small):
+    """The bf16 copy uses the exact GELU and picks its attention by batch size; the fp32
+    denoiser (the one that trains and is saved) keeps the tanh GELU and the fused kernel."""
+    from diffusers.models.activations import GELU
+    from unisandbox_query.modeling_query_umm import BatchSizedAttention
+
+    umm = QueryUMM(SMALL, small.umm.tokenizer)
+    copy = umm.sampling_denoiser(torch.bfloat16)
+    gelus = [m for m in copy.modules() if isinstance(m, GELU)]
+    assert gelus and all(m.approximate == "none" for m in gelus)
+    assert all(m.approximate == "tanh" for m in umm.denoiser.modules() if isinstance(m, GELU))
+    assert all(isinstance(p, BatchSizedAttention) for p in copy.attn_processors.values())
+    assert not any(isinstance(p, BatchSizedAttention) for p in umm.denoiser.attn_processors.values())
+    fp32, bf16 = QueryModel(umm, source="t"), QueryModel(umm, source="t", precision="bfloat16")
+    reqs = [GenerationRequest("Draw 3 red stars.", "normal", s) for s in range(40)]  # >= threshold
+    assert (_pixels(bf16.generate(reqs)) - _pixels(fp32.generate(reqs))).abs().mean() < 2
+    few = BatchSizedAttention(threshold=32)
+    attn = next(m for m in copy.modules() if hasattr(m, "processor"))
+    x = torch.randn(4, 16, attn.query_dim, dtype=torch.bfloat16)
+    assert torch.allclose(few.plain(attn, x).float(), few(attn, x).float(), atol=0.05)
+
+
 def test_every_capability_runs_through_the_engine(small, tmp_path):
     config = RunConfig(model=Component("query-tiny"), tasks=(Component("math-1", {"world": "glyph", "n": 3}),),
                        judge=Component("glyph"), out=tmp_path / "run", batch_size=2)

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import PixArtTransformer2DModel
+from diffusers.models.activations import GELU
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -133,6 +135,24 @@ class QueryExpert(nn.Module):
                 return output
             return output + self.mask.to(output.dtype) * self.adapters[key](args[0])
         return add
+
+
+class BatchSizedAttention:
+    """The low-precision sampling copy's attention: PyTorch's fused kernel for a few images,
+    plain batched matrix products from ``threshold`` images up. On CPUs the fused bf16 kernel
+    takes about twice as long as the products at hundreds of images (16 image tokens, 8
+    condition tokens), while for one prompt the fused kernel is the quicker."""
+
+    def __init__(self, threshold: int = 32) -> None:
+        self.threshold = threshold
+        self.fused, self.plain = AttnProcessor2_0(), AttnProcessor()
+
+    def __call__(self, attn: nn.Module, hidden_states: torch.Tensor,
+                 encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None,
+                 temb: torch.Tensor | None = None) -> torch.Tensor:
+        processor = self.plain if hidden_states.shape[0] >= self.threshold else self.fused
+        return processor(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
 class QueryUMM(nn.Module):
@@ -277,7 +297,8 @@ class QueryUMM(nn.Module):
 
     def sampling_denoiser(self, dtype: torch.dtype = torch.float32) -> nn.Module:
         """The denoiser to sample with in ``dtype``: itself for fp32, else a copy in that dtype
-        with the current weights (re-copied on each call, so training never leaves it stale)."""
+        with the current weights (re-copied on each call, so training never leaves it stale),
+        tuned for throughput: exact GELU and attention by batch size (both below)."""
         if dtype == torch.float32:
             return self.denoiser
         copy = self._sampling_copies.get(dtype)
@@ -285,6 +306,12 @@ class QueryUMM(nn.Module):
             copy = PixArtTransformer2DModel(**self.config.denoiser)
             nn.Module.to(copy, device=self.device, dtype=dtype)  # diffusers' .to() warns
             copy.eval().requires_grad_(False)
+            for module in copy.modules():
+                if isinstance(module, GELU) and module.approximate == "tanh":
+                    # the exact GELU is within 5e-4 of the tanh form, below bf16's rounding
+                    # step (4e-3 at 1), and about 4x quicker in bf16 on CPUs
+                    module.approximate = "none"
+            copy.set_attn_processor(BatchSizedAttention())
             self._sampling_copies[dtype] = copy
         with torch.no_grad():  # parameters and buffers: the copy is the denoiser, in dtype
             for low, high in zip(itertools.chain(copy.parameters(), copy.buffers()),
