@@ -4,6 +4,8 @@
     .venv/bin/python bench/stars.py --checkpoint DIR     # any sandbox checkpoint folder
     .venv/bin/python bench/stars.py --only stars --variants curriculum,no_filter
     .venv/bin/python bench/stars.py --only stars --variants consistency,no_filter --stars-seeds 0,1,2 --n-test 200
+    .venv/bin/python bench/stars.py --only stars --variants distill --query-expert-rank 128 --n-test 200 \
+        --stars-args '{"n": 3000, "k": 1, "steps": 3000, "lr": 0.002, "batch_size": 32}'
 
 Injection: the TEST characters' corpus (``make_characters(..., split="test")`` + ``corpus``)
 goes into the understanding side with ``inject``; U on the injected facts (the corpus's own
@@ -14,8 +16,10 @@ prompts and is measured on held-out TEST math items (G-normal per level, before 
 variants: curriculum (filtered by the model's own understanding: the ``self`` judge's YES /
 NO verdict), no_filter (the rejection-sampling ablation), mixed (all levels at once), and on
 request consistency (the ``self`` judge's ``mode=consistency``: the model's own text answer
-against its own description of the candidate; consistency_mixed, the same in mixed order) and
-oracle_filter (the exact glyph parser as the
+against its own description of the candidate; consistency_mixed, the same in mixed order),
+distill and distill_no_filter (mixed order; stage III also matches the raw prompt's condition
+to the one that drew each accepted image, ``distill=1``; with and without the consistency
+filter; meant with ``--query-expert-rank``) and oracle_filter (the exact glyph parser as the
 filter: what self-training does when the filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
@@ -42,6 +46,10 @@ VARIANTS = {"curriculum": {"order": "curriculum"},
             # the model's own text answer against its own description of the candidate
             "consistency": {"order": "curriculum", "judge_args": {"mode": "consistency"}},
             "consistency_mixed": {"order": "mixed", "judge_args": {"mode": "consistency"}},
+            # stage III also distils the condition that drew each accepted image into the raw
+            # prompt (distill > 0; with --query-expert-rank the queries can compute in the LM)
+            "distill": {"order": "mixed", "judge_args": {"mode": "consistency"}, "distill": 1.0},
+            "distill_no_filter": {"order": "mixed", "no_filter": True, "distill": 1.0},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 

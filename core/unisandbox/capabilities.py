@@ -10,9 +10,10 @@ CHAT = "chat"  # text -> text
 QUERY_STATES = "query_states"  # hidden states of query tokens / last context position (probes)
 TRAIN_UNDERSTANDING = "train:understanding"  # text loss over the understanding parameters
 TRAIN_GENERATION = "train:generation"  # image loss over the generation parameters
+CONDITION = "condition"  # the generator's condition for a context (STARS's think distillation)
 
 KNOWN: frozenset[str] = frozenset(
-    {GENERATE, UNDERSTAND, CHAT, QUERY_STATES, TRAIN_UNDERSTANDING, TRAIN_GENERATION}
+    {GENERATE, UNDERSTAND, CHAT, QUERY_STATES, TRAIN_UNDERSTANDING, TRAIN_GENERATION, CONDITION}
 )
 
 

@@ -87,6 +87,14 @@ class Model:
         """Mean image loss (flow matching) of generating ``images`` from ``prompts``."""
         raise self._missing("train:generation")
 
+    def generation_condition(
+        self, prompts: Sequence[str], thinks: Sequence[str | None] | None = None
+    ) -> torch.Tensor:
+        """``[B, ...]``: what conditions the image generator for each prompt, after its
+        reasoning where ``thinks`` gives one; differentiable through the generation
+        parameters (STARS distils the think context's condition into the raw prompt's)."""
+        raise self._missing("condition")
+
     def save_pretrained(self, path: str | Path) -> None:
         """Write a checkpoint folder that this model's factory can load back."""
         raise self._missing("train:generation")

@@ -234,3 +234,71 @@ def test_stars_arguments_and_tasks_are_checked(tiny_model, tmp_path: Path) -> No
         StarsTrainer(tasks="unisandbox-file").train(tiny_model, tmp_path / "x")
     with pytest.raises(UserError, match=r"unknown judge .no-such-judge."):
         StarsTrainer(judge="no-such-judge", progress=False).train(tiny_model, tmp_path / "y")
+
+
+def raw_gap(model, prompts: list[str], teachers: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model.generation_condition(prompts) - teachers).pow(2).mean())
+
+
+def test_distill_teaches_the_raw_prompt_the_condition_that_drew_the_image(
+        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """distill > 0: the teachers are the model's own think-context conditions, computed once
+    before stage III trains; training pulls the raw prompt's condition toward them; a crash
+    inside stage III resumes with the same teachers to the same parameters."""
+    from safetensors.torch import load_file
+    from unisandbox_query.model import QueryModel
+
+    args = {**FAST, "tasks": "math-1", "no_filter": True, "distill": 100.0, "steps": 12,
+            "lr": 5e-3, "save_every": 4}
+    base = QueryModel.from_pretrained(tiny_checkpoint)
+    understanding = snapshot(base.trainable_parameters("understanding"))
+    straight = tmp_path / "straight"
+    StarsTrainer(**args).train(base, straight)
+    phase = straight / "round1-level1"
+    accepted = lines(phase / "accepted.jsonl")
+    teachers = load_file(str(phase / "teachers.safetensors"))["teachers"]
+    fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    prompts = [c["prompt"] for c in accepted]
+    with torch.no_grad():  # the condition that drew each image: prompt + the model's own reasoning
+        assert torch.allclose(teachers, fresh.generation_condition(prompts, [c["think"] for c in accepted]))
+    assert teachers.shape[0] == len(accepted) == 6
+    plain = QueryModel.from_pretrained(tiny_checkpoint)  # the same run without distill
+    StarsTrainer(**{**args, "distill": 0}).train(plain, tmp_path / "plain")
+    assert raw_gap(base, prompts, teachers) < 0.5 * raw_gap(plain, prompts, teachers)
+    assert identical(snapshot(base.trainable_parameters("understanding")), understanding)
+    assert json.loads((phase / "stage3.done").read_text())["distill"] == 100.0
+    assert json.loads((straight / "trainer.json").read_text())["arguments"]["distill"] == 100.0
+    assert "distill" not in json.loads((tmp_path / "plain" / "trainer.json").read_text())["arguments"]
+
+    model = QueryModel.from_pretrained(tiny_checkpoint)
+    calls = {"n": 0}
+    original = model.generation_condition
+
+    def failing(*a, **kw):  # the 1 teacher chunk, then training's steps 0..5: dies in step 5
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("simulated crash")
+        return original(*a, **kw)
+
+    monkeypatch.setattr(model, "generation_condition", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        StarsTrainer(**args).train(model, tmp_path / "crashed")
+    monkeypatch.undo()
+    crashed = tmp_path / "crashed" / "round1-level1"
+    kept = (crashed / "teachers.safetensors").read_bytes()
+    assert json.loads((crashed / "train" / "state" / "latest.json").read_text()) == {"step": 4}
+    resumed = QueryModel.from_pretrained(tiny_checkpoint)
+    StarsTrainer(**args).train(resumed, tmp_path / "crashed")
+    assert (crashed / "teachers.safetensors").read_bytes() == kept
+    assert identical(snapshot(resumed.trainable_parameters("generation")),
+                     snapshot(base.trainable_parameters("generation")))
+
+
+def test_distill_needs_the_condition_capability(tiny_model, tmp_path: Path) -> None:
+    tiny_model.capabilities = tiny_model.capabilities - {"condition"}
+    with pytest.raises(UserError, match="distill needs a model with the 'condition' capability"):
+        StarsTrainer(**FAST, distill=0.5).train(tiny_model, tmp_path / "x")
+    for bad in (-1, "a", True, float("nan")):
+        with pytest.raises(ValueError, match="distill must be a number >= 0"):
+            StarsTrainer(distill=bad)

@@ -8,15 +8,11 @@ from typing import Any
 
 import torch
 from PIL.Image import Image
-from unisandbox import capabilities as caps
 from unisandbox.protocols import Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
 from .modeling_query_umm import QueryUMM
-
-CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_STATES,
-                          caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION})
-
+from .plugin import CAPABILITIES  # one list: the spec the registry shows and the class agree
 
 #: sampling precisions a user can name (``--model-arg precision=...``) and their dtypes
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -158,6 +154,14 @@ class QueryModel(Model):
         contexts = [self.umm.generation_context(p) for p in prompts]
         generator = torch.Generator().manual_seed(seed)
         return self.umm.flow_loss(contexts, self.umm.pixels(images), generator)
+
+    def generation_condition(self, prompts: Sequence[str],
+                             thinks: Sequence[str | None] | None = None) -> torch.Tensor:
+        """The connector's output for each context ``[B, queries, width]`` (gradients flow
+        when the caller enables them)."""
+        thinks = [None] * len(prompts) if thinks is None else thinks
+        return self.umm.condition([self.umm.generation_context(p, t)
+                                   for p, t in zip(prompts, thinks, strict=True)])
 
     def save_pretrained(self, path: str | Path) -> None:
         self.umm.save_pretrained(path)

@@ -13,6 +13,8 @@ Folder::
         accepted.jsonl                the candidates kept
         acceptance.json               rates per task and level (and filter precision vs audit)
         stage2.done
+        teachers.safetensors          stage III with distill > 0: the condition that drew each
+                                      training image (computed before training, kept for resuming)
         train/                        stage III: finetune.py's folder (metrics, state, model/)
         stage3.done
     summary.json, model/, done.json   after the last phase
@@ -37,6 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from unisandbox import capabilities as caps
 from unisandbox.distributed import get_dist
 from unisandbox.errors import UserError
 from unisandbox.factories import accepted_arguments, build, judge_task_context
@@ -95,6 +101,10 @@ class StarsRun:
         self._audit: Judge | None = None
         self.tasks = self._build_tasks()
         self._check_judges()
+        if trainer.distill and caps.CONDITION not in model.capabilities:
+            raise UserError(f"distill needs a model with the {caps.CONDITION!r} capability (the "
+                            f"generator's condition for a context); {type(model).__name__} "
+                            "does not declare it")
 
     # --- set-up -------------------------------------------------------------------------
     def _build_tasks(self) -> list[Task]:
@@ -339,12 +349,13 @@ class StarsRun:
         done = folder / "stage3.done"
         if done.is_file() and _read_json(done).get("skipped"):
             return _read_json(done)
-        examples: list[tuple[str, Path]] = []
+        examples: list[tuple[str, Path, str | None]] = []
         digest = hashlib.sha256()
         for source in sources or [phase]:
             path = self.out / source.name / "accepted.jsonl"
             digest.update(source.name.encode() + b"\0" + path.read_bytes())
-            examples += [(c["prompt"], path.parent / c["image"]) for c in JsonlLog(path).read()]
+            examples += [(c["prompt"], path.parent / c["image"], c.get("think"))
+                         for c in JsonlLog(path).read()]
         if not examples:
             result = {"skipped": "no accepted candidates", "steps": 0}
             if self.dist.is_main:
@@ -361,18 +372,59 @@ class StarsRun:
         options = attrs.evolve(self.t.options, steps=steps,
                                 seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
         model = self.model
+        weight = self.t.distill
+        teachers = self._teachers(folder, examples, digest.hexdigest()) if weight else None
+        if weight:
+            digest.update(f"distill={weight}".encode())
 
-        def loss_fn(batch: Sequence[tuple[str, Path]], seed: int) -> Any:
-            return model.generation_loss([p for p, _ in batch], [_image(i) for _, i in batch], seed)
+        def loss_fn(batch: Sequence[int], seed: int) -> Any:
+            prompts = [examples[i][0] for i in batch]
+            loss = model.generation_loss(prompts, [_image(examples[i][1]) for i in batch], seed)
+            if teachers is not None:
+                condition = model.generation_condition(prompts)
+                gap = condition - teachers[list(batch)].to(condition.device)
+                loss = loss + weight * gap.pow(2).mean()
+            return loss
 
-        metrics = finetune(model, "generation", examples, loss_fn, options, folder / "train",
+        metrics = finetune(model, "generation", range(len(examples)), loss_fn, options, folder / "train",
                            data_key=digest.hexdigest(),
                            desc=f"{phase.name} III train", progress=self.t.progress,
                            log=self.log)
+        if weight:
+            metrics = {**metrics, "distill": weight}
         if self.dist.is_main and not done.is_file():
             atomic_write_json(done, metrics)
         self.dist.barrier()
         return metrics
+
+    def _teachers(self, folder: Path, examples: Sequence[tuple[str, Path, str | None]],
+                  key: str) -> torch.Tensor:
+        """The condition that drew each training image: the model's condition for the prompt
+        and its own reasoning, as the model stands before this stage III trains it. Computed
+        once and kept in ``teachers.safetensors``: a resumed stage III has trained parameters
+        already and must not compute them again."""
+        path = folder / "teachers.safetensors"
+        if self.dist.is_main and (not path.is_file() or _teachers_key(path) != key):
+            chunks = []
+            bar = _bar(len(examples), f"{folder.name} III teachers", self.t.progress)
+            with torch.no_grad():
+                for start in range(0, len(examples), self.t.gen_batch):
+                    chunk = examples[start : start + self.t.gen_batch]
+                    chunks.append(self.model.generation_condition([p for p, _, _ in chunk],
+                                                                  [t for _, _, t in chunk]))
+                    bar.update(len(chunk))
+            bar.close()
+            tmp = path.with_name(f".{path.name}.tmp")
+            save_file({"teachers": torch.cat(chunks).float().contiguous().cpu()}, str(tmp),
+                      metadata={"key": key})
+            tmp.replace(path)
+        self.dist.barrier()
+        return load_file(str(path))["teachers"]
+
+
+def _teachers_key(path: Path) -> str | None:
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("key")
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ I.   for the TRAIN-split prompts of the tasks, generate ``k`` candidates each in
 II.  judge each candidate (default ``self``: the model's own understanding) and keep the
      accepted ones (``no_filter=true`` keeps all: the rejection-sampling ablation);
 III. fine-tune the generation parameters on (raw prompt -> accepted image), without the
-     thinking text; the understanding side stays bit-identical.
+     thinking text; the understanding side stays bit-identical. With ``distill > 0`` the raw
+     prompt also learns the condition that drew the accepted image (the model's condition
+     for the prompt with its own reasoning; models with the ``condition`` capability).
 
 This module only checks the arguments (the CLI imports it at start-up); the stages live in
 pipeline.py. See docs/trainers.md for the folder layout and every argument.
@@ -42,7 +44,7 @@ class StarsTrainer(Trainer):
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
-                 progress: bool = True) -> None:
+                 distill: float = 0.0, progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
         self.k = _positive_int("k", k)
@@ -76,6 +78,10 @@ class StarsTrainer(Trainer):
             raise ValueError(f"max_epochs must be a positive number (or null), got {max_epochs!r}")
         self.max_epochs = max_epochs
         self.gen_batch = _positive_int("gen_batch", gen_batch)
+        number = isinstance(distill, (int, float)) and not isinstance(distill, bool)
+        if not number or not 0 <= distill < float("inf"):
+            raise ValueError(f"distill must be a number >= 0 (0: off), got {distill!r}")
+        self.distill = float(distill)
         self.progress = bool(progress)
 
     def arguments(self) -> dict[str, Any]:
@@ -85,7 +91,9 @@ class StarsTrainer(Trainer):
                 "audit_judge": self.audit_judge, "no_filter": self.no_filter,
                 "order": self.order, "replay": self.replay, "rounds": self.rounds, "options": self.options.to_json(),
                 "max_epochs": self.max_epochs,
-                "gen_batch": self.gen_batch}
+                "gen_batch": self.gen_batch,
+                # only when on: run folders written before the option existed still resume
+                **({"distill": self.distill} if self.distill else {})}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
         from .pipeline import StarsRun
