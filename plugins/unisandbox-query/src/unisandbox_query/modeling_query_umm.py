@@ -309,7 +309,7 @@ class QueryUMM(nn.Module):
             for module in copy.modules():
                 if isinstance(module, GELU) and module.approximate == "tanh":
                     # the exact GELU is within 5e-4 of the tanh form, below bf16's rounding
-                    # step (4e-3 at 1), and about 4x quicker in bf16 on CPUs
+                    # step (4e-3 at 1), and 4x quicker in bf16 on the CPU measured (docs)
                     module.approximate = "none"
             copy.set_attn_processor(BatchSizedAttention())
             self._sampling_copies[dtype] = copy
