@@ -82,9 +82,17 @@ class Model:
         raise self._missing("train:understanding")
 
     def generation_loss(
-        self, prompts: Sequence[str], images: Sequence[Image], seed: int = 0
+        self,
+        prompts: Sequence[str],
+        images: Sequence[Image],
+        seed: int = 0,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean image loss (flow matching) of generating ``images`` from ``prompts``."""
+        """Mean image loss (flow matching) of generating ``images`` from ``prompts``.
+
+        ``condition`` (models with the ``condition`` capability): ``generation_condition(
+        prompts)`` as the caller already computed it, with its gradients; the loss uses it
+        instead of running the language model over the prompts a second time."""
         raise self._missing("train:generation")
 
     def generation_condition(

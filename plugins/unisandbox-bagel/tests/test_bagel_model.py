@@ -151,6 +151,8 @@ def test_training_hooks_touch_only_their_part(tiny_checkpoint: Path, fast) -> No
     assert net.language_model.model.layers[0].mlp_moe_gen.up_proj.weight.grad is not None
     assert torch.equal(gloss.detach(), tiny_model.generation_loss(["draw a star", "draw a cat"],
                                                                   [image, image], seed=4).detach())
+    with pytest.raises(CapabilityError, match="condition"):  # no generation_condition to hand back
+        tiny_model.generation_loss(["draw a star"], [image], condition=torch.zeros(1, 4))
     net.zero_grad(set_to_none=True)
 
 

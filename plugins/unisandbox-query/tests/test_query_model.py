@@ -204,6 +204,30 @@ def test_training_losses_touch_only_their_part(small):
     assert any(p.grad is not None for p in model.trainable_parameters("generation"))
 
 
+def test_generation_loss_reuses_a_condition_the_caller_computed(small, monkeypatch):
+    """STARS's distillation hands the loss the condition it already has: the same loss and
+    gradients as computing it inside, with one language-model pass instead of two."""
+    model = QueryModel(QueryUMM(SMALL, small.umm.tokenizer), source="test")
+    prompts = ["Draw 3 red stars.", "Draw as many blue rings as 2 + 2."]
+    images = [render({"kind": "star", "colour": "red", "count": 3}),
+              render({"kind": "ring", "colour": "blue", "count": 4})]
+    params = model.trainable_parameters("generation")
+    loss = model.generation_loss(prompts, images, seed=5)
+    inside = torch.autograd.grad(loss, params, allow_unused=True)
+    passes = []
+    original = model.umm.query_hidden
+    monkeypatch.setattr(model.umm, "query_hidden", lambda c: passes.append(c) or original(c))
+    given = model.generation_loss(prompts, images, seed=5,
+                                  condition=model.generation_condition(prompts))
+    outside = torch.autograd.grad(given, params, allow_unused=True)
+    assert len(passes) == 1
+    assert torch.allclose(given, loss, atol=1e-6)
+    for a, b in zip(inside, outside, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_learning_happens_with_a_reduced_recipe(small):
     """A few dozen steps on two direct prompts and one fact: both losses fall a lot."""
     torch.manual_seed(1)

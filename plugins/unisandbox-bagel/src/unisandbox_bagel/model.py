@@ -296,10 +296,13 @@ class BagelModel(Model):
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                lab_t.to(logits.device).reshape(-1), ignore_index=-100)
 
-    def generation_loss(self, prompts: Sequence[str], images: Sequence[Image], seed: int = 0) -> torch.Tensor:
+    def generation_loss(self, prompts: Sequence[str], images: Sequence[Image], seed: int = 0,
+                        condition: torch.Tensor | None = None) -> torch.Tensor:
         """Flow-matching velocity loss on VAE latents, as the reference trains it: t = shift(
         sigmoid(N(0,1))), x_t = (1 - t) x_0 + t noise, target noise - x_0. All randomness
         (posterior sample, times, noise) comes from one generator seeded with ``seed``."""
+        if condition is not None:
+            raise self._missing("condition")
         if len(prompts) != len(images):
             raise ValueError(f"{len(prompts)} prompts for {len(images)} images")
         net = self.net

@@ -150,10 +150,10 @@ class QueryModel(Model):
         return self.umm.text_loss(prompts, answers)
 
     def generation_loss(self, prompts: Sequence[str], images: Sequence[Image],
-                        seed: int = 0) -> torch.Tensor:
+                        seed: int = 0, condition: torch.Tensor | None = None) -> torch.Tensor:
         contexts = [self.umm.generation_context(p) for p in prompts]
         generator = torch.Generator().manual_seed(seed)
-        return self.umm.flow_loss(contexts, self.umm.pixels(images), generator)
+        return self.umm.flow_loss(contexts, self.umm.pixels(images), generator, condition)
 
     def generation_condition(self, prompts: Sequence[str],
                              thinks: Sequence[str | None] | None = None) -> torch.Tensor:

@@ -379,12 +379,14 @@ class StarsRun:
 
         def loss_fn(batch: Sequence[int], seed: int) -> Any:
             prompts = [examples[i][0] for i in batch]
-            loss = model.generation_loss(prompts, [_image(examples[i][1]) for i in batch], seed)
-            if teachers is not None:
-                condition = model.generation_condition(prompts)
-                gap = condition - teachers[list(batch)].to(condition.device)
-                loss = loss + weight * gap.pow(2).mean()
-            return loss
+            images = [_image(examples[i][1]) for i in batch]
+            if teachers is None:
+                return model.generation_loss(prompts, images, seed)
+            # one LM pass serves both terms: the image loss reuses the condition it distils
+            condition = model.generation_condition(prompts)
+            gap = condition - teachers[list(batch)].to(condition.device)
+            return (model.generation_loss(prompts, images, seed, condition=condition)
+                    + weight * gap.pow(2).mean())
 
         metrics = finetune(model, "generation", range(len(examples)), loss_fn, options, folder / "train",
                            data_key=digest.hexdigest(),
