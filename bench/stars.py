@@ -5,7 +5,7 @@
     .venv/bin/python bench/stars.py --only stars --variants curriculum,no_filter
     .venv/bin/python bench/stars.py --only stars --variants consistency,no_filter --stars-seeds 0,1,2 --n-test 200
     .venv/bin/python bench/stars.py --only stars --variants distill --query-expert-rank 128 --n-test 200 \
-        --stars-args '{"n": 3000, "k": 1, "steps": 3000, "lr": 0.002, "batch_size": 32}'
+        --stars-args '{"n": 3000, "k": 1, "steps": 3000, "lr": 0.002, "batch_size": 32}' --n-train-eval 200
 
 Injection: the TEST characters' corpus (``make_characters(..., split="test")`` + ``corpus``)
 goes into the understanding side with ``inject``; U on the injected facts (the corpus's own
@@ -19,7 +19,7 @@ request consistency (the ``self`` judge's ``mode=consistency``: the model's own 
 against its own description of the candidate; consistency_mixed, the same in mixed order),
 distill and distill_no_filter (mixed order; stage III also matches the raw prompt's condition
 to the one that drew each accepted image, ``distill=1``; with and without the consistency
-filter; meant with ``--query-expert-rank``) and oracle_filter (the exact glyph parser as the
+filter; meant with ``--query-expert-rank``), distill_curriculum (distill, levels 1 -> 2 -> 3) and oracle_filter (the exact glyph parser as the
 filter: what self-training does when the filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
@@ -50,6 +50,8 @@ VARIANTS = {"curriculum": {"order": "curriculum"},
             # prompt (distill > 0; with --query-expert-rank the queries can compute in the LM)
             "distill": {"order": "mixed", "judge_args": {"mode": "consistency"}, "distill": 1.0},
             "distill_no_filter": {"order": "mixed", "no_filter": True, "distill": 1.0},
+            "distill_curriculum": {"order": "curriculum", "judge_args": {"mode": "consistency"},
+                                   "distill": 1.0},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 
@@ -163,6 +165,11 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               **{**VARIANTS[variant], **extra, **seeded}).train(model, out / name)
         seconds = time.perf_counter() - t0
         after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")
+        trained = None
+        if args.n_train_eval:  # the first items of the prompts it trained on (the same generator)
+            trained = evaluate(model, result.checkpoint, MATH,
+                               {**task_args, "split": "train", "n": args.n_train_eval, "seed": seed},
+                               ("normal",), out / f"eval-train-{name}")
         summary = json.loads((out / name / "summary.json").read_text())
         acceptance = {phase: {"rate": p["acceptance"]["rate"],
                               "precision": p["acceptance"].get("precision"),
@@ -170,7 +177,8 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               "by_level": {lv: c["rate"] for lv, c in p["by_level"].items()},
                               "seconds": p.get("seconds", {})}
                       for phase, p in summary["phases"].items()}
-        figures["stars"]["variants"][name] = {"after": after, "seconds": round(seconds, 1),
+        figures["stars"]["variants"][name] = {"after": after, "trained_items": trained,
+                                              "seconds": round(seconds, 1),
                                               "object_and_count": object_and_count(out / f"eval-{name}"),
                                               "metrics": result.metrics, "acceptance": acceptance}
         print(f"\n{name}: {seconds:.0f} s, {result.metrics['candidates']} candidates, "
@@ -188,6 +196,13 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                for n in runs]
         print(f"{task:16} {pct(before[task]['understanding']):>6} {pct(before[task]['think']):>6} "
               f"{pct(before[task]['normal']):>7} " + " ".join(f"{r:>17}" for r in row))
+    if args.n_train_eval:
+        print(f"\nG-normal on the first {args.n_train_eval} TRAIN prompts per level (what stage III "
+              "trained on, where the filter accepted them) against the held-out test items")
+        for task in MATH:
+            cells = [f"{pct(figures['stars']['variants'][n]['trained_items'][task]['normal'])} /"
+                     f"{pct(figures['stars']['variants'][n]['after'][task]['normal'])}" for n in runs]
+            print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
     figures["stars"]["base_object_and_count"] = object_and_count(out / "eval-base")
     print("\nWhat G-normal got right: the object (kind and colour) / the count when the object was "
           "right (chance 20.0)")
@@ -241,6 +256,9 @@ def main() -> int:
     ap.add_argument("--variants", default="curriculum,no_filter,mixed",
                     help="STARS variants: " + ", ".join(VARIANTS))
     ap.add_argument("--n-test", type=int, default=50, help="held-out test items per math level")
+    ap.add_argument("--n-train-eval", type=int, default=0, help="also measure G-normal after STARS "
+                    "on the first N train prompts per level, the ones it trained on (memorised vs "
+                    "generalised; 0: off)")
     ap.add_argument("--n-characters", type=int, default=10, help="test characters to inject")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')
