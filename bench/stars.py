@@ -19,8 +19,9 @@ request consistency (the ``self`` judge's ``mode=consistency``: the model's own 
 against its own description of the candidate; consistency_mixed, the same in mixed order),
 distill and distill_no_filter (mixed order; stage III also matches the raw prompt's condition
 to the one that drew each accepted image, ``distill=1``; with and without the consistency
-filter; meant with ``--query-expert-rank``), distill_curriculum (distill, levels 1 -> 2 -> 3) and oracle_filter (the exact glyph parser as the
-filter: what self-training does when the filter is perfect). An
+filter; meant with ``--query-expert-rank``), distill_curriculum (distill, levels 1 -> 2 ->
+3) and oracle_filter (the exact glyph parser as the filter: what self-training does when the
+filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
 """
