@@ -20,7 +20,8 @@ against its own description of the candidate; consistency_mixed, the same in mix
 distill and distill_no_filter (mixed order; stage III also matches the raw prompt's condition
 to the one that drew each accepted image, ``distill=1``; with and without the consistency
 filter; meant with ``--query-expert-rank``), distill_curriculum (distill, levels 1 -> 2 ->
-3) and oracle_filter (the exact glyph parser as the filter: what self-training does when the
+3), distill_keep_think (distill, and ``keep_think=1``: the think context's condition held
+where it was) and oracle_filter (the exact glyph parser as the filter: what self-training does when the
 filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
@@ -53,6 +54,9 @@ VARIANTS = {"curriculum": {"order": "curriculum"},
             "distill_no_filter": {"order": "mixed", "no_filter": True, "distill": 1.0},
             "distill_curriculum": {"order": "curriculum", "judge_args": {"mode": "consistency"},
                                    "distill": 1.0},
+            # the same, and the prompt with its reasoning keeps the condition it gave (think mode)
+            "distill_keep_think": {"order": "mixed", "judge_args": {"mode": "consistency"},
+                                   "distill": 1.0, "keep_think": 1.0},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 
@@ -166,6 +170,10 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               **{**VARIANTS[variant], **extra, **seeded}).train(model, out / name)
         seconds = time.perf_counter() - t0
         after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")
+        think = None
+        if args.think_after:  # does the trained generator still read the plan of a reasoning?
+            think = evaluate(model, result.checkpoint, MATH, task_args, ("think",),
+                             out / f"eval-think-after-{name}")
         trained = None
         if args.n_train_eval:  # the first items of the prompts it trained on (the same generator)
             trained = evaluate(model, result.checkpoint, MATH,
@@ -179,6 +187,7 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               "seconds": p.get("seconds", {})}
                       for phase, p in summary["phases"].items()}
         figures["stars"]["variants"][name] = {"after": after, "trained_items": trained,
+                                              "think_after": think,
                                               "seconds": round(seconds, 1),
                                               "object_and_count": object_and_count(out / f"eval-{name}"),
                                               "metrics": result.metrics, "acceptance": acceptance}
@@ -197,6 +206,12 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                for n in runs]
         print(f"{task:16} {pct(before[task]['understanding']):>6} {pct(before[task]['think']):>6} "
               f"{pct(before[task]['normal']):>7} " + " ".join(f"{r:>17}" for r in row))
+    if args.think_after:
+        print("\nG-think after STARS (before: " + " / ".join(pct(before[t]["think"]).strip() for t in MATH)
+              + ")")
+        for task in MATH:
+            cells = [pct(figures["stars"]["variants"][n]["think_after"][task]["think"]) for n in runs]
+            print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
     if args.n_train_eval:
         print(f"\nG-normal on the first {args.n_train_eval} TRAIN prompts per level (what stage III "
               "trained on, where the filter accepted them) against the held-out test items")
@@ -260,6 +275,8 @@ def main() -> int:
     ap.add_argument("--n-train-eval", type=int, default=0, help="also measure G-normal after STARS "
                     "on the first N train prompts per level, the ones it trained on (memorised vs "
                     "generalised; 0: off)")
+    ap.add_argument("--think-after", action="store_true", help="also measure G-think after "
+                    "STARS (stage III trains on raw prompts only; this says what it did to think mode)")
     ap.add_argument("--n-characters", type=int, default=10, help="test characters to inject")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--inject-args", help='JSON object of inject arguments, e.g. {"epochs": 20}')

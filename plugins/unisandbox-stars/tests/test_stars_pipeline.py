@@ -295,10 +295,46 @@ def test_distill_teaches_the_raw_prompt_the_condition_that_drew_the_image(
                      snapshot(base.trainable_parameters("generation")))
 
 
+def test_keep_think_holds_the_think_context_condition_where_it_was(
+        tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """keep_think > 0: stage III also holds the condition for the prompt *with* its reasoning
+    where it was before training (the image-only run moves it), so the generator keeps
+    reading the plan; the generation side still trains; trainer.json and stage3.done record
+    the weight."""
+    from safetensors.torch import load_file
+    from unisandbox_query.model import QueryModel
+
+    args = {**FAST, "tasks": "math-1", "no_filter": True, "steps": 12, "lr": 5e-3}
+    drifted = QueryModel.from_pretrained(tiny_checkpoint)
+    StarsTrainer(**args).train(drifted, tmp_path / "drifted")
+    kept = QueryModel.from_pretrained(tiny_checkpoint)
+    StarsTrainer(**args, keep_think=100.0).train(kept, tmp_path / "kept")
+    phase = tmp_path / "kept" / "round1-level1"
+    accepted = lines(phase / "accepted.jsonl")
+    teachers = load_file(str(phase / "teachers.safetensors"))["teachers"]
+    prompts, thinks = [c["prompt"] for c in accepted], [c["think"] for c in accepted]
+
+    def think_gap(model) -> float:
+        with torch.no_grad():
+            return float((model.generation_condition(prompts, thinks) - teachers).pow(2).mean())
+
+    assert think_gap(kept) < 0.1 * think_gap(drifted)  # measured: 0.0003 against 0.13
+    fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    assert not identical(snapshot(kept.trainable_parameters("generation")),
+                         snapshot(fresh.trainable_parameters("generation")))
+    assert json.loads((phase / "stage3.done").read_text())["keep_think"] == 100.0
+    assert json.loads((tmp_path / "kept" / "trainer.json").read_text())["arguments"]["keep_think"] == 100.0
+    assert "keep_think" not in json.loads((tmp_path / "drifted" / "trainer.json").read_text())["arguments"]
+
+
 def test_distill_needs_the_condition_capability(tiny_model, tmp_path: Path) -> None:
     tiny_model.capabilities = tiny_model.capabilities - {"condition"}
     with pytest.raises(UserError, match="distill needs a model with the 'condition' capability"):
         StarsTrainer(**FAST, distill=0.5).train(tiny_model, tmp_path / "x")
+    with pytest.raises(UserError, match="keep_think needs a model with the 'condition' capability"):
+        StarsTrainer(**FAST, keep_think=1).train(tiny_model, tmp_path / "y")
     for bad in (-1, "a", True, float("nan")):
         with pytest.raises(ValueError, match="distill must be a number >= 0"):
             StarsTrainer(distill=bad)
+        with pytest.raises(ValueError, match="keep_think must be a number >= 0"):
+            StarsTrainer(keep_think=bad)

@@ -13,7 +13,7 @@ Folder::
         accepted.jsonl                the candidates kept
         acceptance.json               rates per task and level (and filter precision vs audit)
         stage2.done
-        teachers.safetensors          stage III with distill > 0: the condition that drew each
+        teachers.safetensors          stage III with distill or keep_think > 0: the condition that drew each
                                       training image (computed before training, kept for resuming)
         train/                        stage III: finetune.py's folder (metrics, state, model/)
         stage3.done
@@ -101,10 +101,11 @@ class StarsRun:
         self._audit: Judge | None = None
         self.tasks = self._build_tasks()
         self._check_judges()
-        if trainer.distill and caps.CONDITION not in model.capabilities:
-            raise UserError(f"distill needs a model with the {caps.CONDITION!r} capability (the "
-                            f"generator's condition for a context); {type(model).__name__} "
-                            "does not declare it")
+        for name in ("distill", "keep_think"):
+            if getattr(trainer, name) and caps.CONDITION not in model.capabilities:
+                raise UserError(f"{name} needs a model with the {caps.CONDITION!r} capability (the "
+                                f"generator's condition for a context); {type(model).__name__} "
+                                "does not declare it")
 
     # --- set-up -------------------------------------------------------------------------
     def _build_tasks(self) -> list[Task]:
@@ -372,10 +373,12 @@ class StarsRun:
         options = attrs.evolve(self.t.options, steps=steps,
                                 seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
         model = self.model
-        weight = self.t.distill
-        teachers = self._teachers(folder, examples, digest.hexdigest()) if weight else None
+        weight, keep = self.t.distill, self.t.keep_think
+        teachers = self._teachers(folder, examples, digest.hexdigest()) if weight or keep else None
         if weight:
             digest.update(f"distill={weight}".encode())
+        if keep:
+            digest.update(f"keep_think={keep}".encode())
 
         def loss_fn(batch: Sequence[int], seed: int) -> Any:
             prompts = [examples[i][0] for i in batch]
@@ -384,16 +387,21 @@ class StarsRun:
                 return model.generation_loss(prompts, images, seed)
             # one LM pass serves both terms: the image loss reuses the condition it distils
             condition = model.generation_condition(prompts)
-            gap = condition - teachers[list(batch)].to(condition.device)
-            return (model.generation_loss(prompts, images, seed, condition=condition)
-                    + weight * gap.pow(2).mean())
+            target = teachers[list(batch)].to(condition.device)
+            loss = model.generation_loss(prompts, images, seed, condition=condition)
+            if weight:
+                loss = loss + weight * (condition - target).pow(2).mean()
+            if keep:  # the prompt with its reasoning still gives the condition it gave
+                thought = model.generation_condition(prompts, [examples[i][2] for i in batch])
+                loss = loss + keep * (thought - target).pow(2).mean()
+            return loss
 
         metrics = finetune(model, "generation", range(len(examples)), loss_fn, options, folder / "train",
                            data_key=digest.hexdigest(),
                            desc=f"{phase.name} III train", progress=self.t.progress,
                            log=self.log)
-        if weight:
-            metrics = {**metrics, "distill": weight}
+        metrics = {**metrics, **({"distill": weight} if weight else {}),
+                   **({"keep_think": keep} if keep else {})}
         if self.dist.is_main and not done.is_file():
             atomic_write_json(done, metrics)
         self.dist.barrier()

@@ -9,7 +9,9 @@ II.  judge each candidate (default ``self``: the model's own understanding) and 
 III. fine-tune the generation parameters on (raw prompt -> accepted image), without the
      thinking text; the understanding side stays bit-identical. With ``distill > 0`` the raw
      prompt also learns the condition that drew the accepted image (the model's condition
-     for the prompt with its own reasoning; models with the ``condition`` capability).
+     for the prompt with its own reasoning; models with the ``condition`` capability). With
+     ``keep_think > 0`` the condition for the prompt *with* its reasoning is held where it was
+     (trained on raw prompts only, the generator otherwise stops reading the plan).
 
 This module only checks the arguments (the CLI imports it at start-up); the stages live in
 pipeline.py. See docs/trainers.md for the folder layout and every argument.
@@ -44,7 +46,7 @@ class StarsTrainer(Trainer):
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
-                 distill: float = 0.0, progress: bool = True) -> None:
+                 distill: float = 0.0, keep_think: float = 0.0, progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
         self.k = _positive_int("k", k)
@@ -78,10 +80,8 @@ class StarsTrainer(Trainer):
             raise ValueError(f"max_epochs must be a positive number (or null), got {max_epochs!r}")
         self.max_epochs = max_epochs
         self.gen_batch = _positive_int("gen_batch", gen_batch)
-        number = isinstance(distill, (int, float)) and not isinstance(distill, bool)
-        if not number or not 0 <= distill < float("inf"):
-            raise ValueError(f"distill must be a number >= 0 (0: off), got {distill!r}")
-        self.distill = float(distill)
+        self.distill = _weight("distill", distill)
+        self.keep_think = _weight("keep_think", keep_think)
         self.progress = bool(progress)
 
     def arguments(self) -> dict[str, Any]:
@@ -93,9 +93,18 @@ class StarsTrainer(Trainer):
                 "max_epochs": self.max_epochs,
                 "gen_batch": self.gen_batch,
                 # only when on: run folders written before the option existed still resume
-                **({"distill": self.distill} if self.distill else {})}
+                **({"distill": self.distill} if self.distill else {}),
+                **({"keep_think": self.keep_think} if self.keep_think else {})}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
         from .pipeline import StarsRun
 
         return StarsRun(self, model, out_dir).run()
+
+
+def _weight(name: str, value: Any) -> float:
+    """A loss weight: a finite number >= 0, where 0 turns the term off."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a number >= 0 (0: off), got {value!r}")
+    return float(value)
