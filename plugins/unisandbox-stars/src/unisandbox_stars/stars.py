@@ -25,7 +25,7 @@ from typing import Any
 from unisandbox.protocols import Model, Trainer, TrainResult
 
 from .common import json_arg, name_list
-from .options import FinetuneOptions, _positive_int
+from .options import FinetuneOptions, _number, _positive_int
 
 ORDERS = ("curriculum", "mixed")
 DEFAULT_TASKS = ("math-1", "math-2", "math-3")
@@ -104,7 +104,10 @@ class StarsTrainer(Trainer):
 
 def _weight(name: str, value: Any) -> float:
     """A loss weight: a finite number >= 0, where 0 turns the term off."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not 0 <= value < float("inf"):
+    try:
+        weight = _number(name, value)
+    except ValueError:
+        weight = -1.0
+    if weight < 0:
         raise ValueError(f"{name} must be a number >= 0 (0: off), got {value!r}")
-    return float(value)
+    return weight
