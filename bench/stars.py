@@ -6,6 +6,7 @@
     .venv/bin/python bench/stars.py --only stars --variants consistency,no_filter --stars-seeds 0,1,2 --n-test 200
     .venv/bin/python bench/stars.py --only stars --variants distill --query-expert-rank 128 --n-test 200 \
         --stars-args '{"n": 3000, "k": 1, "steps": 3000, "lr": 0.002, "batch_size": 32}' --n-train-eval 200
+    .venv/bin/python bench/stars.py --only stars --variants distill,distill_no_filter --shared-candidates ...
 
 Injection: the TEST characters' corpus (``make_characters(..., split="test")`` + ``corpus``)
 goes into the understanding side with ``inject``; U on the injected facts (the corpus's own
@@ -162,12 +163,19 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
     figures["stars"] = {"base": before, "variants": {}}
     extra = json.loads(args.stars_args) if args.stars_args else {}
     runs = stars_runs(args.variants, args.stars_seeds)
+    first: dict[int, str] = {}  # per seed, the run whose candidates the others copy
     for name, (variant, seed) in runs.items():
         model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank)
         t0 = time.perf_counter()
         seeded = {"seed": seed, "task_seed": seed} if seed else {}
+        shared = {}
+        if args.shared_candidates:
+            if seed in first:
+                shared = {"candidates_from": str(out / first[seed])}
+            else:
+                first[seed] = name
         result = StarsTrainer(audit_judge="glyph", progress=sys.stderr.isatty(),
-                              **{**VARIANTS[variant], **extra, **seeded}).train(model, out / name)
+                              **{**VARIANTS[variant], **extra, **seeded, **shared}).train(model, out / name)
         seconds = time.perf_counter() - t0
         after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")
         think = None
@@ -284,6 +292,9 @@ def main() -> int:
     ap.add_argument("--stars-seeds", default="0", help="STARS seeds (seed and task_seed), e.g. 0,1,2: "
                     "every variant runs once per seed, and every two variants' pooled G-normal are "
                     "compared over the seeds (paired)")
+    ap.add_argument("--shared-candidates", action="store_true", help="the variants after the "
+                    "first copy its stage-I candidates (stars candidates_from; per seed, first "
+                    "phase): a filter ablation on the very same images, and no second stage I")
     ap.add_argument("--threads", type=int, help="torch threads")
     ap.add_argument("--query-expert-rank", type=int, help="give the generation path a query "
                     "expert of this rank before STARS (low-rank LM weights at the query tokens)")

@@ -338,3 +338,53 @@ def test_distill_needs_the_condition_capability(tiny_model, tmp_path: Path) -> N
             StarsTrainer(distill=bad)
         with pytest.raises(ValueError, match="keep_think must be a number >= 0"):
             StarsTrainer(keep_think=bad)
+
+
+def test_candidates_from_copies_the_first_phase_of_a_run_with_the_same_candidates(
+        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter ablation on the very same images: the unfiltered run copies the filtered run's
+    stage I of its first phase (what it would have generated anyway), and generates the later
+    phases itself (they come from the model its own stage III trained)."""
+    from unisandbox_query.model import QueryModel
+
+    filtered = tmp_path / "filtered"
+    StarsTrainer(**FAST, judge="glyph").train(QueryModel.from_pretrained(tiny_checkpoint), filtered)
+
+    model = QueryModel.from_pretrained(tiny_checkpoint)
+    generated: list[int] = []
+    original = model.generate
+    monkeypatch.setattr(model, "generate", lambda requests: generated.append(len(requests))
+                        or original(requests))
+    ablation = tmp_path / "no-filter"
+    StarsTrainer(**FAST, no_filter=True, candidates_from=str(filtered)).train(model, ablation)
+    assert sum(generated) == 3 * 2  # level 2's candidates only
+    level1 = ablation / "round1-level1"
+    done = json.loads((level1 / "stage1.done").read_text())
+    assert done["copied_from"] == str((filtered / "round1-level1").resolve()) and done["generated"] == 0
+    assert without_timing(level1 / "candidates.jsonl") == \
+        without_timing(filtered / "round1-level1" / "candidates.jsonl")
+    for c in lines(level1 / "candidates.jsonl"):
+        assert (level1 / c["image"]).read_bytes() == (filtered / "round1-level1" / c["image"]).read_bytes()
+    assert "copied_from" not in json.loads((ablation / "round1-level2" / "stage1.done").read_text())
+    assert len(lines(ablation / "round1-level1" / "accepted.jsonl")) == 6  # no filter: all kept
+    # the copy is what generating gives: a third run's own stage I of that phase is the same
+    own = StarsRun(StarsTrainer(**FAST), QueryModel.from_pretrained(tiny_checkpoint), tmp_path / "own")
+    first = own.phases()[0]
+    own.stage1(first, [(t, s) for t in own.tasks for s in t.samples() if s.level == 1])
+    assert without_timing(tmp_path / "own" / first.name / "candidates.jsonl") == \
+        without_timing(level1 / "candidates.jsonl")
+
+    fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    for message, args in {
+        r"has k=2, this run 3": {**FAST, "k": 3, "candidates_from": str(filtered)},
+        r"has order='curriculum', this run 'mixed'": {**FAST, "order": "mixed",
+                                                      "candidates_from": str(filtered)},
+        "is not a stars run folder": {**FAST, "candidates_from": str(tmp_path)},
+        "this run's own folder": {**FAST, "candidates_from": str(tmp_path / "self")},
+    }.items():
+        out = tmp_path / "self" if "own folder" in message else tmp_path / "bad"
+        with pytest.raises(UserError, match=message):
+            StarsTrainer(**args).train(fresh, out)
+        assert not (out / "trainer.json").exists()  # the folder is not claimed by a wrong source
+    with pytest.raises(ValueError, match="candidates_from must be the folder of another stars run"):
+        StarsTrainer(candidates_from=3)

@@ -8,7 +8,7 @@ Folder::
     round1-level1/                    a phase (``round1-mixed`` with order=mixed)
         candidates.jsonl              stage I: task, id, k, level, prompt, seed, think, image
         images/<task>/<id>-k<k>.png
-        stage1.done
+        stage1.done                   (with candidates_from: says where the candidates came from)
         verdicts.jsonl                stage II: verdict, raw judge text, accepted, audit
         accepted.jsonl                the candidates kept
         acceptance.json               rates per task and level (and filter precision vs audit)
@@ -30,7 +30,9 @@ stage III trains data-parallel.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from .stars import StarsTrainer
 
 Key = tuple[str, str, int]
+#: the arguments that decide stage I's candidates (with the model and the seed)
+STAGE1_ARGUMENTS = ("tasks", "n", "k", "world", "task_seed", "order", "gen_batch")
 
 
 @attrs.frozen
@@ -191,15 +195,17 @@ class StarsRun:
     # --- the run ------------------------------------------------------------------------
     def run(self) -> TrainResult:
         t0 = time.perf_counter()
+        phases = self.phases()
+        # checked before trainer.json is written: a wrong source must not claim the folder
+        source = self._candidates_source(phases[0]) if self.t.candidates_from else None
         self.out.mkdir(parents=True, exist_ok=True)
         check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
                                     "model": self.model.identity()}, self.dist.is_main)
         summary: dict[str, Any] = {"phases": {}}
-        phases = self.phases()
         for phase in phases:
             items = [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
             self.log(f"stars {phase.name}: {len(items)} prompts x {self.t.k} candidates")
-            self.stage1(phase, items)
+            self.stage1(phase, items, source if phase is phases[0] else None)
             acceptance = self.stage2(phase)
             training = self.stage3(phase, self.training_phases(phases, phase))
             summary["phases"][phase.name] = {"acceptance": acceptance["all"],
@@ -249,10 +255,18 @@ class StarsRun:
         return out
 
     # --- stage I: candidates --------------------------------------------------------------
-    def stage1(self, phase: Phase, items: Sequence[tuple[Task, Sample]]) -> None:
+    def stage1(self, phase: Phase, items: Sequence[tuple[Task, Sample]],
+               source: Path | None = None) -> None:
+        """Generate ``k`` think-mode candidates per prompt, or copy them from ``source`` (the
+        same phase of a run with the same model, prompts and seeds: ``candidates_from``)."""
         folder = self.out / phase.name
         done = folder / "stage1.done"
         if done.is_file():
+            return
+        if source is not None:
+            if self.dist.is_main:
+                self._copy_candidates(source, folder, items)
+            self.dist.barrier()
             return
         log = JsonlLog(folder / "candidates.jsonl")
         if self.dist.is_main:
@@ -277,6 +291,58 @@ class StarsRun:
             atomic_write_json(done, {"candidates": len(have) + len(todo), "generated": len(todo),
                                      "seconds": round(time.perf_counter() - t0, 1)})
         self.dist.barrier()
+
+    def _candidates_source(self, first: Phase) -> Path:
+        """The phase folder of ``candidates_from`` that the first phase copies, once checked
+        to hold this run's candidates: the same model and the same prompts, seeds and order."""
+        source = Path(self.t.candidates_from)
+        if source.resolve() == self.out.resolve():
+            raise UserError(f"candidates_from is this run's own folder ({source})")
+        record = source / "trainer.json"
+        if not record.is_file():
+            raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
+        try:
+            theirs = json.loads(record.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{record}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        ours = json.loads(json.dumps({"arguments": self.t.arguments(), "model": self.model.identity()},
+                                     sort_keys=True, default=str))
+        if theirs.get("model") != ours["model"]:
+            raise UserError(f"candidates_from: {source} was made from another model than this run's")
+        mine, other = ours["arguments"], theirs.get("arguments", {})
+        for key in STAGE1_ARGUMENTS:
+            if other.get(key) != mine.get(key):
+                raise UserError(f"candidates_from: {record} has {key}={other.get(key)!r}, this run "
+                                f"{mine.get(key)!r}; its candidates are not this run's")
+        if other.get("options", {}).get("seed") != mine["options"]["seed"]:
+            raise UserError(f"candidates_from: {record} has another seed; its candidates are not "
+                            "this run's")
+        folder = source / first.name
+        if not (folder / "stage1.done").is_file():
+            raise UserError(f"candidates_from: {folder} has no finished stage I (stage1.done); "
+                            "finish that run's stage I first")
+        return folder
+
+    def _copy_candidates(self, source: Path, folder: Path,
+                         items: Sequence[tuple[Task, Sample]]) -> None:
+        t0 = time.perf_counter()
+        records = list(JsonlLog(source / "candidates.jsonl").read())
+        wanted = {(task.name, s.id, k) for task, s in items for k in range(self.t.k)}
+        if {key_of(r) for r in records} != wanted:
+            raise UserError(f"candidates_from: {source / 'candidates.jsonl'} holds other prompts "
+                            "than this run's (another task version?)")
+        bar = _bar(len(records), f"{folder.name} I copy", self.t.progress)
+        for r in records:
+            parts = r["image"].split("/")
+            target = inside(folder, *parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(inside(source, *parts), target)
+            bar.update(1)
+        bar.close()
+        atomic_write_bytes(folder / "candidates.jsonl", _jsonl(records))
+        atomic_write_json(folder / "stage1.done",
+                          {"candidates": len(records), "generated": 0, "copied_from": str(source),
+                           "seconds": round(time.perf_counter() - t0, 1)})
 
     def _generate(self, phase: Phase, folder: Path,
                   chunk: Sequence[tuple[Task, Sample, int]]) -> list[dict[str, Any]]:
@@ -490,15 +556,11 @@ def acceptance_summary(candidates: Sequence[dict[str, Any]], verdicts: dict[Key,
 
 
 def _jsonl(records: Sequence[dict[str, Any]]) -> bytes:
-    import json
-
     return b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n"
                     for r in records)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text())
 
 

@@ -13,6 +13,10 @@ III. fine-tune the generation parameters on (raw prompt -> accepted image), with
      ``keep_think > 0`` the condition for the prompt *with* its reasoning is held where it was
      (trained on raw prompts only, the generator otherwise stops reading the plan).
 
+``candidates_from`` (another run's folder) copies that run's stage I of the first phase
+instead of generating it again: the candidates are a function of the model, the prompts and
+the seeds alone, so a filter ablation then compares on the very same images.
+
 This module only checks the arguments (the CLI imports it at start-up); the stages live in
 pipeline.py. See docs/trainers.md for the folder layout and every argument.
 """
@@ -46,7 +50,8 @@ class StarsTrainer(Trainer):
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
-                 distill: float = 0.0, keep_think: float = 0.0, progress: bool = True) -> None:
+                 distill: float = 0.0, keep_think: float = 0.0, candidates_from: str | None = None,
+                 progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
         self.k = _positive_int("k", k)
@@ -82,6 +87,13 @@ class StarsTrainer(Trainer):
         self.gen_batch = _positive_int("gen_batch", gen_batch)
         self.distill = _weight("distill", distill)
         self.keep_think = _weight("keep_think", keep_think)
+        if candidates_from is not None and (not isinstance(candidates_from, str | Path)
+                                            or not str(candidates_from)):
+            raise ValueError(f"candidates_from must be the folder of another stars run, got "
+                             f"{candidates_from!r}")
+        #: stage I of the first phase is copied from this run (same model, prompts and seeds:
+        #: the same candidates), so that ablations of stages II-III compare on one sample
+        self.candidates_from = str(Path(candidates_from).resolve()) if candidates_from else None
         self.progress = bool(progress)
 
     def arguments(self) -> dict[str, Any]:
@@ -94,7 +106,8 @@ class StarsTrainer(Trainer):
                 "gen_batch": self.gen_batch,
                 # only when on: run folders written before the option existed still resume
                 **({"distill": self.distill} if self.distill else {}),
-                **({"keep_think": self.keep_think} if self.keep_think else {})}
+                **({"keep_think": self.keep_think} if self.keep_think else {}),
+                **({"candidates_from": self.candidates_from} if self.candidates_from else {})}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
         from .pipeline import StarsRun
