@@ -11,9 +11,11 @@ QUERY_STATES = "query_states"  # hidden states of query tokens / last context po
 TRAIN_UNDERSTANDING = "train:understanding"  # text loss over the understanding parameters
 TRAIN_GENERATION = "train:generation"  # image loss over the generation parameters
 CONDITION = "condition"  # the generator's condition for a context (STARS's think distillation)
+THINK_SAMPLING = "think_sampling"  # GenerationRequest.temperature > 0: sampled, seeded reasoning
 
 KNOWN: frozenset[str] = frozenset(
-    {GENERATE, UNDERSTAND, CHAT, QUERY_STATES, TRAIN_UNDERSTANDING, TRAIN_GENERATION, CONDITION}
+    {GENERATE, UNDERSTAND, CHAT, QUERY_STATES, TRAIN_UNDERSTANDING, TRAIN_GENERATION, CONDITION,
+     THINK_SAMPLING}
 )
 
 

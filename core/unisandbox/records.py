@@ -57,13 +57,25 @@ class Sample:
         return cls(**data)
 
 
+def _temperature(_instance: Any, _attribute: Any, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {value!r}")
+
+
 @attrs.frozen
 class GenerationRequest:
-    """Ask a model for one image. ``seed`` comes from the engine (see ``run.seeds``)."""
+    """Ask a model for one image. ``seed`` comes from the engine (see ``run.seeds``).
+
+    ``temperature`` samples a think-mode reasoning instead of writing the greedy one (0, the
+    default, and what evaluation uses); the reasoning is drawn with ``seed``, so one seed gives
+    one reasoning. Only models with the ``think_sampling`` capability take it above 0 (STARS's
+    stage I: several candidates per prompt then reason differently, and the filter chooses).
+    """
 
     prompt: str
     mode: str = "normal"
     seed: int = 0
+    temperature: float = attrs.field(default=0.0, validator=_temperature)
 
 
 @attrs.frozen

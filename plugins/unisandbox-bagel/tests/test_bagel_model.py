@@ -153,6 +153,8 @@ def test_training_hooks_touch_only_their_part(tiny_checkpoint: Path, fast) -> No
                                                                   [image, image], seed=4).detach())
     with pytest.raises(CapabilityError, match="condition"):  # no generation_condition to hand back
         tiny_model.generation_loss(["draw a star"], [image], condition=torch.zeros(1, 4))
+    with pytest.raises(CapabilityError, match="think_sampling"):  # the plan is always greedy
+        tiny_model.generate([GenerationRequest("draw a star", "think", 3, temperature=0.7)])
     net.zero_grad(set_to_none=True)
 
 

@@ -72,6 +72,24 @@ def test_save_load_round_trip_is_exact(small, tmp_path):
     assert first[1].think == second[1].think and first[0].think is None
 
 
+def test_sampled_reasoning_is_seeded_per_request_and_greedy_at_zero(small):
+    """``temperature`` > 0 samples the think-mode reasoning from the request's seed: k seeds
+    give k reasonings (what STARS's filter chooses among), one seed one reasoning whatever the
+    batch; at 0 (the default) it is the greedy text whatever the seed."""
+    prompt = "Draw 3 red stars."
+    greedy = [g.think for g in small.generate([GenerationRequest(prompt, "think", s) for s in range(4)])]
+    assert len(set(greedy)) == 1
+    hot = [GenerationRequest(prompt, "think", s, temperature=2.0) for s in range(4)]
+    sampled = [g.think for g in small.generate(hot)]
+    assert len(set(sampled)) > 1
+    beside = small.generate([GenerationRequest("What is 7 - 4?", "think", 9), hot[2]])
+    assert small.generate([hot[2]])[0].think == beside[1].think == sampled[2]
+    cold = small.generate([GenerationRequest(prompt, "think", 5, temperature=1e-4)])
+    assert cold[0].think == greedy[0]  # sampling reads the same logits greedy decoding does
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        GenerationRequest(prompt, "think", 0, temperature=-1)
+
+
 def test_query_expert_is_inert_until_trained_and_touches_only_the_queries(small, tmp_path):
     """A query expert added to a saved model changes nothing (its up-projection is zero);
     training it moves the conditioning, while text decoding and the LM's weights stay put."""

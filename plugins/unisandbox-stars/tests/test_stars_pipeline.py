@@ -388,3 +388,32 @@ def test_candidates_from_copies_the_first_phase_of_a_run_with_the_same_candidate
         assert not (out / "trainer.json").exists()  # the folder is not claimed by a wrong source
     with pytest.raises(ValueError, match="candidates_from must be the folder of another stars run"):
         StarsTrainer(candidates_from=3)
+
+
+def test_think_temperature_samples_a_reasoning_per_candidate(tiny_model, tmp_path: Path) -> None:
+    """Greedy reasoning (the default) gives a prompt's k candidates one reasoning, so the filter
+    can only keep or drop it; ``think_temperature`` gives each candidate its own attempt."""
+    args = {**FAST, "tasks": "math-3", "no_filter": True, "steps": 1}
+
+    def reasonings(out: Path) -> list[int]:
+        by_prompt: dict[str, set[str]] = {}
+        for c in lines(out / "round1-level3" / "candidates.jsonl"):
+            by_prompt.setdefault(c["id"], set()).add(c["think"])
+        return [len(v) for v in by_prompt.values()]
+
+    run = StarsRun(StarsTrainer(**args), tiny_model, tmp_path / "greedy")
+    (phase,) = run.phases()
+    items = [(t, s) for t in run.tasks for s in t.samples()]
+    run.stage1(phase, items)
+    assert reasonings(tmp_path / "greedy") == [1, 1, 1]
+    hot = StarsTrainer(**args, think_temperature=2.0)
+    assert hot.arguments()["think_temperature"] == 2.0
+    StarsRun(hot, tiny_model, tmp_path / "hot").stage1(phase, items)
+    assert max(reasonings(tmp_path / "hot")) == 2
+
+    tiny_model.capabilities = tiny_model.capabilities - {"think_sampling"}
+    with pytest.raises(UserError, match="think_temperature needs a model with the 'think_sampling'"):
+        StarsTrainer(**args, think_temperature=0.5).train(tiny_model, tmp_path / "x")
+    for bad in (-0.5, "warm", float("inf")):
+        with pytest.raises(ValueError, match="think_temperature must be a number >= 0"):
+            StarsTrainer(think_temperature=bad)

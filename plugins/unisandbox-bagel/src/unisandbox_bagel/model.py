@@ -157,6 +157,9 @@ class BagelModel(Model):
 
     # --- generate ---------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        if any(r.temperature > 0 for r in requests):
+            raise CapabilityError("BAGEL writes its plan greedily (no think_sampling); "
+                                  "leave the requests' temperature at 0")
         out: list[Generation | None] = [None] * len(requests)
         for mode in ("normal", "think"):
             index = [i for i, r in enumerate(requests) if r.mode == mode]

@@ -57,7 +57,9 @@ class QueryModel(Model):
         thinks: list[str | None] = [None] * len(requests)
         think_idx = [i for i, r in enumerate(requests) if r.mode == "think"]
         if think_idx:
-            written = self.umm.think([requests[i].prompt for i in think_idx])
+            asked = [requests[i] for i in think_idx]
+            written = self.umm.think([r.prompt for r in asked], [r.temperature for r in asked],
+                                     [r.seed for r in asked])
             for i, text in zip(think_idx, written, strict=True):
                 thinks[i] = text
         contexts = [self.umm.generation_context(r.prompt, t) for r, t in zip(requests, thinks, strict=True)]

@@ -356,12 +356,18 @@ class QueryUMM(nn.Module):
         return x
 
     # ----------------------------------------------------------------------------------
-    # Text decoding (greedy, KV-cached, batched)
+    # Text decoding (greedy or sampled, KV-cached, batched)
     # ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def greedy(self, texts: Sequence[str], max_new_tokens: int, stop_ids: Sequence[int],
-               images: torch.Tensor | None = None) -> list[str]:
-        """Continue each text greedily until a stop token; returns the new text only."""
+    def decode(self, texts: Sequence[str], max_new_tokens: int, stop_ids: Sequence[int],
+               images: torch.Tensor | None = None, temperatures: Sequence[float] | None = None,
+               seeds: Sequence[int] | None = None) -> list[str]:
+        """Continue each text until a stop token; returns the new text only.
+
+        Greedy, except rows whose temperature is above 0: those sample, each from its own
+        seed's generator (Gumbel-max), so a row's text never depends on its batch.
+        """
+        pick = _Sampler(temperatures, seeds, len(texts))
         ids, mask = self.tokenize(texts)
         embeds = self.embed(ids, images)
         out = self.lm_forward(embeds, mask, use_cache=True)
@@ -370,7 +376,7 @@ class QueryUMM(nn.Module):
         finished = torch.zeros(len(texts), dtype=torch.bool, device=self.device)
         generated: list[torch.Tensor] = []
         for _ in range(max_new_tokens):
-            nxt = logits.argmax(-1)
+            nxt = pick(logits)
             nxt = torch.where(finished, torch.full_like(nxt, self.tokenizer.pad_token_id), nxt)
             generated.append(nxt)
             finished |= torch.isin(nxt, stop)
@@ -393,17 +399,20 @@ class QueryUMM(nn.Module):
 
     def chat(self, questions: Sequence[str]) -> list[str]:
         texts = [self.chat_text(q) for q in questions]
-        return self.greedy(texts, self.config.max_answer_tokens, [self.eos_id])
+        return self.decode(texts, self.config.max_answer_tokens, [self.eos_id])
 
     def understand(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[str]:
         n = self.num_image_tokens
         texts = [self.chat_text(q, image=True, num_image_tokens=n) for q in questions]
-        return self.greedy(texts, self.config.max_answer_tokens, [self.eos_id], self.pixels(images))
+        return self.decode(texts, self.config.max_answer_tokens, [self.eos_id], self.pixels(images))
 
-    def think(self, prompts: Sequence[str]) -> list[str]:
-        """The reasoning the model writes before drawing (stops at </think>)."""
+    def think(self, prompts: Sequence[str], temperatures: Sequence[float] | None = None,
+              seeds: Sequence[int] | None = None) -> list[str]:
+        """The reasoning the model writes before drawing (stops at </think>); greedy, or
+        sampled where a temperature is above 0 (see ``decode``)."""
         texts = [f"{self.generation_context(p)} {THINK}" for p in prompts]
-        return self.greedy(texts, self.config.max_think_tokens, [self.end_think_id, self.eos_id])
+        return self.decode(texts, self.config.max_think_tokens, [self.end_think_id, self.eos_id],
+                           temperatures=temperatures, seeds=seeds)
 
     # ----------------------------------------------------------------------------------
     # Losses
@@ -508,3 +517,38 @@ def cosine_lr(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _Sampler:
+    """The next token of each row: argmax, or for rows with a temperature above 0 a Gumbel-max
+    draw from that row's own generator (seeded apart from the image noise's)."""
+
+    def __init__(self, temperatures: Sequence[float] | None, seeds: Sequence[int] | None,
+                 rows: int) -> None:
+        temps = [0.0] * rows if temperatures is None else [float(t) for t in temperatures]
+        if len(temps) != rows or (seeds is not None and len(seeds) != rows):
+            raise ValueError(f"{rows} texts, {len(temps)} temperatures, "
+                             f"{'no' if seeds is None else len(seeds)} seeds")
+        if any(t > 0 for t in temps) and seeds is None:
+            raise ValueError("sampling (a temperature above 0) needs a seed per text")
+        self.temps = torch.tensor(temps)
+        self.generators = [torch.Generator().manual_seed((int(s) ^ _THINK_STREAM) % (2**63)) if t > 0
+                           else None for t, s in zip(temps, seeds or [0] * rows, strict=True)]
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        nxt = logits.argmax(-1)
+        if not any(self.generators):
+            return nxt
+        sampled = [int((logits[i].float().cpu() / self.temps[i] + _gumbel(logits.shape[-1], g)).argmax())
+                   if g is not None else int(nxt[i]) for i, g in enumerate(self.generators)]
+        return torch.tensor(sampled, device=logits.device)
+
+
+#: xor-ed into a request's seed for its reasoning, so the text and the image noise are drawn
+#: from different streams of the one seed
+_THINK_STREAM = 0x5DEECE66D
+
+
+def _gumbel(size: int, generator: torch.Generator) -> torch.Tensor:
+    u = torch.rand(size, generator=generator).clamp(1e-10, 1 - 1e-10)
+    return -torch.log(-torch.log(u))

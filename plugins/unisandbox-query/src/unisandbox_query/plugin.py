@@ -16,7 +16,8 @@ from unisandbox.specs import ModelSpec, TrainerSpec
 PLUGIN_API_VERSION = 1
 
 CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_STATES,
-                          caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION, caps.CONDITION})
+                          caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION, caps.CONDITION,
+                          caps.THINK_SAMPLING})
 
 
 def query_tiny(**kwargs: Any) -> Any:

@@ -63,7 +63,8 @@ if TYPE_CHECKING:
 
 Key = tuple[str, str, int]
 #: the arguments that decide stage I's candidates (with the model and the seed)
-STAGE1_ARGUMENTS = ("tasks", "n", "k", "world", "task_seed", "order", "gen_batch")
+STAGE1_ARGUMENTS = ("tasks", "n", "k", "world", "task_seed", "order", "gen_batch",
+                    "think_temperature")
 
 
 @attrs.frozen
@@ -105,11 +106,13 @@ class StarsRun:
         self._audit: Judge | None = None
         self.tasks = self._build_tasks()
         self._check_judges()
-        for name in ("distill", "keep_think"):
-            if getattr(trainer, name) and caps.CONDITION not in model.capabilities:
-                raise UserError(f"{name} needs a model with the {caps.CONDITION!r} capability (the "
-                                f"generator's condition for a context); {type(model).__name__} "
-                                "does not declare it")
+        for name, capability, what in (
+                ("distill", caps.CONDITION, "the generator's condition for a context"),
+                ("keep_think", caps.CONDITION, "the generator's condition for a context"),
+                ("think_temperature", caps.THINK_SAMPLING, "a sampled, seeded reasoning")):
+            if getattr(trainer, name) and capability not in model.capabilities:
+                raise UserError(f"{name} needs a model with the {capability!r} capability ({what}); "
+                                f"{type(model).__name__} does not declare it")
 
     # --- set-up -------------------------------------------------------------------------
     def _build_tasks(self) -> list[Task]:
@@ -348,7 +351,8 @@ class StarsRun:
                   chunk: Sequence[tuple[Task, Sample, int]]) -> list[dict[str, Any]]:
         requests = [GenerationRequest(s.prompt, "think",
                                       sample_seed(self.t.options.seed, task.name, s.id,
-                                                  f"stars-r{phase.round}-k{k}"))
+                                                  f"stars-r{phase.round}-k{k}"),
+                                      temperature=self.t.think_temperature)
                     for task, s, k in chunk]
         t0 = time.perf_counter()
         generations = self.model.generate(requests)

@@ -3,7 +3,9 @@
 Per phase (one per level with ``order=curriculum``, levels 1 -> 2 -> 3; one phase with
 ``order=mixed``), per round:
 
-I.   for the TRAIN-split prompts of the tasks, generate ``k`` candidates each in think mode;
+I.   for the TRAIN-split prompts of the tasks, generate ``k`` candidates each in think mode
+     (greedy reasoning by default: the k differ only in the image noise; ``think_temperature``
+     > 0 samples a reasoning per candidate, so the filter chooses among attempts);
 II.  judge each candidate (default ``self``: the model's own understanding) and keep the
      accepted ones (``no_filter=true`` keeps all: the rejection-sampling ablation);
 III. fine-tune the generation parameters on (raw prompt -> accepted image), without the
@@ -50,8 +52,8 @@ class StarsTrainer(Trainer):
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
-                 distill: float = 0.0, keep_think: float = 0.0, candidates_from: str | None = None,
-                 progress: bool = True) -> None:
+                 distill: float = 0.0, keep_think: float = 0.0, think_temperature: float = 0.0,
+                 candidates_from: str | None = None, progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
         self.k = _positive_int("k", k)
@@ -87,6 +89,11 @@ class StarsTrainer(Trainer):
         self.gen_batch = _positive_int("gen_batch", gen_batch)
         self.distill = _weight("distill", distill)
         self.keep_think = _weight("keep_think", keep_think)
+        try:
+            self.think_temperature = _weight("think_temperature", think_temperature)
+        except ValueError:
+            raise ValueError(f"think_temperature must be a number >= 0 (0: greedy reasoning), got "
+                             f"{think_temperature!r}") from None
         if candidates_from is not None and (not isinstance(candidates_from, str | Path)
                                             or not str(candidates_from)):
             raise ValueError(f"candidates_from must be the folder of another stars run, got "
@@ -107,6 +114,7 @@ class StarsTrainer(Trainer):
                 # only when on: run folders written before the option existed still resume
                 **({"distill": self.distill} if self.distill else {}),
                 **({"keep_think": self.keep_think} if self.keep_think else {}),
+                **({"think_temperature": self.think_temperature} if self.think_temperature else {}),
                 **({"candidates_from": self.candidates_from} if self.candidates_from else {})}
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
