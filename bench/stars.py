@@ -99,6 +99,22 @@ def object_and_count(run_dir: Path, mode: str = "normal") -> dict[str, dict[str,
             for task, (n, o, c) in sorted(tally.items())}
 
 
+def coverage(phase_dir: Path) -> dict[str, int]:
+    """Per phase, by prompt: how many prompts have a right candidate (the audit judge's yes),
+    and how many a right candidate the filter kept (a right teacher for stage III). With greedy
+    reasoning a prompt's k candidates share one reasoning; sampled reasoning spreads them."""
+    by_prompt: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for line in (phase_dir / "verdicts.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        by_prompt.setdefault((row["task"], row["id"]), []).append(row)
+    rows = by_prompt.values()
+    return {"prompts": len(by_prompt),
+            "with_a_right_candidate": sum(any(v.get("audit") == "yes" for v in vs) for vs in rows),
+            "with_a_kept_right_candidate": sum(any(v["accepted"] and v.get("audit") == "yes" for v in vs)
+                                               for vs in rows),
+            "kept_wrong_candidates": sum(v["accepted"] and v.get("audit") != "yes" for vs in rows for v in vs)}
+
+
 def corpus_recall(model: Any, conversations: list[Any]) -> float:
     """Share of the corpus's questions answered with exactly the corpus's answer."""
     from unisandbox.answers import words
@@ -192,7 +208,8 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                               "precision": p["acceptance"].get("precision"),
                               "think_accuracy": p["acceptance"].get("audit_accuracy"),
                               "by_level": {lv: c["rate"] for lv, c in p["by_level"].items()},
-                              "seconds": p.get("seconds", {})}
+                              "seconds": p.get("seconds", {}),
+                              "coverage": coverage(out / name / phase)}
                       for phase, p in summary["phases"].items()}
         figures["stars"]["variants"][name] = {"after": after, "trained_items": trained,
                                               "think_after": think,
@@ -206,6 +223,10 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
             print(f"  {phase:16} accepted {pct(a['rate'])} %, filter precision "
                   f"{pct(a['precision'])} %, think-mode candidates right "
                   f"{pct(a['think_accuracy'])} % ({times})")
+            c = a["coverage"]
+            print(f"  {'':16} prompts with a right candidate {c['with_a_right_candidate']} / "
+                  f"{c['prompts']}, with one kept {c['with_a_kept_right_candidate']}; "
+                  f"{c['kept_wrong_candidates']} wrong candidates kept")
     print(f"\n{'G-normal (test)':16} {'U':>6} {'think':>6} {'before':>7} "
           + " ".join(f"{n:>17}" for n in runs))
     for task in MATH:

@@ -226,3 +226,19 @@ def test_stars_seed_summary_pairs_the_variants_seed_by_seed() -> None:
     assert paired["differences"] == pytest.approx([0.01, 0.03, 0.02])
     assert paired["mean"] == pytest.approx(0.02)
     assert paired["t"] == pytest.approx(0.02 / (0.01 / 3 ** 0.5)) and paired["df"] == 2
+
+
+def test_stars_coverage_counts_prompts_with_a_right_and_a_kept_right_candidate(tmp_path: Path) -> None:
+    """How many prompts stage III gets a right teacher for: a prompt counts once however many
+    of its candidates are right; a kept wrong candidate is counted as a candidate."""
+    import json
+
+    rows = [("1", 0, True, "yes"), ("1", 1, True, "yes"),  # two right, both kept
+            ("2", 0, True, "no"), ("2", 1, False, "yes"),  # the right one dropped, a wrong kept
+            ("3", 0, False, "no"), ("3", 1, False, "error")]
+    (tmp_path / "verdicts.jsonl").write_text("".join(
+        json.dumps({"task": "math-3", "id": i, "k": k, "accepted": kept, "audit": audit}) + "\n"
+        for i, k, kept, audit in rows))
+    assert load("stars").coverage(tmp_path) == {"prompts": 3, "with_a_right_candidate": 2,
+                                               "with_a_kept_right_candidate": 1,
+                                               "kept_wrong_candidates": 1}
