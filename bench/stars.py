@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -260,6 +261,37 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
         print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
     if len(args.stars_seeds) > 1:
         figures["stars"]["seeds"] = seed_summary(figures["stars"]["variants"], runs)
+    pairs = [(a, b) for a, (va, sa) in runs.items() for b, (vb, sb) in runs.items()
+             if sa == sb and va == args.variants[0] and vb != va]
+    if pairs:
+        print("\nThe same held-out items, run against run (G-normal): right only in the first / only "
+              "in the second, exact McNemar p")
+        figures["stars"]["paired_items"] = {}
+        for a, b in pairs:
+            table = paired_items(out / f"eval-{a}", out / f"eval-{b}")
+            figures["stars"]["paired_items"][f"{a} vs {b}"] = table
+            print(f"  {a} vs {b}: " + ", ".join(f"{t} {c['first_only']} / {c['second_only']} "
+                                                 f"(p {c['p']:.3f})" for t, c in table.items()))
+
+
+def paired_items(first: Path, second: Path, mode: str = "normal") -> dict[str, dict[str, Any]]:
+    """Per task, on the items both runs drew: how many only the first got right, how many only
+    the second, and the exact two-sided McNemar p (a binomial test on the discordant items)."""
+    def verdicts(run_dir: Path) -> dict[tuple[str, str], bool]:
+        rows = (json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines())
+        return {(r["task"], r["id"]): r["verdict"] == "yes" for r in rows if r["mode"] == mode}
+
+    a, b = verdicts(first), verdicts(second)
+    out: dict[str, dict[str, Any]] = {}
+    for task in sorted({t for t, _ in a}):
+        keys = [k for k in a if k[0] == task and k in b]
+        only_a = sum(a[k] and not b[k] for k in keys)
+        only_b = sum(b[k] and not a[k] for k in keys)
+        n = only_a + only_b
+        tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2 ** n if n else 0.5
+        out[task] = {"items": len(keys), "first_only": only_a, "second_only": only_b,
+                     "p": min(1.0, 2 * tail)}
+    return out
 
 
 def stars_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, int]]:

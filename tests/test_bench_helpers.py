@@ -242,3 +242,23 @@ def test_stars_coverage_counts_prompts_with_a_right_and_a_kept_right_candidate(t
     assert load("stars").coverage(tmp_path) == {"prompts": 3, "with_a_right_candidate": 2,
                                                "with_a_kept_right_candidate": 1,
                                                "kept_wrong_candidates": 1}
+
+
+def test_stars_paired_items_is_an_exact_mcnemar_test_on_the_shared_items(tmp_path: Path) -> None:
+    import json
+
+    def run(name: str, right: list[bool]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [{"task": "math-3", "id": str(i), "mode": "normal", "verdict": "yes" if r else "no"}
+                for i, r in enumerate(right)]
+        rows.append({"task": "math-3", "id": "0", "mode": "think", "verdict": "no"})  # other mode
+        (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return folder
+
+    # items 0-5 right only in the first, 6 in both, 7 in neither
+    first = run("a", [True] * 7 + [False])
+    second = run("b", [False] * 6 + [True, False])
+    cell = load("stars").paired_items(first, second)["math-3"]
+    assert cell == {"items": 8, "first_only": 6, "second_only": 0, "p": pytest.approx(2 / 2 ** 6)}
+    assert load("stars").paired_items(first, first)["math-3"]["p"] == 1.0
