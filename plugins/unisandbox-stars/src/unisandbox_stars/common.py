@@ -28,13 +28,9 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
     ``record`` holds what must match on resume (trainer, arguments, data, base model).
     """
     path = out_dir / "trainer.json"
-    wanted = json.loads(json.dumps({**record, "plugin": f"unisandbox-stars {__version__}"},
-                                   sort_keys=True, default=str))
+    wanted = as_json({**record, "plugin": f"unisandbox-stars {__version__}"})
     if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        existing = read_run_record(path)
         for key in record:
             if existing.get(key) != wanted.get(key):
                 raise UserError(f"{out_dir} holds another training run ({key} differs); resume "
@@ -42,6 +38,19 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
         return
     if is_main:
         atomic_write_json(path, wanted)
+
+
+def as_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as trainer.json holds it (JSON types, sorted keys), for comparisons."""
+    return json.loads(json.dumps(record, sort_keys=True, default=str))
+
+
+def read_run_record(path: Path) -> dict[str, Any]:
+    """A run folder's trainer.json; a damaged one is a user error naming file and line."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def json_arg(name: str, value: Any) -> dict[str, Any]:

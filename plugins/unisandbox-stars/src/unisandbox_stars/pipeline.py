@@ -56,7 +56,7 @@ from unisandbox.registry import get_registry
 from unisandbox.run.seeds import sample_seed
 from unisandbox.run.store import JsonlLog, atomic_write_bytes, atomic_write_json, save_png
 
-from .common import check_run_folder, stderr_log
+from .common import as_json, check_run_folder, read_run_record, stderr_log
 
 if TYPE_CHECKING:
     from .stars import StarsTrainer
@@ -304,12 +304,8 @@ class StarsRun:
         record = source / "trainer.json"
         if not record.is_file():
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
-        try:
-            theirs = json.loads(record.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{record}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        ours = json.loads(json.dumps({"arguments": self.t.arguments(), "model": self.model.identity()},
-                                     sort_keys=True, default=str))
+        theirs = read_run_record(record)
+        ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
         if theirs.get("model") != ours["model"]:
             raise UserError(f"candidates_from: {source} was made from another model than this run's")
         mine, other = ours["arguments"], theirs.get("arguments", {})
