@@ -89,11 +89,7 @@ class StarsTrainer(Trainer):
         self.gen_batch = _positive_int("gen_batch", gen_batch)
         self.distill = _weight("distill", distill)
         self.keep_think = _weight("keep_think", keep_think)
-        try:
-            self.think_temperature = _weight("think_temperature", think_temperature)
-        except ValueError:
-            raise ValueError(f"think_temperature must be a number >= 0 (0: greedy reasoning), got "
-                             f"{think_temperature!r}") from None
+        self.think_temperature = _weight("think_temperature", think_temperature, zero="greedy reasoning")
         if candidates_from is not None and (not isinstance(candidates_from, str | Path)
                                             or not str(candidates_from)):
             raise ValueError(f"candidates_from must be the folder of another stars run, got "
@@ -123,12 +119,12 @@ class StarsTrainer(Trainer):
         return StarsRun(self, model, out_dir).run()
 
 
-def _weight(name: str, value: Any) -> float:
-    """A loss weight: a finite number >= 0, where 0 turns the term off."""
+def _weight(name: str, value: Any, zero: str = "off") -> float:
+    """A loss weight (or a temperature): a finite number >= 0; ``zero`` says what 0 means."""
     try:
         weight = _number(name, value)
     except ValueError:
         weight = -1.0
     if weight < 0:
-        raise ValueError(f"{name} must be a number >= 0 (0: off), got {value!r}")
+        raise ValueError(f"{name} must be a number >= 0 (0: {zero}), got {value!r}")
     return weight
