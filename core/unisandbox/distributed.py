@@ -7,6 +7,7 @@ torch is never imported.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -25,6 +26,10 @@ class Dist:
             if not td.is_initialized():
                 backend = "nccl" if torch.cuda.is_available() else "gloo"
                 td.init_process_group(backend=backend)
+                # a process group still alive at interpreter exit can abort the process
+                # ("terminate called without an active exception", SIGABRT) after the
+                # work is done; tear it down while Python is still whole
+                atexit.register(_destroy_process_group)
             self._torch_dist = td
 
     @property
@@ -52,6 +57,13 @@ class Dist:
         """Overwrite ``tensor`` on every rank with rank ``src``'s, in place; no-op on one process."""
         if self._torch_dist is not None:
             self._torch_dist.broadcast(tensor, src=src)
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as td
+
+    if td.is_initialized():
+        td.destroy_process_group()
 
 
 _DIST: Dist | None = None

@@ -123,6 +123,7 @@ class Runner:
     def _prepare_folder(self) -> None:
         resolved = self.resolved_config()
         existing = self.store.read_config()
+        self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
         if existing is not None:
             for key in ("run", "tasks", "judge_identity"):
                 if existing.get(key) != resolved[key]:
