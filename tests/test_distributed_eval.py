@@ -46,3 +46,29 @@ def test_two_gloo_processes_shard_by_sample_and_match_one_process(toy_plugin, tm
         assert (tmp_path / "two" / image.relative_to(tmp_path / "one")).read_bytes() == image.read_bytes()
     caches = sorted(p.name for p in (tmp_path / "two").glob("judge_cache*.jsonl"))
     assert caches == ["judge_cache.jsonl", "judge_cache.rank1.jsonl"]  # one file per rank
+
+
+TEARDOWN = """
+import atexit, os, sys
+import torch.distributed as td
+from unisandbox.distributed import get_dist
+
+out = sys.argv[1] + f"/rank{os.environ['RANK']}"
+# registered before the engine's handler, so it runs after it (atexit is last in, first out)
+atexit.register(lambda: open(out, "w").write(str(td.is_initialized())))
+dist = get_dist()
+assert dist.gather([dist.rank]) == [0, 1]
+"""
+
+
+def test_the_process_group_is_torn_down_before_the_interpreter_exits(tmp_path):
+    # a gloo group left alive at exit aborted a rank ("terminate called without an active
+    # exception") after the work was done
+    script = tmp_path / "teardown.py"
+    script.write_text(TEARDOWN)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(script), str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["False", "False"]
