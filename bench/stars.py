@@ -299,28 +299,45 @@ def stars_runs(variants: list[str], seeds: list[int]) -> dict[str, tuple[str, in
     return {(v if s == 0 else f"{v}@{s}"): (v, s) for s in seeds for v in variants}
 
 
+def paired_t(diffs: list[float]) -> dict[str, Any]:
+    """Mean of paired differences and its t on len - 1 degrees of freedom (None when flat)."""
+    mean = statistics.mean(diffs)
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return {"differences": diffs, "mean": mean, "t": mean / (sd / len(diffs) ** 0.5) if sd > 0 else None,
+            "df": len(diffs) - 1}
+
+
 def seed_summary(variants: dict[str, Any], runs: dict[str, tuple[str, int]]) -> dict[str, Any]:
     """G-normal pooled over the math levels per variant and seed, and the paired difference of
-    every two variants over the seeds (mean, and t with seeds - 1 degrees of freedom)."""
-    pooled: dict[str, dict[int, float]] = {}
+    every two variants over the seeds (mean, and t with seeds - 1 degrees of freedom), pooled
+    and per level (a filter can help at one level and cost at another)."""
+    normal: dict[str, dict[int, dict[str, float]]] = {}
     for label, (variant, seed) in runs.items():
         after = variants[label]["after"]
-        pooled.setdefault(variant, {})[seed] = sum(after[t]["normal"] for t in MATH) / len(MATH)
+        normal.setdefault(variant, {})[seed] = {t: after[t]["normal"] for t in MATH}
+    pooled = {v: {s: sum(levels.values()) / len(MATH) for s, levels in by_seed.items()}
+              for v, by_seed in normal.items()}
     print("\nG-normal pooled over the levels, per STARS seed (and mean)")
     for variant, by_seed in pooled.items():
         print(f"  {variant:18} " + " ".join(f"{s}: {pct(v)}" for s, v in by_seed.items())
               + f"   mean {pct(statistics.mean(by_seed.values()))}")
+
+    def line(name: str, cell: dict[str, Any]) -> str:
+        t = f", paired t {cell['t']:.2f} ({cell['df']} df)" if cell["t"] else ""
+        return (f"{name}: " + ", ".join(f"{100 * d:+.1f}" for d in cell["differences"])
+                + f"; mean {100 * cell['mean']:+.1f} points{t}")
+
     out: dict[str, Any] = {"pooled": pooled, "paired": {}}
     names = list(pooled)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            diffs = [pooled[a][s] - pooled[b][s] for s in pooled[a]]
-            mean = statistics.mean(diffs)
-            sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-            t = mean / (sd / len(diffs) ** 0.5) if sd > 0 else None
-            out["paired"][f"{a} - {b}"] = {"differences": diffs, "mean": mean, "t": t, "df": len(diffs) - 1}
-            print(f"  {a} - {b}: " + ", ".join(f"{100 * d:+.1f}" for d in diffs)
-                  + f"; mean {100 * mean:+.1f} points" + (f", paired t {t:.2f} ({len(diffs) - 1} df)" if t else ""))
+            cell = paired_t([pooled[a][s] - pooled[b][s] for s in pooled[a]])
+            cell["levels"] = {t: paired_t([normal[a][s][t] - normal[b][s][t] for s in normal[a]])
+                              for t in MATH}
+            out["paired"][f"{a} - {b}"] = cell
+            print(f"  {line(f'{a} - {b}', cell)}")
+            for t, level in cell["levels"].items():
+                print(f"    {line(t, level)}")
     return out
 
 
