@@ -261,17 +261,29 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
         print(f"{task:16} " + " ".join(f"{cell:>17}" for cell in cells))
     if len(args.stars_seeds) > 1:
         figures["stars"]["seeds"] = seed_summary(figures["stars"]["variants"], runs)
-    pairs = [(a, b) for a, (va, sa) in runs.items() for b, (vb, sb) in runs.items()
-             if sa == sb and va == args.variants[0] and vb != va]
+    pairs = comparison_pairs(runs, args.variants[0], args.stars_seeds[0])
     if pairs:
         print("\nThe same held-out items, run against run (G-normal): right only in the first / only "
-              "in the second, exact McNemar p")
+              "in the second, exact McNemar p (it asks whether two trained models differ, not two "
+              "methods: read it against the same method's runs on other seeds)")
         figures["stars"]["paired_items"] = {}
         for a, b in pairs:
             table = paired_items(out / f"eval-{a}", out / f"eval-{b}")
             figures["stars"]["paired_items"][f"{a} vs {b}"] = table
             print(f"  {a} vs {b}: " + ", ".join(f"{t} {c['first_only']} / {c['second_only']} "
                                                  f"(p {c['p']:.3f})" for t, c in table.items()))
+
+
+def comparison_pairs(runs: dict[str, tuple[str, int]], first_variant: str,
+                     first_seed: int) -> list[tuple[str, str]]:
+    """Runs to compare item by item: the first variant against each other one on the same seed,
+    and each variant's first seed against its other seeds — how far two runs of one method
+    differ, the yardstick for the first kind."""
+    methods = [(a, b) for a, (va, sa) in runs.items() for b, (vb, sb) in runs.items()
+               if sa == sb and va == first_variant and vb != va]
+    seeds = [(a, b) for a, (va, sa) in runs.items() for b, (vb, sb) in runs.items()
+             if va == vb and sa == first_seed and sb != sa]
+    return methods + seeds
 
 
 def paired_items(first: Path, second: Path, mode: str = "normal") -> dict[str, dict[str, Any]]:

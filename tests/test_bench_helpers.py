@@ -200,6 +200,15 @@ def test_stars_seeds_pair_every_two_variants_over_seeds(capsys):
     assert "+5.0 points" in capsys.readouterr().out
 
 
+def test_stars_compares_methods_on_a_seed_and_each_method_across_seeds() -> None:
+    stars = load("stars")
+    runs = stars.stars_runs(["distill", "distill_no_filter"], [0, 1])
+    assert stars.comparison_pairs(runs, "distill", 0) == [
+        ("distill", "distill_no_filter"), ("distill@1", "distill_no_filter@1"),
+        ("distill", "distill@1"), ("distill_no_filter", "distill_no_filter@1")]
+    assert stars.comparison_pairs(stars.stars_runs(["distill"], [0]), "distill", 0) == []
+
+
 def test_stars_seeds_pair_each_level_over_seeds() -> None:
     """The filter can win at one level and lose at another with the pooled figure flat."""
     stars = load("stars")
