@@ -38,6 +38,7 @@ def test_two_gloo_processes_shard_by_sample_and_match_one_process(toy_plugin, tm
            "-m", "unisandbox.cli.main", *ARGS, "--out", str(tmp_path / "two")]
     two = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
+    assert "resuming" not in two.stderr  # a new folder is new to every rank, however late it looks
     one_results = json.loads((tmp_path / "one/results.json").read_text())
     two_results = json.loads((tmp_path / "two/results.json").read_text())
     assert two_results == one_results
