@@ -335,7 +335,7 @@ def seed_summary(variants: dict[str, Any], runs: dict[str, tuple[str, int]]) -> 
               + f"   mean {pct(statistics.mean(by_seed.values()))}")
 
     def line(name: str, cell: dict[str, Any]) -> str:
-        t = f", paired t {cell['t']:.2f} ({cell['df']} df)" if cell["t"] else ""
+        t = f", paired t {cell['t']:.2f} ({cell['df']} df)" if cell["t"] is not None else ""
         return (f"{name}: " + ", ".join(f"{100 * d:+.1f}" for d in cell["differences"])
                 + f"; mean {100 * cell['mean']:+.1f} points{t}")
 
