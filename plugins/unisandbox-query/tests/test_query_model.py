@@ -397,8 +397,24 @@ def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     assert Recipe(text_weights=as_ints).text_weights == dict(TEXT_WEIGHTS)
 
 
+def test_task_items_set_each_levels_share_and_leave_the_default_digest_alone():
+    """Per-task item counts override ``n_train`` for the tasks they name (and so each level's
+    share of the math and think batches); a recipe without them keeps the shipped digest."""
+    from unisandbox_query.sandbox.corpus import SandboxCorpus
+    from unisandbox_query.sandbox.pretrain import Recipe, build_corpus
+
+    assert Recipe(task_items={}).digest() == Recipe().digest()
+    assert Recipe(task_items={"math-3": 9}).digest() != Recipe().digest()
+    corpus = build_corpus(Recipe(n_train=4, n_characters=4, task_items='{"math-3": 9}'))
+    assert isinstance(corpus, SandboxCorpus)
+    assert {t: len(s) for t, s in corpus.train_samples.items()} == {
+        "math-1": 4, "math-2": 4, "math-3": 9, "mapping-1": 8, "mapping-2": 8, "mapping-3": 8}
+    assert len(corpus.text_examples()["math"]) == 17  # (a mapping item is a pair of questions)
+
+
 @pytest.mark.parametrize("field", [{"lr": "abc"}, {"think_filler": "x"}, {"text_steps": 1.5},
-                                   {"key_tokens": 1}, {"text_weights": {"math": "lots"}}])
+                                   {"key_tokens": 1}, {"text_weights": {"math": "lots"}},
+                                   {"task_items": {"math-7": 3}}, {"task_items": {"math-1": 0}}])
 def test_a_recipe_field_of_the_wrong_type_fails_when_the_trainer_is_built(field):
     """Not thousands of steps later, inside the optimizer or the corpus."""
     from unisandbox.errors import UserError

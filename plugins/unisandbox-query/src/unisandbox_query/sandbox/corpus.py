@@ -104,6 +104,9 @@ class SandboxCorpus:
 
     seed: int = 0
     n_train: int = 600  # train-split items per reasoning task
+    #: per-task overrides of ``n_train`` ({"math-3": 15000}): a level with few distinct items
+    #: (math-1 has 189 expressions) is learned by rote long before one with thousands is worked
+    task_items: Mapping[str, int] = attrs.field(factory=dict)
     n_characters: int = 24  # train-split characters the understanding side learns
     held_out_share: float = 0.1
     think_format_share: float = 0.3
@@ -183,7 +186,8 @@ class SandboxCorpus:
         out = {}
         for name in TASKS:
             out[name] = list(build(reg.task(name), {"world": "glyph", "split": "train",
-                                                    "n": self.n_train, "seed": self.seed}).samples())
+                                                    "n": self.task_items.get(name, self.n_train),
+                                                    "seed": self.seed}).samples())
         return out
 
     @cached_property

@@ -68,6 +68,23 @@ def _weights(value: Mapping[str, Any]) -> dict[str, float]:
     return {str(k): float(v) for k, v in value.items()}
 
 
+def _task_items(value: Mapping[str, Any]) -> dict[str, int]:
+    """Per-task item counts: known reasoning tasks, positive whole numbers."""
+    from .corpus import TASKS
+
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"task_items must map task names to item counts, got {value!r}")
+    unknown = sorted(set(value) - set(TASKS))
+    if unknown:
+        raise ValueError(f"task_items names unknown tasks {unknown}: choose from {', '.join(TASKS)}")
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"task_items counts must be whole numbers >= 1, got {bad}")
+    return {str(k): int(v) for k, v in sorted(value.items())}
+
+
 #: the recipe's scalar fields' types (annotations are strings here): a ``--train-arg`` that is
 #: not one fails when the trainer is built, not thousands of steps later inside the optimizer
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -116,6 +133,9 @@ class Recipe:
     #: train-split items per reasoning task: 600 let the LM learn level-3 math by rote (each
     #: expression seen many times), 5,000 make it work them out (docs/sandbox-model.md)
     n_train: int = 5000
+    #: per-task overrides of ``n_train`` (e.g. {"math-1": 1000, "math-3": 15000}): the share of
+    #: the math and think batches each level gets follows its item count
+    task_items: Mapping[str, int] = attrs.field(factory=dict, metadata=LATER, converter=_task_items)
     n_characters: int = 24
     think_format_share: float = 0.3
     #: share of the generator's think-format examples with unrelated worked steps before the
@@ -154,14 +174,20 @@ class Recipe:
 
     def digest(self) -> str:
         recipe = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))
-                  if not (f.metadata.get("later") and getattr(self, f.name) == f.default)}
+                  if not (f.metadata.get("later") and getattr(self, f.name) == _default(f))}
         payload = json.dumps({"recipe": recipe, "corpus": CORPUS_VERSION,
                               "config": QueryUMMConfig().to_json()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def _default(field: attrs.Attribute) -> Any:
+    """A field's default value, a factory's called."""
+    default = field.default
+    return default.factory() if isinstance(default, attrs.Factory) else default  # type: ignore[arg-type]
+
+
 def build_corpus(recipe: Recipe) -> SandboxCorpus:
-    return SandboxCorpus(seed=recipe.seed, n_train=recipe.n_train,
+    return SandboxCorpus(seed=recipe.seed, n_train=recipe.n_train, task_items=recipe.task_items,
                          n_characters=recipe.n_characters,
                          think_format_share=recipe.think_format_share,
                          think_filler=recipe.think_filler,
