@@ -263,9 +263,10 @@ def main() -> int:
                     "(corpus categories; 'recall', 'lookup', 'lookup-dense', 'lookup-echo' and "
                     "'lookup-echo-N' (N entries a list) for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
-    ap.add_argument("--task-items", default=None, help="JSON: task -> train items, overriding "
-                    "--n-train for those tasks (the recipe option task_items), e.g. "
-                    "'{\"math-1\": 1000, \"math-3\": 15000}'")
+    ap.add_argument("--task-scale", default="{}", help="JSON: task -> multiplier of --n-train "
+                    "(the recipe option task_scale; default: every task --n-train items, as before "
+                    "stop 25; the recipe's own default is its TASK_SCALE), e.g. "
+                    "'{\"math-1\": 0.1, \"math-3\": 6}'")
     ap.add_argument("--recall-sets", type=int, default=0, help="draw the recall drills from this "
                     "many TRAIN rule sets per mapping level (default: the corpus's own)")
     ap.add_argument("--heads", type=int, default=4, help="LM attention heads")
@@ -346,9 +347,9 @@ def main() -> int:
                      num_hidden_layers=args.layers)
     umm = scratch_model(Recipe(seed=args.seed, key_tokens=args.key_tokens), config=config).umm
     try:
-        corpus = build_corpus(Recipe(n_train=args.n_train, task_items=json.loads(args.task_items or "{}")))
-    except (json.JSONDecodeError, ValueError) as e:
-        ap.error(f"--task-items: {e}")
+        corpus = build_corpus(Recipe(n_train=args.n_train, task_scale=args.task_scale))
+    except ValueError as e:  # JSONDecodeError is one
+        ap.error(f"--task-scale: {e}")
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
         rework(corpus, cats, "math", rewrite_chain, lambda s: f"The answer is {s.question_answer}.")

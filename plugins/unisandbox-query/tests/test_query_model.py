@@ -397,24 +397,25 @@ def test_category_weights_are_floats_so_one_recipe_has_one_digest():
     assert Recipe(text_weights=as_ints).text_weights == dict(TEXT_WEIGHTS)
 
 
-def test_task_items_set_each_levels_share_and_leave_the_default_digest_alone():
-    """Per-task item counts override ``n_train`` for the tasks they name (and so each level's
-    share of the math and think batches); a recipe without them keeps the shipped digest."""
-    from unisandbox_query.sandbox.corpus import SandboxCorpus
-    from unisandbox_query.sandbox.pretrain import Recipe, build_corpus
+def test_task_scale_sets_each_levels_share_of_the_items():
+    """``task_scale`` multiplies ``n_train`` per task (and so sets each level's share of the
+    math, think and filter examples); {} gives every task ``n_train``; the default is
+    ``TASK_SCALE``, left out of the digest at its default like every later option."""
+    from unisandbox_query.sandbox.pretrain import TASK_SCALE, Recipe, build_corpus
 
-    assert Recipe(task_items={}).digest() == Recipe().digest()
-    assert Recipe(task_items={"math-3": 9}).digest() != Recipe().digest()
-    corpus = build_corpus(Recipe(n_train=4, n_characters=4, task_items='{"math-3": 9}'))
-    assert isinstance(corpus, SandboxCorpus)
+    assert Recipe(task_scale=dict(TASK_SCALE)).digest() == Recipe().digest()
+    assert Recipe(task_scale={}).digest() != Recipe().digest()
+    corpus = build_corpus(Recipe(n_train=4, n_characters=4, task_scale='{"math-3": 2.5, "mapping-2": 0.1}'))
     assert {t: len(s) for t, s in corpus.train_samples.items()} == {
-        "math-1": 4, "math-2": 4, "math-3": 9, "mapping-1": 8, "mapping-2": 8, "mapping-3": 8}
-    assert len(corpus.text_examples()["math"]) == 17  # (a mapping item is a pair of questions)
+        "math-1": 4, "math-2": 4, "math-3": 10, "mapping-1": 8, "mapping-2": 2, "mapping-3": 8}
+    assert len(corpus.text_examples()["math"]) == 18  # (a mapping item is a pair of questions)
+    assert build_corpus(Recipe(n_train=10, n_characters=4)).items("math-3") == round(10 * TASK_SCALE["math-3"])
 
 
 @pytest.mark.parametrize("field", [{"lr": "abc"}, {"think_filler": "x"}, {"text_steps": 1.5},
                                    {"key_tokens": 1}, {"text_weights": {"math": "lots"}},
-                                   {"task_items": {"math-7": 3}}, {"task_items": {"math-1": 0}}])
+                                   {"task_scale": {"math-7": 3}}, {"task_scale": {"math-1": 0}},
+                                   {"task_scale": [1, 2]}])
 def test_a_recipe_field_of_the_wrong_type_fails_when_the_trainer_is_built(field):
     """Not thousands of steps later, inside the optimizer or the corpus."""
     from unisandbox.errors import UserError

@@ -104,9 +104,9 @@ class SandboxCorpus:
 
     seed: int = 0
     n_train: int = 600  # train-split items per reasoning task
-    #: per-task overrides of ``n_train`` ({"math-3": 15000}): a level with few distinct items
+    #: per-task multipliers of ``n_train`` ({"math-3": 6.0}): a level with few distinct items
     #: (math-1 has 189 expressions) is learned by rote long before one with thousands is worked
-    task_items: Mapping[str, int] = attrs.field(factory=dict)
+    task_scale: Mapping[str, float] = attrs.field(factory=dict)
     n_characters: int = 24  # train-split characters the understanding side learns
     held_out_share: float = 0.1
     think_format_share: float = 0.3
@@ -186,9 +186,13 @@ class SandboxCorpus:
         out = {}
         for name in TASKS:
             out[name] = list(build(reg.task(name), {"world": "glyph", "split": "train",
-                                                    "n": self.task_items.get(name, self.n_train),
+                                                    "n": self.items(name),
                                                     "seed": self.seed}).samples())
         return out
+
+    def items(self, task: str) -> int:
+        """Train items of ``task``: ``n_train`` times its ``task_scale`` (at least 1)."""
+        return max(1, round(self.n_train * self.task_scale.get(task, 1.0)))
 
     @cached_property
     def characters(self) -> list[K.Character]:
