@@ -490,7 +490,7 @@ def test_the_shipped_checkpoint_has_the_sandbox_vocabulary():
 
 @pytest.mark.slow
 def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
-    """`sandbox-pretrain` with the default recipe, from scratch (about 25 minutes on 2 cores),
+    """`sandbox-pretrain` with the default recipe, from scratch (about half an hour on 2 cores),
     reaches the shipped checkpoint's direct-prompt and describing accuracy."""
     from unisandbox_query.factories import SHIPPED
     from unisandbox_query.sandbox.corpus import SandboxCorpus, direct_targets
