@@ -491,7 +491,9 @@ def test_the_shipped_checkpoint_has_the_sandbox_vocabulary():
 @pytest.mark.slow
 def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
     """`sandbox-pretrain` with the default recipe, from scratch (about half an hour on 2 cores),
-    reaches the shipped checkpoint's direct-prompt and describing accuracy."""
+    reaches the shipped checkpoint's direct-prompt, describing and math U accuracy."""
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
     from unisandbox_query.factories import SHIPPED
     from unisandbox_query.sandbox.corpus import SandboxCorpus, direct_targets
     from unisandbox_query.sandbox.evaluate import describe_accuracy, direct_accuracy
@@ -500,10 +502,21 @@ def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
     recipe = Recipe()
     result = SandboxPretrain(progress=False).train(scratch_model(recipe), tmp_path)
     held_out = SandboxCorpus(seed=recipe.seed).held_out_targets
+    math = [build(get_registry().task(f"math-{level}"), {"world": "glyph", "split": "test", "n": 50})
+            for level in (1, 2, 3)]
+
+    def understanding(model: QueryModel) -> list[float]:
+        out = []
+        for task in math:
+            samples = list(task.samples())
+            answers = model.umm.chat([s.question for s in samples])
+            out.append(sum(map(task.check_understanding, samples, answers)) / len(samples))
+        return out
+
     for name, folder in (("shipped", SHIPPED), ("reproduced", result.checkpoint)):
         model = QueryModel.from_pretrained(folder)
         figures = (direct_accuracy(model, held_out)["accuracy"],
-                   describe_accuracy(model, direct_targets()[::4])["accuracy"])
+                   describe_accuracy(model, direct_targets()[::4])["accuracy"], *understanding(model))
         if name == "shipped":
             shipped = figures
     assert all(mine >= theirs - 0.1 for mine, theirs in zip(figures, shipped, strict=True)), (
