@@ -88,8 +88,9 @@ def _task_scale(value: Mapping[str, Any] | str) -> dict[str, float]:
 #: each reasoning task's share of the train items, as multipliers of ``n_train`` (since stop
 #: 25): level 1 (189 distinct expressions, learned by rote) gives its items to level 3
 #: (thousands, worked out), and mapping (not learned by this LM) half its think traces to
-#: math; with 3,000 language steps that took math U to 100 / 92 / 94 % and G-think to 98 / 90
-#: / 92 % (was 100 / 94 / 52 and 100 / 82 / 32; docs/sandbox-model.md)
+#: math; with 3,000 language steps that took math U to 100 / 92 / 95 % and G-think to 96 / 76
+#: / 88 % on 200 test items per level (was 100 / 94 / 52 and 100 / 82 / 32 on 50;
+#: docs/sandbox-model.md)
 TASK_SCALE: Mapping[str, float] = {
     "math-1": 0.6, "math-2": 1.2, "math-3": 6.0, "mapping-1": 0.4, "mapping-2": 0.4, "mapping-3": 0.4,
 }
