@@ -1,7 +1,7 @@
 """Where G-think is lost on the sandbox model: in the reasoning or in the picture (issue 4).
 
 Reads an engine run folder (``samples.jsonl`` of a think-mode evaluation with the ``glyph``
-judge) and splits each level's think-mode items by whether the plan at the end of the
+judge) and splits each task's think-mode items by whether the plan at the end of the
 reasoning ("... so draw 3 red stars .") names the expected answer and whether the picture
 shows what the plan names. G-think = plan right x picture follows a right plan (plus a few
 lucky pictures), so this says which of the two bounds it.
@@ -28,14 +28,15 @@ def plan_of(think: str | None) -> str | None:
     return found[-1] if found else None
 
 
-def split(rows: list[dict]) -> dict[int, Counter]:
-    """Per level: items, plan right, picture follows the plan, right, right with a right plan."""
-    out: dict[int, Counter] = {}
+def split(rows: list[dict]) -> dict[str, Counter]:
+    """Per task (a folder may hold math and mapping at the same level): items, plan right,
+    picture follows the plan, right, right with a right plan."""
+    out: dict[str, Counter] = {}
     for row in rows:
         if row.get("mode") != "think" or row.get("level") is None:
             continue
         plan = plan_of(row.get("think"))
-        c = out.setdefault(int(row["level"]), Counter())
+        c = out.setdefault(row.get("task") or f"level {row['level']}", Counter())
         c["items"] += 1
         c["plan_right"] += plan == row["expected"]
         c["follows_plan"] += plan is not None and row.get("description") == plan
@@ -56,10 +57,10 @@ def main() -> int:
     if not table:
         print(f"error: {path} holds no think-mode items with a level", file=sys.stderr)
         return 2
-    print(f"{'level':>5} {'items':>6} {'G-think':>8} {'plan right':>11} {'picture follows a right plan':>29}")
-    for level, c in sorted(table.items()):
+    print(f"{'task':10} {'items':>6} {'G-think':>8} {'plan right':>11} {'picture follows a right plan':>29}")
+    for task, c in sorted(table.items()):
         follows = c["right_with_right_plan"] / c["plan_right"] if c["plan_right"] else 0.0
-        print(f"{level:>5} {c['items']:>6} {100 * c['right'] / c['items']:>8.1f} "
+        print(f"{task:10} {c['items']:>6} {100 * c['right'] / c['items']:>8.1f} "
               f"{100 * c['plan_right'] / c['items']:>11.1f} {100 * follows:>29.1f}")
     return 0
 

@@ -275,12 +275,15 @@ def test_think_plans_split_the_reasoning_from_the_picture() -> None:
     plans = load("think_plans")
     assert plans.plan_of("9 / 9 = 1 . so draw 4 red hearts . so draw 1 red heart .") == "1 red heart"
     assert plans.plan_of("no plan here") is None and plans.plan_of(None) is None
-    row = {"mode": "think", "level": 3, "expected": "2 red hearts"}
+    row = {"mode": "think", "level": 3, "task": "math-3", "expected": "2 red hearts"}
     table = plans.split([
         {**row, "think": "so draw 2 red hearts .", "description": "2 red hearts", "verdict": "yes"},
         {**row, "think": "so draw 2 red hearts .", "description": "3 red hearts", "verdict": "no"},
         {**row, "think": "so draw 4 red hearts .", "description": "4 red hearts", "verdict": "no"},
         {**row, "mode": "normal", "think": None, "description": "2 red hearts", "verdict": "yes"},
+        {**row, "task": "mapping-3", "think": "so draw 2 red hearts .", "description": "2 red hearts",
+         "verdict": "yes"},
     ])
-    assert dict(table[3]) == {"items": 3, "plan_right": 2, "follows_plan": 2, "right": 1,
-                              "right_with_right_plan": 1}
+    assert dict(table["math-3"]) == {"items": 3, "plan_right": 2, "follows_plan": 2, "right": 1,
+                                     "right_with_right_plan": 1}
+    assert table["mapping-3"]["items"] == 1  # another task at the same level stays apart
