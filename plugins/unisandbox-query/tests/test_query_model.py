@@ -467,7 +467,7 @@ def test_filter_verdicts_cannot_be_read_off_the_prompt():
 
 def test_the_shipped_checkpoint_is_the_default_recipes():
     """A recipe change without a retrained checkpoint would silently stop using the shipped one
-    (every user would train for half an hour on first use): retrain and ship, or fail here."""
+    (every user would train for 35-40 minutes on first use): retrain and ship, or fail here."""
     from unisandbox_query.factories import SHIPPED, shipped_checkpoint
     from unisandbox_query.sandbox.pretrain import Recipe
 
@@ -490,7 +490,7 @@ def test_the_shipped_checkpoint_has_the_sandbox_vocabulary():
 
 @pytest.mark.slow
 def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
-    """`sandbox-pretrain` with the default recipe, from scratch (about half an hour on 2 cores),
+    """`sandbox-pretrain` with the default recipe, from scratch (35-40 minutes on 2 cores),
     reaches the shipped checkpoint's direct-prompt, describing and math U accuracy."""
     from unisandbox.factories import build
     from unisandbox.registry import get_registry
