@@ -467,7 +467,7 @@ def test_filter_verdicts_cannot_be_read_off_the_prompt():
 
 def test_the_shipped_checkpoint_is_the_default_recipes():
     """A recipe change without a retrained checkpoint would silently stop using the shipped one
-    (every user would train for 35-40 minutes on first use): retrain and ship, or fail here."""
+    (every user would train for about 45 minutes on first use): retrain and ship, or fail here."""
     from unisandbox_query.factories import SHIPPED, shipped_checkpoint
     from unisandbox_query.sandbox.pretrain import Recipe
 
@@ -490,7 +490,7 @@ def test_the_shipped_checkpoint_has_the_sandbox_vocabulary():
 
 @pytest.mark.slow
 def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
-    """`sandbox-pretrain` with the default recipe, from scratch (35-40 minutes on 2 cores),
+    """`sandbox-pretrain` with the default recipe, from scratch (about 45 minutes on 2 cores),
     reaches the shipped checkpoint's direct-prompt, describing and math U accuracy."""
     from unisandbox.factories import build
     from unisandbox.registry import get_registry
@@ -515,7 +515,7 @@ def test_the_trainer_reproduces_the_shipped_checkpoint(tmp_path):
 
     for name, folder in (("shipped", SHIPPED), ("reproduced", result.checkpoint)):
         model = QueryModel.from_pretrained(folder)
-        figures = (direct_accuracy(model, held_out)["accuracy"],
+        figures = (direct_accuracy(model, held_out, draws=5)["accuracy"],
                    describe_accuracy(model, direct_targets()[::4])["accuracy"], *understanding(model))
         if name == "shipped":
             shipped = figures
@@ -665,3 +665,31 @@ def test_a_misspelt_category_is_a_clear_error_not_silently_dropped(tmp_path):
                               text_weights={"facts": 1.0, "fact": 2.0})
     with pytest.raises(UserError, match="unknown text category 'fact'"):
         trainer.train(scratch_model(trainer.recipe), tmp_path)
+
+
+
+def test_direct_accuracy_draws_each_target_with_the_seeds_of_successive_draws():
+    """``draws=D`` draws every target D times, draw d with the seeds ``seed=d`` alone would
+    use, so the one-draw figure of earlier stops is the first draw of the many-draw one."""
+    from types import SimpleNamespace
+
+    from unisandbox_query.sandbox.corpus import HELD_OUT_TEMPLATE, direct_targets, near_miss, phrase
+    from unisandbox_query.sandbox.evaluate import direct_accuracy
+
+    targets = direct_targets()[::40][:6]
+    by_prompt = {HELD_OUT_TEMPLATE.format(p=phrase(t)): t for t in targets}
+    assert len(by_prompt) == len(targets)
+
+    class EvenDrawsRight:  # the right picture on even draws, a near miss on odd ones
+        def generate(self, requests):
+            wrong = random.Random(0)
+            return [SimpleNamespace(image=render(t if (r.seed // 100_003) % 2 == 0 else near_miss(t, wrong)))
+                    for r in requests for t in [by_prompt[r.prompt]]]
+
+    model = EvenDrawsRight()
+    assert direct_accuracy(model, targets)["accuracy"] == 1.0
+    assert direct_accuracy(model, targets, seed=1)["accuracy"] == 0.0
+    three = direct_accuracy(model, targets, draws=3)
+    assert three["n"] == 18 and three["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="draws"):
+        direct_accuracy(model, targets, draws=0)
