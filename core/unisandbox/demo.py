@@ -68,7 +68,7 @@ FULL = DemoSize(
            "judge_args": {"mode": "consistency"}},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
-    seconds={"pretrain": 2250, "base": 20, "inject": 20, "knowledge": 4, "stars": 65,
+    seconds={"pretrain": 2650, "base": 20, "inject": 20, "knowledge": 4, "stars": 65,
              "ablation": 65, "probes": 10, "report": 2},
 )
 QUICK = DemoSize(

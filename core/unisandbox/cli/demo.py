@@ -18,7 +18,7 @@ from .common import echo_json, json_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every stage (other than 0: the model is pretrained here too).")
 @click.option("--pretrain", is_flag=True,
-              help="Pretrain the sandbox model from scratch in OUT (35-40 minutes on 2 CPU "
+              help="Pretrain the sandbox model from scratch in OUT (about 45 minutes on 2 CPU "
                    "cores) instead of using the checkpoint shipped with unisandbox-query.")
 @click.option("--quiet", is_flag=True, help="No progress bars (stage lines still print).")
 @json_option
@@ -34,7 +34,7 @@ def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json
 
     The pretrained model is the default query-tiny checkpoint shipped with unisandbox-query
     (about 3 minutes in all on 2 CPU cores); --pretrain (or a seed other than 0) trains it
-    from scratch with the same recipe first (35-40 minutes more). Each stage prints the
+    from scratch with the same recipe first (about 45 minutes more). Each stage prints the
     time elapsed and an estimate of the time left; a finished stage is skipped when the demo
     runs again on the same --out.
     """

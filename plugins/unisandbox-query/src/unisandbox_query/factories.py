@@ -77,7 +77,7 @@ def default_checkpoint(progress: bool = True) -> Path:
     if (model_dir / "model.safetensors").is_file():
         return model_dir
     print(f"query-tiny: no pretrained sandbox checkpoint for recipe {recipe.digest()} yet; "
-          f"training one now (35-40 minutes on 2 CPU cores, once) into {folder}", file=sys.stderr)
+          f"training one now (about 45 minutes on 2 CPU cores, once) into {folder}", file=sys.stderr)
     SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)
     shutil.rmtree(folder / "state", ignore_errors=True)  # resume state; the model is complete
     return model_dir

@@ -88,11 +88,12 @@ def _task_scale(value: Mapping[str, Any] | str) -> dict[str, float]:
 #: each reasoning task's share of the train items, as multipliers of ``n_train`` (since stop
 #: 25): level 1 (189 distinct expressions, learned by rote) gives its items to level 3
 #: (thousands, worked out), and mapping (not learned by this LM) half its think traces to
-#: math; with 3,000 language steps that took math U to 100 / 92 / 95 % and G-think to 96 / 76
-#: / 88 % on 200 test items per level (was 100 / 94 / 52 and 100 / 82 / 32 on 50;
+#: math; level 2 at 2 (since stop 27; 1.2 left its reasoning the weak one) with 4,000
+#: language steps took math U to 100 / 100 / 98 % and G-think to 90.5 / 88 / 87.5 % on 200
+#: test items per level (stop 25's 1.2 and 3,000 steps: 100 / 92 / 95 and 96 / 76 / 88;
 #: docs/sandbox-model.md)
 TASK_SCALE: Mapping[str, float] = {
-    "math-1": 0.6, "math-2": 1.2, "math-3": 6.0, "mapping-1": 0.4, "mapping-2": 0.4, "mapping-3": 0.4,
+    "math-1": 0.6, "math-2": 2.0, "math-3": 6.0, "mapping-1": 0.4, "mapping-2": 0.4, "mapping-3": 0.4,
 }
 
 
@@ -118,7 +119,7 @@ class Recipe:
     ``joint_steps`` of flow loss on direct prompts plus a text batch per step.
     """
 
-    text_steps: int = 3000
+    text_steps: int = 4000
     joint_steps: int = 2500
     #: "CATEGORY:STEPS" phases that open the language phase, e.g. ("lookup-2:500", "copy:200");
     #: a category may be a drill (corpus.DRILLS) that the weights do not name
