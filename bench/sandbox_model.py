@@ -107,14 +107,12 @@ def main() -> int:
     corpus = build_corpus(recipe)
 
     held = direct_accuracy(model, corpus.held_out_targets, draws=args.draws)
-    first = direct_accuracy(model, corpus.held_out_targets) if args.draws > 1 else held
     seen = direct_accuracy(model, corpus.train_targets[::4], template=TEMPLATES[0], seed=1, draws=args.draws)
     figures["direct_held_out"], figures["direct_seen"] = held, seen
-    figures["direct_held_out_first_draw"] = first
     print(f"direct prompts, held-out targets + held-out template: {pct(held['accuracy'])} % (n={held['n']}: "
           f"{len(corpus.held_out_targets)} targets x {args.draws} draws) "
           + ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in held.items() if isinstance(v, dict))
-          + (f"; one draw each {pct(first['accuracy'])} %" if args.draws > 1 else ""))
+          + (f"; one draw each {pct(held['per_draw'][0])} %" if args.draws > 1 else ""))
     print(f"direct prompts, trained targets: {pct(seen['accuracy'])} % (n={seen['n']})")
 
     desc = describe_accuracy(model, corpus.held_out_targets + corpus.train_targets[::6])

@@ -691,5 +691,6 @@ def test_direct_accuracy_draws_each_target_with_the_seeds_of_successive_draws():
     assert direct_accuracy(model, targets, seed=1)["accuracy"] == 0.0
     three = direct_accuracy(model, targets, draws=3)
     assert three["n"] == 18 and three["accuracy"] == pytest.approx(2 / 3)
+    assert three["per_draw"] == [1.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="draws"):
         direct_accuracy(model, targets, draws=0)

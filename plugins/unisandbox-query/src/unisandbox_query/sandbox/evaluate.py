@@ -45,15 +45,17 @@ def direct_accuracy(model: QueryModel, targets: Sequence[Mapping[str, Any]],
 
     Each target is drawn ``draws`` times, draw ``d`` with the seeds of ``seed + d``: the
     held-out targets are few (46), so with one draw each a single picture moves the figure by
-    two points; ``n`` counts pictures.
+    two points; ``n`` counts pictures, ``per_draw`` is each draw's accuracy.
     """
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
     requests = [GenerationRequest(template.format(p=phrase(t)), "normal", (seed + d) * 100_003 + i)
                 for d in range(draws) for i, t in enumerate(targets)]
     images = [g.image for g in model.generate(requests)]
-    return _summary([(_category(t), matches(parse(im), t))
-                     for t, im in zip(list(targets) * draws, images, strict=True)])
+    hits = [(_category(t), matches(parse(im), t)) for t, im in zip(list(targets) * draws, images, strict=True)]
+    per = len(targets)
+    return {**_summary(hits), "per_draw": [sum(ok for _, ok in hits[d * per:(d + 1) * per]) / max(1, per)
+                                           for d in range(draws)]}
 
 
 def describe_accuracy(model: QueryModel, targets: Sequence[Mapping[str, Any]],
