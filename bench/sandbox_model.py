@@ -136,7 +136,7 @@ def main() -> int:
                        tasks=tuple(Component(t, {"world": "glyph", "n": args.n}) for t in TASKS),
                        judge=Component("glyph"), out=args.out / "eval", batch_size=64)
     t0 = time.perf_counter()
-    results = Runner(config, model=model, progress=sys.stderr.isatty()).run()
+    results = Runner(config, model=model, progress=True).run()
     figures["eval_seconds"] = round(time.perf_counter() - t0, 1)
     figures["tasks"] = results["tasks"]
     print(f"\nengine run over {len(TASKS)} tasks: {figures['eval_seconds']} s")

@@ -73,7 +73,7 @@ def evaluate(model: Any, checkpoint: Path, tasks: tuple[str, ...], task_args: di
     config = RunConfig(model=Component("query", {"path": str(checkpoint)}),
                        tasks=tuple(Component(t, task_args) for t in tasks),
                        judge=Component("glyph"), out=out, modes=modes, batch_size=64)
-    results = Runner(config, model=model, progress=sys.stderr.isatty()).run()
+    results = Runner(config, model=model, progress=True).run()
     table: dict[str, dict[str, float | None]] = {}
     for task, entry in results["tasks"].items():
         cell = entry["levels"]["all"]
@@ -146,7 +146,7 @@ def bench_inject(args: argparse.Namespace, checkpoint: Path, figures: dict[str, 
     recall_before = corpus_recall(model, conversations)
     t0 = time.perf_counter()
     train_args = json.loads(args.inject_args) if args.inject_args else {}
-    result = InjectTrainer(data=str(data), progress=sys.stderr.isatty(), **train_args).train(
+    result = InjectTrainer(data=str(data), progress=True, **train_args).train(
         model, out / "train")
     seconds = time.perf_counter() - t0
     recall_after = corpus_recall(model, conversations)
@@ -191,7 +191,7 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
                 shared = {"candidates_from": str(out / first[seed])}
             else:
                 first[seed] = name
-        result = StarsTrainer(audit_judge="glyph", progress=sys.stderr.isatty(),
+        result = StarsTrainer(audit_judge="glyph", progress=True,
                               **{**VARIANTS[variant], **extra, **seeded, **shared}).train(model, out / name)
         seconds = time.perf_counter() - t0
         after = evaluate(model, result.checkpoint, MATH, task_args, ("normal",), out / f"eval-{name}")

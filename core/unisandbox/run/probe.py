@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from ..errors import UserError
 from ..factories import build
+from ..progress import bar as progress_bar
 from ..protocols import AnalysisTask, Model
 from ..records import MODES
 from ..registry import Registry, get_registry
@@ -32,12 +33,9 @@ def _bars(enabled: bool) -> tuple[Callable[[str, int, int], None], Callable[[], 
     def update(description: str, done: int, total: int) -> None:
         if not enabled:
             return
-        from tqdm.auto import tqdm
-
         bar = bars.get(description)
         if bar is None:
-            bar = bars[description] = tqdm(total=total, desc=description, unit="sample",
-                                           file=sys.stderr, dynamic_ncols=True, leave=False)
+            bar = bars[description] = progress_bar(total, description, "sample")
         bar.update(done - bar.n)
 
     def close() -> None:

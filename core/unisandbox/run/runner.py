@@ -20,6 +20,7 @@ from ..distributed import get_dist
 from ..errors import UserError
 from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
+from ..progress import bar as progress_bar
 from ..protocols import Judge, Model, Task
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
@@ -31,13 +32,6 @@ from .store import RunStore, save_png
 
 def chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
     return [list(samples[i : i + size]) for i in range(0, len(samples), size)]
-
-
-def progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, leave=False)
 
 
 class Runner:
@@ -164,7 +158,7 @@ class Runner:
             return
         total = sum(1 for c in pending for s in c if (task.name, mode, s.id) not in done)
         dist = self.dist
-        bar = progress_bar(total, f"{task.name} {mode}", self.progress and dist.is_main)
+        bar = progress_bar(total, f"{task.name} {mode}", "sample", self.progress and dist.is_main)
         for step in range(0, len(pending), dist.world):
             mine = pending[step + dist.rank] if step + dist.rank < len(pending) else []
             batch = [s for s in mine if (task.name, mode, s.id) not in done]

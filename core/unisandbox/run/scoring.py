@@ -14,10 +14,11 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..judges.report_csv import CSV_NAME, write_evaluation_csv
 from ..paths import safe_name
+from ..progress import bar as progress_bar
 from ..protocols import Task
 from ..records import JudgeItem
 from ..registry import get_registry
-from .runner import chunks, compute_results, missing_image_verdict, progress_bar
+from .runner import chunks, compute_results, missing_image_verdict
 from .store import RunStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -89,7 +90,7 @@ def score_images(
         done = {}
 
     todo = [s for s in samples if (task.name, mode, s.id) not in done]
-    bar = progress_bar(len(todo), f"score {task.name}", progress)
+    bar = progress_bar(len(todo), f"score {task.name}", "sample", progress)
     for batch in chunks(todo, batch_size):
         items, records = [], []
         for sample in batch:

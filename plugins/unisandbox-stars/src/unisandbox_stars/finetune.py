@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from unisandbox.distributed import Dist, get_dist
 from unisandbox.errors import UserError
+from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import CapabilityError, Model
 from unisandbox.run.seeds import sample_seed
 from unisandbox.run.store import JsonlLog, atomic_write_json
@@ -202,8 +203,6 @@ def _sync_start(dist: Dist, params: list[torch.nn.Parameter]) -> None:
 def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
           examples: Sequence[Any], loss_fn: LossFn, options: FinetuneOptions, folder: Path,
           total: int, start: int, dist: Dist, desc: str, show: bool) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
     stream = BatchStream(len(examples), options.batch_size, options.seed)
     warm = warmup_steps(options.warmup, total)
     size = options.micro_size(dist.world)
@@ -213,8 +212,7 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
         metrics_log.repair()
     pending: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=start, desc=desc, unit="step", disable=not show,
-               file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = progress_bar(total, desc, "step", show, initial=start)
     for step in range(start, total):
         lr = options.lr * lr_factor(step, total, warm, options.schedule)
         for group in optimizer.param_groups:
@@ -242,7 +240,7 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
             record["grad_norm"] = round(grad_norm, 4)
         pending.append(record)
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}")
+        bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
         last = step == total - 1
         saving = bool(options.save_every) and (step + 1) % options.save_every == 0 and not last
         if dist.is_main and (len(pending) >= options.log_every or last or saving):

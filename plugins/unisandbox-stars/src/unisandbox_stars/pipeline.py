@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import shutil
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from unisandbox.errors import UserError
 from unisandbox.factories import accepted_arguments, build, judge_task_context
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.paths import inside
+from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import Judge, Model, Task, TrainResult
 from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
 from unisandbox.registry import get_registry
@@ -281,7 +281,8 @@ class StarsRun:
                 if (task.name, s.id, k) not in have]
         chunks = [todo[i : i + self.t.gen_batch] for i in range(0, len(todo), self.t.gen_batch)]
         t0 = time.perf_counter()
-        bar = _bar(len(todo), f"{phase.name} I generate", self.t.progress and self.dist.is_main)
+        bar = progress_bar(len(todo), f"{phase.name} I generate", "img",
+                           self.t.progress and self.dist.is_main)
         world, rank = self.dist.world, self.dist.rank
         for start in range(0, len(chunks), world):
             mine = chunks[start + rank] if start + rank < len(chunks) else []
@@ -330,7 +331,7 @@ class StarsRun:
         if {key_of(r) for r in records} != wanted:
             raise UserError(f"candidates_from: {source / 'candidates.jsonl'} holds other prompts "
                             "than this run's (another task version?)")
-        bar = _bar(len(records), f"{folder.name} I copy", self.t.progress)
+        bar = progress_bar(len(records), f"{folder.name} I copy", "img", self.t.progress)
         for r in records:
             parts = r["image"].split("/")
             target = inside(folder, *parts)
@@ -382,7 +383,7 @@ class StarsRun:
         have = {key_of(r) for r in verdicts_log.read()}
         todo = [c for c in candidates if key_of(c) not in have]
         samples = {(t.name, s.id): (t, s) for t in self.tasks for s in t.samples()}
-        bar = _bar(len(todo), f"{folder.name} II judge", self.t.progress)
+        bar = progress_bar(len(todo), f"{folder.name} II judge", "img", self.t.progress)
         for start in range(0, len(todo), self.t.gen_batch):
             chunk = todo[start : start + self.t.gen_batch]
             items = []
@@ -482,7 +483,7 @@ class StarsRun:
         path = folder / "teachers.safetensors"
         if self.dist.is_main and (not path.is_file() or _teachers_key(path) != key):
             chunks = []
-            bar = _bar(len(examples), f"{folder.name} III teachers", self.t.progress)
+            bar = progress_bar(len(examples), f"{folder.name} III teachers", "img", self.t.progress)
             with torch.no_grad():
                 for start in range(0, len(examples), self.t.gen_batch):
                     chunk = examples[start : start + self.t.gen_batch]
@@ -571,8 +572,3 @@ def _image(path: Path) -> Any:
         return image.convert("RGB")
 
 
-def _bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled or total == 0,
-                file=sys.stderr, dynamic_ncols=True, leave=False)

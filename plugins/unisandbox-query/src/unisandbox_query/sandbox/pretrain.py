@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 import torch
 from unisandbox.errors import UserError
+from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import Trainer, TrainResult
 from unisandbox.run.store import atomic_write_json
 from unisandbox.world.glyph_draw import render_array
@@ -286,10 +287,7 @@ class SandboxPretrain(Trainer):
             start, log = self._resume(umm, optimizer, rng, generator, state_dir)
         umm.train()
         t0 = time.perf_counter()
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=r.steps, initial=start, desc="sandbox-pretrain", unit="step",
-                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(r.steps, "sandbox-pretrain", "step", self.progress, initial=start)
         for step in range(start, r.steps):
             for group in optimizer.param_groups:
                 group["lr"] = r.rate(step, group["peak"])
@@ -314,7 +312,7 @@ class SandboxPretrain(Trainer):
             if step % 25 == 0 or step == r.steps - 1:
                 log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
                             "category": category, "seconds": round(time.perf_counter() - t0, 1)})
-                bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}")
+                bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}", refresh=False)
             bar.update(1)
             if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and step + 1 < r.steps:
                 self._save_state(umm, optimizer, rng, generator, state_dir, step + 1, log)

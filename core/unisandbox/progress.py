@@ -1,0 +1,47 @@
+"""Progress bars for long work, readable on a terminal and in a log file.
+
+On a terminal a bar redraws in place. Redirected to a file (nohup, SLURM, CI) the same bar
+would be one line of carriage returns rewritten after every step, megabytes an hour that
+``tail`` cannot read; there it prints a plain line at most every ``LOG_INTERVAL_S`` seconds
+and one at the end, so a log says how far a run got and how fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+LOG_INTERVAL_S = 30.0
+_LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
+
+
+class _Lines:
+    """A stream for tqdm that writes each redraw of the status as a line of its own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0) -> Any:
+    """A tqdm bar on stderr: redrawn on a terminal, a line every half minute in a log.
+
+    Disabled when ``enabled`` is false or there is nothing to count. Use ``set_postfix(...,
+    refresh=False)`` for figures that change every step, so a log gets them with the next line
+    rather than a line for each."""
+    from tqdm.auto import tqdm
+
+    stream = sys.stderr
+    common: dict[str, Any] = {"total": total, "initial": initial, "desc": desc, "unit": unit,
+                              "disable": not enabled or total == 0}
+    if stream.isatty():
+        return tqdm(**common, file=stream, dynamic_ncols=True, leave=False)
+    return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S, leave=True,
+                bar_format=_LOG_FORMAT)

@@ -1,0 +1,50 @@
+"""Progress bars: redrawn on a terminal, plain lines at an interval in a log file."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from unisandbox import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run_bar(monkeypatch: pytest.MonkeyPatch, stream: io.StringIO, total: int, **kwargs) -> str:
+    monkeypatch.setattr("sys.stderr", stream)
+    bar = progress.bar(total, "stage III", "step", **kwargs)
+    for step in range(total - kwargs.get("initial", 0)):
+        bar.update(1)
+        bar.set_postfix(loss=f"{1 / (step + 1):.3f}", refresh=False)
+    bar.close()
+    return stream.getvalue()
+
+
+def test_a_log_gets_a_first_and_a_last_line_and_no_carriage_returns(monkeypatch):
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 3600.0)
+    text = run_bar(monkeypatch, io.StringIO(), 500, initial=100)
+    lines = text.splitlines()
+    assert "\r" not in text and text.endswith("\n")
+    assert len(lines) == 2  # the interval is an hour: the start and the end only
+    assert lines[0].startswith("stage III: 100/500 step")
+    assert lines[1].startswith("stage III: 500/500 step") and "loss=0.003" in lines[1]
+
+
+def test_a_log_gets_a_line_per_interval(monkeypatch):
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
+    lines = run_bar(monkeypatch, io.StringIO(), 20).splitlines()
+    assert len(lines) > 2 and all(line.startswith("stage III: ") for line in lines)
+
+
+def test_a_terminal_gets_a_bar_redrawn_in_place(monkeypatch):
+    text = run_bar(monkeypatch, Terminal(), 20)
+    assert "\r" in text and "stage III" in text
+
+
+@pytest.mark.parametrize(("total", "enabled"), [(0, True), (20, False)])
+def test_no_output_when_disabled_or_nothing_to_count(monkeypatch, total, enabled):
+    assert run_bar(monkeypatch, io.StringIO(), total, enabled=enabled) == ""
