@@ -7,16 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .factories import build
+from .factories import accepted_arguments, build
 from .protocols import TrainResult
 from .registry import Registry, get_registry
 
 
 def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, Any],
-                train_args: Mapping[str, Any], out: Path,
+                train_args: Mapping[str, Any], out: Path, progress: bool = True,
                 registry: Registry | None = None) -> TrainResult:
+    """``progress=False`` turns the trainer's bars off where it takes a ``progress`` argument
+    (and leaves an explicit ``progress`` in ``train_args`` alone)."""
     registry = registry or get_registry()
     trainer_spec = registry.trainer(trainer_name)
+    accepted = accepted_arguments(trainer_spec)
+    if not progress and (accepted is None or "progress" in accepted):
+        train_args = {"progress": False, **train_args}
     model_spec = registry.model(model_name)
     missing = sorted(trainer_spec.requires - model_spec.capabilities)
     if missing:

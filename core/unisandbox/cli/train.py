@@ -16,9 +16,10 @@ from .common import arg_option, echo_json, json_option
 @arg_option("train", "trainer (see PLUGINS.md or the trainer's docs)")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Training folder; running again on it resumes.")
+@click.option("--quiet", is_flag=True, help="No progress bars (for trainers that show them).")
 @json_option
 def train(trainer_name: str, model: str, model_args: tuple[str, ...],
-          train_args: tuple[str, ...], out: Path, as_json: bool) -> None:
+          train_args: tuple[str, ...], out: Path, quiet: bool, as_json: bool) -> None:
     """Train a model with a registered trainer (see `unisandbox trainers list`).
 
     \b
@@ -31,7 +32,8 @@ def train(trainer_name: str, model: str, model_args: tuple[str, ...],
 
     result = run_trainer(trainer_name, model_name=model,
                          model_args=parse_pairs(model_args, "--model-arg"),
-                         train_args=parse_pairs(train_args, "--train-arg"), out=out)
+                         train_args=parse_pairs(train_args, "--train-arg"), out=out,
+                         progress=not quiet)
     if as_json:
         echo_json({"checkpoint": str(result.checkpoint), "metrics": result.metrics})
     else:

@@ -154,10 +154,16 @@ def test_cli_runs_inject_and_reports_data_errors(tiny_checkpoint: Path, corpus_f
     out = tmp_path / "cli"
     code = main(["train", "inject", "--model", "query", "--model-arg", f"path={tiny_checkpoint}",
                  "--train-arg", f"data={corpus_file}", "--train-arg", "steps=2",
-                 "--train-arg", "progress=false", "--out", str(out), "--json"])
+                 "--out", str(out), "--json"])
     assert code == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["checkpoint"] == str(out / "model") and printed["metrics"]["steps"] == 2
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    assert result["checkpoint"] == str(out / "model") and result["metrics"]["steps"] == 2
+    assert "inject: 2/2 step" in printed.err  # stderr is a log here: the bar's last line
+    code = main(["train", "inject", "--model", "query", "--model-arg", f"path={tiny_checkpoint}",
+                 "--train-arg", f"data={corpus_file}", "--train-arg", "steps=2",
+                 "--out", str(tmp_path / "quiet"), "--quiet"])
+    assert code == 0 and " step [" not in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     code = main(["train", "inject", "--model", "query", "--model-arg", f"path={tiny_checkpoint}",
