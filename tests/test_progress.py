@@ -47,3 +47,17 @@ def test_a_terminal_gets_a_bar_redrawn_in_place(monkeypatch):
 @pytest.mark.parametrize(("total", "enabled"), [(0, True), (20, False)])
 def test_no_output_when_disabled_or_nothing_to_count(monkeypatch, total, enabled):
     assert run_bar(monkeypatch, io.StringIO(), total, enabled=enabled) == ""
+
+
+def test_a_notebook_keeps_its_live_bar(monkeypatch):
+    import tqdm.auto
+    import tqdm.std
+
+    class Notebook(tqdm.std.tqdm):  # stands in for tqdm.notebook's widget class
+        pass
+
+    Notebook.__module__ = "tqdm.notebook"
+    monkeypatch.setattr(tqdm.auto, "tqdm", Notebook)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 3600.0)
+    text = run_bar(monkeypatch, io.StringIO(), 20)
+    assert "\r" in text  # not the log form, whose interval would freeze the widget for an hour

@@ -31,7 +31,8 @@ class _Lines:
 
 
 def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0) -> Any:
-    """A tqdm bar on stderr: redrawn on a terminal, a line every half minute in a log.
+    """A tqdm bar on stderr: redrawn on a terminal (a widget in a notebook), a line every half
+    minute in a log.
 
     Disabled when ``enabled`` is false or there is nothing to count. Use ``set_postfix(...,
     refresh=False)`` for figures that change every step, so a log gets them with the next line
@@ -41,7 +42,8 @@ def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0
     stream = sys.stderr
     common: dict[str, Any] = {"total": total, "initial": initial, "desc": desc, "unit": unit,
                               "disable": not enabled or total == 0}
-    if stream.isatty():
+    notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)  # draws a widget
+    if stream.isatty() or notebook:
         return tqdm(**common, file=stream, dynamic_ncols=True, leave=False)
     return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S, leave=True,
                 bar_format=_LOG_FORMAT)
