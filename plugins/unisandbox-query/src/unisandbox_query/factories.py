@@ -37,7 +37,8 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
                     query_expert_rank: int | None = None, precision: str = "float32") -> QueryModel:
     """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer);
     ``query_expert_rank`` adds an inert query expert for the generation path to train;
-    ``precision=bfloat16`` samples with a bf16 denoiser (faster in batches, not bit-equal)."""
+    ``precision=bfloat16`` samples with a bf16 denoiser (faster in batches on CPUs with bf16
+    units, several times slower on those without; not bit-equal)."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
