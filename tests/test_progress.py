@@ -33,6 +33,13 @@ def test_a_log_gets_a_first_and_a_last_line_and_no_carriage_returns(monkeypatch)
     assert lines[1].startswith("stage III: 500/500 step") and "loss=0.003" in lines[1]
 
 
+def test_the_log_interval_bounds_forced_redraws_too(monkeypatch):
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    bar = progress.bar(10, "stage III", "step")
+    assert bar.mininterval == bar.maxinterval == progress.LOG_INTERVAL_S  # not tqdm's 10 s
+    bar.close()
+
+
 def test_a_log_gets_a_line_per_interval(monkeypatch):
     monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
     lines = run_bar(monkeypatch, io.StringIO(), 20).splitlines()

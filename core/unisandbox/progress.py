@@ -45,5 +45,6 @@ def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0
     notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)  # draws a widget
     if stream.isatty() or notebook:
         return tqdm(**common, file=stream, dynamic_ncols=True, leave=False)
-    return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S, leave=True,
-                bar_format=_LOG_FORMAT)
+    # maxinterval too: tqdm's monitor thread otherwise forces a redraw every 10 s
+    return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S,
+                maxinterval=LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
