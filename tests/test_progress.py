@@ -36,7 +36,8 @@ def test_a_log_gets_a_first_and_a_last_line_and_no_carriage_returns(monkeypatch)
 def test_the_log_interval_bounds_forced_redraws_too(monkeypatch):
     monkeypatch.setattr("sys.stderr", io.StringIO())
     bar = progress.bar(10, "stage III", "step")
-    assert bar.mininterval == bar.maxinterval == progress.LOG_INTERVAL_S  # not tqdm's 10 s
+    assert bar.mininterval == progress.LOG_INTERVAL_S  # not tqdm's 10 s monitor redraws,
+    assert bar.maxinterval == 2 * progress.LOG_INTERVAL_S  # nor a second line beside a due one
     bar.close()
 
 

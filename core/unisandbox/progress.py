@@ -45,6 +45,7 @@ def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0
     notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)  # draws a widget
     if stream.isatty() or notebook:
         return tqdm(**common, file=stream, dynamic_ncols=True, leave=False)
-    # maxinterval too: tqdm's monitor thread otherwise forces a redraw every 10 s
+    # tqdm's monitor thread forces a redraw after maxinterval (10 s by default) without one;
+    # at twice the interval it only speaks when a step outlasts it, never beside a due line
     return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S,
-                maxinterval=LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
+                maxinterval=2 * LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
