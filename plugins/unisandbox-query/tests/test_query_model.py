@@ -90,34 +90,52 @@ def test_sampled_reasoning_is_seeded_per_request_and_greedy_at_zero(small):
         GenerationRequest(prompt, "think", 0, temperature=-1)
 
 
-def test_query_expert_is_inert_until_trained_and_touches_only_the_queries(small, tmp_path):
-    """A query expert added to a saved model changes nothing (its up-projection is zero);
-    training it moves the conditioning, while text decoding and the LM's weights stay put."""
+@pytest.mark.parametrize(("arg", "value", "part"), [("query_expert_rank", 4, "query_expert"),
+                                                    ("query_layers", 2, "query_decoder")])
+def test_generation_parts_added_to_a_checkpoint_are_inert_until_trained(small, tmp_path, arg, value, part):
+    """A query expert (zero up-projection) or query decoder (zero output projections) added to
+    a saved model changes nothing; training it moves the conditioning, while text decoding and
+    the LM's weights stay put, and the saved folder records it."""
     small.save_pretrained(tmp_path / "plain")
-    model = QueryModel.from_pretrained(tmp_path / "plain", query_expert_rank=4)
+    model = QueryModel.from_pretrained(tmp_path / "plain", **{arg: value})
     umm = model.umm
-    prompts = ["Draw 3 red stars.", "Draw 2 blue circles."]
+    prompts = ["Draw 3 red stars.", "Draw 2 blue circles now please."]  # unequal: padding
     assert torch.equal(umm.condition(prompts), small.umm.condition(prompts))
-    expert = {id(p) for p in umm.query_expert.parameters()}
-    assert expert <= {id(p) for p in model.trainable_parameters("generation")}
-    assert expert.isdisjoint(id(p) for p in model.trainable_parameters("understanding"))
+    added = {id(p) for p in getattr(umm, part).parameters()}
+    assert added <= {id(p) for p in model.trainable_parameters("generation")}
+    assert added.isdisjoint(id(p) for p in model.trainable_parameters("understanding"))
     lm_before = {k: v.clone() for k, v in umm.lm.state_dict().items()}
     chat_before = model.chat(["What is 7 - 4?"])
-    opt = torch.optim.SGD(umm.query_expert.parameters(), lr=1.0)
+    opt = torch.optim.SGD(getattr(umm, part).parameters(), lr=1.0)
     images = umm.pixels([render({"kind": "star", "colour": "red", "count": 3})] * 2)
-    for _ in range(2):
+    for _ in range(3):
         opt.zero_grad()
         umm.flow_loss([umm.generation_context(p) for p in prompts], images).backward()
         opt.step()
     assert not torch.equal(umm.condition(prompts), small.umm.condition(prompts))
     assert model.chat(["What is 7 - 4?"]) == chat_before
     assert all(torch.equal(v, umm.lm.state_dict()[k]) for k, v in lm_before.items())
-    model.save_pretrained(tmp_path / "expert")
-    again = QueryModel.from_pretrained(tmp_path / "expert")
-    assert again.umm.config.query_expert_rank == 4
+    # a left-padded context gives the condition it gives alone
+    assert torch.allclose(umm.condition(prompts[:1]), umm.condition(prompts)[:1], atol=1e-5)
+    model.save_pretrained(tmp_path / "trained")
+    assert json.loads((tmp_path / "trained" / "config.json").read_text())[arg] == value
+    assert arg not in json.loads((tmp_path / "plain" / "config.json").read_text())
+    again = QueryModel.from_pretrained(tmp_path / "trained")
     assert torch.equal(again.umm.condition(prompts), umm.condition(prompts))
-    with pytest.raises(ValueError, match="rank 4"):
-        QueryModel.from_pretrained(tmp_path / "expert", query_expert_rank=8)
+    with pytest.raises(ValueError, match=f"{arg}={value}"):
+        QueryModel.from_pretrained(tmp_path / "trained", **{arg: value + 1})
+
+
+def test_the_query_decoder_reads_the_context(small):
+    """Its cross-attention's keys and values come from the context's states: they learn."""
+    umm = QueryUMM(QueryUMMConfig(**{**small.umm.config.__dict__, "query_layers": 1}), small.umm.tokenizer)
+    umm.load_state_dict(small.umm.state_dict(), strict=False)
+    cross = umm.query_decoder.layers[0].multihead_attn
+    torch.nn.init.normal_(cross.out_proj.weight, std=0.02)
+    umm.condition(["Draw 3 red stars.", "Draw 2 blue circles."]).square().sum().backward()
+    width = cross.embed_dim
+    keys_values = cross.in_proj_weight.grad[width:]  # rows that project the context
+    assert keys_values.abs().sum() > 0
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
@@ -131,6 +149,9 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(UserError):
         query_from_path(str(tmp_path))
+    for name, value in (("query_layers", -1), ("query_expert_rank", "8"), ("query_layers", True)):
+        with pytest.raises(UserError, match=f"{name} must be a whole number >= 0"):
+            query_from_path(str(tmp_path), **{name: value})
 
 
 def test_seeds_not_batches_decide_the_noise(small):
@@ -233,8 +254,8 @@ def test_generation_loss_reuses_a_condition_the_caller_computed(small, monkeypat
     loss = model.generation_loss(prompts, images, seed=5)
     inside = torch.autograd.grad(loss, params, allow_unused=True)
     passes = []
-    original = model.umm.query_hidden
-    monkeypatch.setattr(model.umm, "query_hidden", lambda c: passes.append(c) or original(c))
+    original = model.umm._query_pass
+    monkeypatch.setattr(model.umm, "_query_pass", lambda c: passes.append(c) or original(c))
     given = model.generation_loss(prompts, images, seed=5,
                                   condition=model.generation_condition(prompts))
     outside = torch.autograd.grad(given, params, allow_unused=True)

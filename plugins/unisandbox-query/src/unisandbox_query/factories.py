@@ -32,21 +32,28 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
             "precision": precision}
 
 
+def _whole(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise UserError(f"{name} must be a whole number >= 0, got {value!r}")
+
+
 def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,
                     cfg_scale: float | None = None, threads: int | None = None,
-                    query_expert_rank: int | None = None, precision: str = "float32") -> QueryModel:
+                    query_expert_rank: int | None = None, precision: str = "float32",
+                    query_layers: int | None = None) -> QueryModel:
     """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer);
-    ``query_expert_rank`` adds an inert query expert for the generation path to train;
-    ``precision=bfloat16`` samples with a bf16 denoiser (faster in batches on CPUs with bf16
-    units, several times slower on those without; not bit-equal)."""
+    ``query_expert_rank`` adds an inert query expert and ``query_layers`` an inert query
+    decoder for the generation path to train; ``precision=bfloat16`` samples with a bf16
+    denoiser (faster in batches on CPUs with bf16 units, several times slower on those
+    without; not bit-equal)."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
-    if query_expert_rank is not None and (isinstance(query_expert_rank, bool)
-                                          or not isinstance(query_expert_rank, int) or query_expert_rank < 0):
-        raise UserError(f"query_expert_rank must be a whole number >= 0, got {query_expert_rank!r}")
+    _whole("query_expert_rank", query_expert_rank)
+    _whole("query_layers", query_layers)
     try:
         return QueryModel.from_pretrained(folder, query_expert_rank=query_expert_rank,
+                                          query_layers=query_layers,
                                           **_options(device, batch_size, steps, cfg_scale, threads,
                                                      precision))
     except (FileNotFoundError, ValueError) as exc:
@@ -88,7 +95,7 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
                batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
                threads: int | None = None, progress: bool = True,
                query_expert_rank: int | None = None, precision: str = "float32",
-               key_tokens: bool = False) -> QueryModel:
+               key_tokens: bool = False, query_layers: int | None = None) -> QueryModel:
     """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model
     (``key_tokens``: its tokenizer makes each quoted rule key one token, for a recipe with
     ``key_tokens``), nothing the default pretrained checkpoint (trained into the user cache on
@@ -97,14 +104,15 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         raise UserError("key_tokens is for an untrained model (init=scratch): a checkpoint keeps its tokenizer")
     if path is not None:
         return query_from_path(path, device, batch_size, steps, cfg_scale, threads, query_expert_rank,
-                               precision)
+                               precision, query_layers)
     if init not in (None, "scratch"):
         raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
     if init == "scratch":
         from .sandbox.pretrain import Recipe, scratch_model
 
-        if query_expert_rank:
-            raise UserError("query_expert_rank is for a pretrained model (the sandbox recipe has none)")
+        if query_expert_rank or query_layers:
+            raise UserError("query_expert_rank and query_layers are for a pretrained model "
+                            "(the sandbox recipe has neither)")
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
         umm = scratch_model(Recipe(key_tokens=bool(key_tokens))).umm.to(opts.pop("device"))
         try:
@@ -114,4 +122,4 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
     if not isinstance(progress, bool):  # the CLI's parse_value already turns "false" into False
         raise UserError(f"progress must be true or false, got {progress!r}")
     return query_from_path(str(default_checkpoint(progress=progress)), device, batch_size, steps,
-                           cfg_scale, threads, query_expert_rank, precision)
+                           cfg_scale, threads, query_expert_rank, precision, query_layers)

@@ -41,8 +41,10 @@ class QueryModel(Model):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu",
-                        query_expert_rank: int | None = None, **options: Any) -> QueryModel:
-        umm = QueryUMM.from_pretrained(path, device=device, query_expert_rank=query_expert_rank)
+                        query_expert_rank: int | None = None, query_layers: int | None = None,
+                        **options: Any) -> QueryModel:
+        umm = QueryUMM.from_pretrained(path, device=device, query_expert_rank=query_expert_rank,
+                                       query_layers=query_layers)
         return cls(umm, source=str(path), **options)
 
     def identity(self) -> dict[str, Any]:

@@ -88,11 +88,16 @@ class QueryUMMConfig:
     #: every linear layer of the LM, so the generation path has its own share of the
     #: transformer (as BAGEL's generation expert) and can compute at the query positions
     query_expert_rank: int = 0
+    #: generation-only transformer layers after the LM (0: none): the queries read the LM's
+    #: last states of the whole context again, so the generation path gets depth of its own
+    #: beyond the LM's (as MetaQuery's connector is a transformer of its own)
+    query_layers: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = {"architecture": "QueryUMM", **asdict(self)}
-        if not self.query_expert_rank:  # written only when used: configs (and recipe digests)
-            del data["query_expert_rank"]  # of models without an expert stay as they were
+        for name in ("query_expert_rank", "query_layers"):
+            if not data[name]:  # written only when used: configs (and recipe digests) of
+                del data[name]  # models without these stay as they were
         return data
 
     @classmethod
@@ -135,6 +140,35 @@ class QueryExpert(nn.Module):
                 return output
             return output + self.mask.to(output.dtype) * self.adapters[key](args[0])
         return add
+
+
+class QueryDecoder(nn.Module):
+    """Generation-only layers after the LM: the queries attend to each other and to the LM's
+    last states of the context (padding masked), then a feed-forward, ``layers`` times.
+
+    Each layer is PyTorch's pre-norm ``nn.TransformerDecoderLayer`` with its output projections
+    at zero, so adding the decoder to a trained model changes nothing until the generation
+    path is trained (STARS stage III); the context's states are read, never changed.
+    """
+
+    def __init__(self, width: int, heads: int, ff: int, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerDecoderLayer(width, heads, ff, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(layers))
+        for layer in self.layers:
+            for proj in (layer.self_attn.out_proj, layer.multihead_attn.out_proj, layer.linear2):
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
+
+    def forward(self, queries: torch.Tensor, context: torch.Tensor,
+                context_mask: torch.Tensor) -> torch.Tensor:
+        """queries [B, Q, W], context [B, T, W], context_mask [B, T] (1 = a real token)."""
+        padding = context_mask == 0
+        for layer in self.layers:
+            queries = layer(queries, context, memory_key_padding_mask=padding)
+        return queries
 
 
 class BatchSizedAttention:
@@ -183,6 +217,9 @@ class QueryUMM(nn.Module):
         )
         self.null_condition = nn.Parameter(torch.zeros(config.num_queries, cond_width))
         self.query_expert = QueryExpert(self.lm, config.query_expert_rank) if config.query_expert_rank else None
+        lm_config = self.lm.config
+        self.query_decoder = (QueryDecoder(width, lm_config.num_attention_heads, lm_config.intermediate_size,
+                                           config.query_layers) if config.query_layers else None)
         self.denoiser = PixArtTransformer2DModel(**config.denoiser)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE)
         self.eos_id = tokenizer.eos_token_id
@@ -200,9 +237,10 @@ class QueryUMM(nn.Module):
         return [*self.lm.parameters(), *self.vision.parameters(), *self.vision_proj.parameters()]
 
     def generation_parameters(self) -> list[nn.Parameter]:
-        expert = list(self.query_expert.parameters()) if self.query_expert is not None else []
+        extra = [*(self.query_expert.parameters() if self.query_expert is not None else []),
+                 *(self.query_decoder.parameters() if self.query_decoder is not None else [])]
         return [self.queries, self.null_condition, *self.connector.parameters(),
-                *self.denoiser.parameters(), *expert]
+                *self.denoiser.parameters(), *extra]
 
     # ----------------------------------------------------------------------------------
     # Text formats: one place that says what every sequence looks like
@@ -262,25 +300,36 @@ class QueryUMM(nn.Module):
     # Conditioning: queries read the whole context
     # ----------------------------------------------------------------------------------
     def query_hidden(self, contexts: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        """Hidden states of every layer for [context..., queries] (left-padded batch)."""
-        ids, mask = self.tokenize(contexts)
+        """Hidden states of every LM layer for [context..., queries] (left-padded batch)."""
+        return self._query_pass(contexts)[0]
+
+    def _query_pass(self, contexts: Sequence[str]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The LM pass over [context..., queries]: every layer's states and the context's mask."""
+        ids, context_mask = self.tokenize(contexts)
         b, q = ids.shape[0], self.config.num_queries
         embeds = torch.cat([self.embed(ids), self.queries.unsqueeze(0).expand(b, -1, -1)], 1)
-        mask = torch.cat([mask, mask.new_ones(b, q)], 1)
+        mask = torch.cat([context_mask, context_mask.new_ones(b, q)], 1)
         if self.query_expert is None:
-            return self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False).hidden_states
+            out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
+            return out.hidden_states, context_mask
         at_queries = torch.zeros(mask.shape, device=mask.device)
         at_queries[:, -q:] = 1.0
         self.query_expert.mask = at_queries.unsqueeze(-1)
         try:
-            return self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False).hidden_states
+            out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
+            return out.hidden_states, context_mask
         finally:
             self.query_expert.mask = None
 
     def condition(self, contexts: Sequence[str]) -> torch.Tensor:
-        """[B, Q, C] conditioning for the denoiser from the queries' last hidden states."""
-        hidden = self.query_hidden(contexts)[-1][:, -self.config.num_queries :]
-        return self.connector(hidden)
+        """[B, Q, C] conditioning for the denoiser from the queries' last hidden states (after
+        the query decoder, when there is one)."""
+        hidden, context_mask = self._query_pass(contexts)
+        q = self.config.num_queries
+        queries = hidden[-1][:, -q:]
+        if self.query_decoder is not None:
+            queries = self.query_decoder(queries, hidden[-1][:, :-q], context_mask)
+        return self.connector(queries)
 
     # ----------------------------------------------------------------------------------
     # Denoising and sampling (flow matching, x-prediction)
@@ -481,25 +530,31 @@ class QueryUMM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        query_expert_rank: int | None = None) -> QueryUMM:
-        """Load a folder. ``query_expert_rank`` adds a fresh (zero, so inert) query expert to a
-        checkpoint saved without one, for the generation path to train (see QueryExpert)."""
+                        query_expert_rank: int | None = None,
+                        query_layers: int | None = None) -> QueryUMM:
+        """Load a folder. ``query_expert_rank`` adds a fresh (zero, so inert) query expert and
+        ``query_layers`` a fresh (inert) query decoder to a checkpoint saved without one, for
+        the generation path to train (see QueryExpert, QueryDecoder)."""
         path = Path(path)
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
         config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
-        saved_rank = config.query_expert_rank
-        if query_expert_rank is not None and query_expert_rank != saved_rank:
-            if saved_rank:
-                raise ValueError(f"{path} has a query expert of rank {saved_rank}; it cannot be "
-                                 f"loaded with rank {query_expert_rank}")
-            config.query_expert_rank = int(query_expert_rank)
+        added = []  # generation-path parts this load adds fresh (inert until trained)
+        for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
+                                    ("query_layers", "query_decoder", query_layers)):
+            saved = getattr(config, name)
+            if asked is not None and asked != saved:
+                if saved:
+                    raise ValueError(f"{path} was saved with {name}={saved}; it cannot be loaded "
+                                     f"with {name}={asked}")
+                setattr(config, name, int(asked))
+                added.append(f"{module}.")
         model = cls(config, load_tokenizer(path))
         state = load_file(str(path / WEIGHTS_NAME))
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not (k == "lm.lm_head.weight" and model.lm.config.tie_word_embeddings)
-                   and not (k.startswith("query_expert.") and not saved_rank)]
+                   and not k.startswith(tuple(added))]
         if missing or unexpected:
             raise ValueError(f"{path / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         if model.lm.config.tie_word_embeddings:
