@@ -22,7 +22,9 @@ distill and distill_no_filter (mixed order; stage III also matches the raw promp
 to the one that drew each accepted image, ``distill=1``; with and without the consistency
 filter; meant with ``--query-expert-rank``), distill_curriculum (distill, levels 1 -> 2 ->
 3), distill_keep_think (distill, and ``keep_think=1``: the think context's condition held
-where it was) and oracle_filter (the exact glyph parser as the filter: what self-training does when the
+where it was), distill_internalize (distill, and ``internalize=0.5``: over the first half of
+stage III the raw prompt is followed by its reasoning less its last sentences, one sentence
+fewer a stage) and oracle_filter (the exact glyph parser as the filter: what self-training does when the
 filter is perfect). An
 audit judge (``glyph``) says how right the accepted candidates were (filter precision).
 Every figure is printed and written to ``--out/figures.json``; runs resume from ``--out``.
@@ -59,6 +61,9 @@ VARIANTS = {"curriculum": {"order": "curriculum"},
             # the same, and the prompt with its reasoning keeps the condition it gave (think mode)
             "distill_keep_think": {"order": "mixed", "judge_args": {"mode": "consistency"},
                                    "distill": 1.0, "keep_think": 1.0},
+            # distill, the reasoning taken away from its end over the first half of stage III
+            "distill_internalize": {"order": "mixed", "judge_args": {"mode": "consistency"},
+                                    "distill": 1.0, "internalize": 0.5},
             # the exact glyph parser as the filter: what STARS does with a perfect filter
             "oracle_filter": {"order": "curriculum", "judge": "glyph"}}
 
@@ -182,7 +187,8 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
     runs = stars_runs(args.variants, args.stars_seeds)
     first: dict[int, str] = {}  # per seed, the run whose candidates the others copy
     for name, (variant, seed) in runs.items():
-        model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank)
+        model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank,
+                                           query_layers=args.query_layers)
         t0 = time.perf_counter()
         seeded = {"seed": seed, "task_seed": seed} if seed else {}
         shared = {}
@@ -380,6 +386,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch threads")
     ap.add_argument("--query-expert-rank", type=int, help="give the generation path a query "
                     "expert of this rank before STARS (low-rank LM weights at the query tokens)")
+    ap.add_argument("--query-layers", type=int, help="give the generation path this many query "
+                    "decoder layers before STARS (its own depth after the LM)")
     args = ap.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     try:

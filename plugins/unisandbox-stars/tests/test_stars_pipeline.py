@@ -12,7 +12,7 @@ from unisandbox.factories import build
 from unisandbox.registry import get_registry
 from unisandbox.run.store import JsonlLog, save_png
 from unisandbox.world.glyph_draw import render
-from unisandbox_stars.pipeline import Phase, StarsRun, split_steps
+from unisandbox_stars.pipeline import Internalization, Phase, StarsRun, sentences, split_steps
 from unisandbox_stars.stars import StarsTrainer
 
 FAST = {"tasks": "math-1,math-2", "n": 3, "k": 2, "steps": 6, "batch_size": 4, "progress": False}
@@ -327,12 +327,64 @@ def test_keep_think_holds_the_think_context_condition_where_it_was(
     assert "keep_think" not in json.loads((tmp_path / "drifted" / "trainer.json").read_text())["arguments"]
 
 
+def test_internalization_takes_the_reasoning_away_from_its_end() -> None:
+    """The plan goes first, then the worked steps from the last; raw prompts after the span."""
+    long, short = "18 / 6 = 3 . 13 - 7 = 6 . 6 - 3 = 3 . so draw 3 red stars .", "2 * 1 = 2 . so draw 2 crosses ."
+    assert sentences(long)[-1] == "so draw 3 red stars ." and len(sentences(long)) == 4
+    assert sentences("It is 3.5 cm. Draw it!") == ["It is 3.5 cm.", "Draw it!"]
+    cut = Internalization([long, short, None], span=8)
+    assert cut.stages == 4
+    assert [cut.removed(s) for s in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 4, 4]
+    assert cut(long, 0) == "18 / 6 = 3 . 13 - 7 = 6 . 6 - 3 = 3 ."
+    assert cut(long, 3) == "18 / 6 = 3 . 13 - 7 = 6 ."
+    assert cut(long, 5) == "18 / 6 = 3 ."
+    assert cut(short, 0) == "2 * 1 = 2 ."
+    assert cut(short, 2) is None and cut(long, 6) is None and cut(long, 100) is None
+    assert cut(None, 0) is None
+
+
+def test_internalize_conditions_stage_three_on_less_and_less_reasoning(
+        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """internalize > 0: stage III's early steps condition on the reasoning without its end,
+    the later ones on the raw prompt; the understanding stays frozen; the run records it."""
+    from unisandbox_query.model import QueryModel
+
+    model = QueryModel.from_pretrained(tiny_checkpoint)
+    understanding = snapshot(model.trainable_parameters("understanding"))
+    seen: list[list[str | None]] = []
+    original = model.generation_condition
+
+    def recording(prompts, thinks=None):
+        seen.append(list(thinks) if thinks is not None else [None] * len(prompts))
+        return original(prompts, thinks)
+
+    monkeypatch.setattr(model, "generation_condition", recording)
+    reasoning = "1 + 1 = 2 . 2 + 1 = 3 . so draw 3 red stars ."  # the untrained model's is noise
+    monkeypatch.setattr(model.umm, "think", lambda prompts, *_: [reasoning] * len(prompts))
+    args = {**FAST, "tasks": "math-1", "no_filter": True, "distill": 1.0, "internalize": 0.5,
+            "steps": 8, "batch_size": 2}
+    StarsTrainer(**args).train(model, tmp_path / "run")
+    accepted = lines(tmp_path / "run" / "round1-level1" / "accepted.jsonl")
+    assert {c["think"] for c in accepted} == {reasoning}
+    training = seen[-8:]  # after the teachers: one call a step; 3 stages over 4 steps
+    assert training[0] == training[1] == ["1 + 1 = 2 . 2 + 1 = 3 ."] * 2  # the plan gone
+    assert training[2] == ["1 + 1 = 2 ."] * 2  # and the last worked step
+    assert all(step == [None, None] for step in training[3:])  # the raw prompt from then on
+    assert identical(snapshot(model.trainable_parameters("understanding")), understanding)
+    assert json.loads((tmp_path / "run" / "trainer.json").read_text())["arguments"]["internalize"] == 0.5
+    for bad in (-0.1, 1.5, "a"):
+        with pytest.raises(ValueError, match="internalize must be"):
+            StarsTrainer(internalize=bad)
+
+
 def test_distill_needs_the_condition_capability(tiny_model, tmp_path: Path) -> None:
     tiny_model.capabilities = tiny_model.capabilities - {"condition"}
     with pytest.raises(UserError, match="distill needs a model with the 'condition' capability"):
         StarsTrainer(**FAST, distill=0.5).train(tiny_model, tmp_path / "x")
     with pytest.raises(UserError, match="keep_think needs a model with the 'condition' capability"):
         StarsTrainer(**FAST, keep_think=1).train(tiny_model, tmp_path / "y")
+    with pytest.raises(UserError, match="internalize needs a model with the 'condition' capability"):
+        StarsTrainer(**FAST, internalize=0.5).train(tiny_model, tmp_path / "z")
     for bad in (-1, "a", True, float("nan")):
         with pytest.raises(ValueError, match="distill must be a number >= 0"):
             StarsTrainer(distill=bad)

@@ -45,7 +45,8 @@ from unisandbox.run.store import JsonlLog, atomic_write_json
 from .options import FinetuneOptions, lr_factor, warmup_steps
 
 PARTS = ("understanding", "generation")
-LossFn = Callable[[Sequence[Any], int], torch.Tensor]
+#: loss_fn(batch, seed, step): the step lets a loss follow a schedule (STARS's ``internalize``)
+LossFn = Callable[[Sequence[Any], int, int], torch.Tensor]
 
 
 # --- which parameters ---------------------------------------------------------------------
@@ -160,7 +161,7 @@ def finetune(model: Model, part: str, examples: Sequence[Any], loss_fn: LossFn,
              options: FinetuneOptions, folder: Path, *, data_key: str, desc: str = "finetune",
              progress: bool = True, default_epochs: float = 1.0,
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``part`` of ``model`` on ``examples`` with ``loss_fn(batch, seed)``; see the module
+    """Train ``part`` of ``model`` on ``examples`` with ``loss_fn(batch, seed, step)``; see the module
     docstring. Returns the run's metrics (also in ``done.json``)."""
     if not examples:
         raise UserError(f"{desc}: no training examples")
@@ -223,7 +224,7 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
         for i, piece in enumerate(pieces(batch, size)):
             if i % dist.world != dist.rank:
                 continue
-            loss = loss_fn([examples[j] for j in piece], piece_seed(options.seed, step, i))
+            loss = loss_fn([examples[j] for j in piece], piece_seed(options.seed, step, i), step)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"{desc}: loss is {loss.item()} at step {step}; lower lr")
             weight = len(piece) / len(batch)

@@ -101,7 +101,7 @@ class InjectTrainer(Trainer):
         log(f"inject: {len(conversations)} conversations from {len(self.files)} file(s)"
             + (f" ({dropped} repeats dropped)" if dropped else ""))
         metrics = finetune(model, "understanding", conversations,
-                           lambda batch, seed: model.text_loss(batch), self.options, out_dir,
+                           lambda batch, seed, step: model.text_loss(batch), self.options, out_dir,
                            data_key=data_key, desc="inject", progress=self.progress,
                            default_epochs=DEFAULT_EPOCHS, log=log)
         metrics = {**metrics, "conversations": len(conversations), "repeats_dropped": dropped}

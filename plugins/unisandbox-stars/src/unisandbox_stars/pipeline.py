@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -92,6 +93,38 @@ def split_steps(total: int | None, parts: int) -> list[int | None]:
     return [max(1, base + (1 if i < extra else 0)) for i in range(parts)]
 
 
+class Internalization:
+    """Stage III's reasoning, taken away from its end one sentence at a time (``internalize``).
+
+    Over the first ``span`` steps, in as many equal stages as the longest reasoning has
+    sentences, stage s conditions each prompt on its own reasoning without its last s
+    sentences: the plan goes first, then the last worked step, and so on. Each stage leaves the
+    trained path one more step to compute itself from results still written in the context
+    (stepwise internalization of a chain of thought). After ``span`` steps, and for a reasoning
+    with no sentence left, the raw prompt alone: what STARS trains the generator for.
+    """
+
+    def __init__(self, thinks: Sequence[str | None], span: float) -> None:
+        self.stages = max((len(sentences(t)) for t in thinks if t), default=1)
+        self.span = span
+
+    def removed(self, step: int) -> int:
+        """How many sentences, counted from the end, are gone at ``step``."""
+        if step >= self.span:
+            return self.stages
+        return 1 + int(step * self.stages / self.span)
+
+    def __call__(self, think: str | None, step: int) -> str | None:
+        parts = sentences(think) if think else []
+        keep = len(parts) - self.removed(step)
+        return " ".join(parts[:keep]) if keep > 0 else None
+
+
+def sentences(text: str) -> list[str]:
+    """A reasoning's sentences: split after ".", "!" or "?" followed by a space, so "3.5" stays."""
+    return [part for part in re.split(r"(?<=[.!?])\s+", text.strip()) if part]
+
+
 class StarsRun:
     """One STARS run of ``trainer``'s settings on ``model`` into ``out``."""
 
@@ -109,6 +142,7 @@ class StarsRun:
         for name, capability, what in (
                 ("distill", caps.CONDITION, "the generator's condition for a context"),
                 ("keep_think", caps.CONDITION, "the generator's condition for a context"),
+                ("internalize", caps.CONDITION, "the generator's condition for a context"),
                 ("think_temperature", caps.THINK_SAMPLING, "a sampled, seeded reasoning")):
             if getattr(trainer, name) and capability not in model.capabilities:
                 raise UserError(f"{name} needs a model with the {capability!r} capability ({what}); "
@@ -446,14 +480,22 @@ class StarsRun:
             digest.update(f"distill={weight}".encode())
         if keep:
             digest.update(f"keep_think={keep}".encode())
+        cut = None
+        if self.t.internalize:
+            digest.update(f"internalize={self.t.internalize}".encode())
+            cut = Internalization([t for _, _, t in examples],
+                                  self.t.internalize * options.total_steps(len(examples)))
 
-        def loss_fn(batch: Sequence[int], seed: int) -> Any:
+        def loss_fn(batch: Sequence[int], seed: int, step: int) -> Any:
             prompts = [examples[i][0] for i in batch]
             images = [_image(examples[i][1]) for i in batch]
-            if teachers is None:
+            if teachers is None and cut is None:
                 return model.generation_loss(prompts, images, seed)
             # one LM pass serves both terms: the image loss reuses the condition it distils
-            condition = model.generation_condition(prompts)
+            thinks = None if cut is None else [cut(examples[i][2], step) for i in batch]
+            condition = model.generation_condition(prompts, thinks)
+            if teachers is None:
+                return model.generation_loss(prompts, images, seed, condition=condition)
             target = teachers[list(batch)].to(condition.device)
             loss = model.generation_loss(prompts, images, seed, condition=condition)
             if weight:

@@ -13,7 +13,9 @@ III. fine-tune the generation parameters on (raw prompt -> accepted image), with
      prompt also learns the condition that drew the accepted image (the model's condition
      for the prompt with its own reasoning; models with the ``condition`` capability). With
      ``keep_think > 0`` the condition for the prompt *with* its reasoning is held where it was
-     (trained on raw prompts only, the generator otherwise stops reading the plan).
+     (trained on raw prompts only, the generator otherwise stops reading the plan). With
+     ``internalize > 0`` the reasoning is taken away gradually, from its end, over that share
+     of the steps before the raw prompt stands alone.
 
 ``candidates_from`` (another run's folder) copies that run's stage I of the first phase
 instead of generating it again: the candidates are a function of the model, the prompts and
@@ -52,7 +54,8 @@ class StarsTrainer(Trainer):
                  micro_batch: int | None = None, warmup: float = 0.05, schedule: str = "cosine",
                  seed: int = 0, save_every: int = 0, max_grad_norm: float | None = 1.0,
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
-                 distill: float = 0.0, keep_think: float = 0.0, think_temperature: float = 0.0,
+                 distill: float = 0.0, keep_think: float = 0.0, internalize: float = 0.0,
+                 think_temperature: float = 0.0,
                  candidates_from: str | None = None, progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
@@ -89,6 +92,10 @@ class StarsTrainer(Trainer):
         self.gen_batch = _positive_int("gen_batch", gen_batch)
         self.distill = _weight("distill", distill)
         self.keep_think = _weight("keep_think", keep_think)
+        self.internalize = _weight("internalize", internalize)
+        if self.internalize > 1:
+            raise ValueError(f"internalize must be a share of stage III's steps, 0 to 1 (0: off), "
+                             f"got {internalize!r}")
         self.think_temperature = _weight("think_temperature", think_temperature, zero="greedy reasoning")
         if candidates_from is not None and (not isinstance(candidates_from, str | Path)
                                             or not str(candidates_from)):
@@ -110,6 +117,7 @@ class StarsTrainer(Trainer):
                 # only when on: run folders written before the option existed still resume
                 **({"distill": self.distill} if self.distill else {}),
                 **({"keep_think": self.keep_think} if self.keep_think else {}),
+                **({"internalize": self.internalize} if self.internalize else {}),
                 **({"think_temperature": self.think_temperature} if self.think_temperature else {}),
                 **({"candidates_from": self.candidates_from} if self.candidates_from else {})}
 
