@@ -309,17 +309,16 @@ class QueryUMM(nn.Module):
         b, q = ids.shape[0], self.config.num_queries
         embeds = torch.cat([self.embed(ids), self.queries.unsqueeze(0).expand(b, -1, -1)], 1)
         mask = torch.cat([context_mask, context_mask.new_ones(b, q)], 1)
-        if self.query_expert is None:
-            out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
-            return out.hidden_states, context_mask
-        at_queries = torch.zeros(mask.shape, device=mask.device)
-        at_queries[:, -q:] = 1.0
-        self.query_expert.mask = at_queries.unsqueeze(-1)
+        if self.query_expert is not None:  # its weights act at the query positions only
+            at_queries = torch.zeros(mask.shape, device=mask.device)
+            at_queries[:, -q:] = 1.0
+            self.query_expert.mask = at_queries.unsqueeze(-1)
         try:
             out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
-            return out.hidden_states, context_mask
         finally:
-            self.query_expert.mask = None
+            if self.query_expert is not None:
+                self.query_expert.mask = None
+        return out.hidden_states, context_mask
 
     def condition(self, contexts: Sequence[str]) -> torch.Tensor:
         """[B, Q, C] conditioning for the denoiser from the queries' last hidden states (after
