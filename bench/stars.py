@@ -188,7 +188,8 @@ def bench_stars(args: argparse.Namespace, checkpoint: Path, figures: dict[str, A
     first: dict[int, str] = {}  # per seed, the run whose candidates the others copy
     for name, (variant, seed) in runs.items():
         model = QueryModel.from_pretrained(checkpoint, query_expert_rank=args.query_expert_rank,
-                                           query_layers=args.query_layers)
+                                           query_layers=args.query_layers,
+                                           query_expert_scope=args.query_expert_scope)
         t0 = time.perf_counter()
         seeded = {"seed": seed, "task_seed": seed} if seed else {}
         shared = {}
@@ -388,6 +389,9 @@ def main() -> int:
                     "expert of this rank before STARS (low-rank LM weights at the query tokens)")
     ap.add_argument("--query-layers", type=int, help="give the generation path this many query "
                     "decoder layers before STARS (its own depth after the LM)")
+    ap.add_argument("--query-expert-scope", choices=("queries", "all"), help="where the query "
+                    "expert acts: the query positions (default) or every position of the "
+                    "generation pass, so the prompt is re-read with weights of its own")
     args = ap.parse_args()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     try:

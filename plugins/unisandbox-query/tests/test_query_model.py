@@ -126,6 +126,39 @@ def test_generation_parts_added_to_a_checkpoint_are_inert_until_trained(small, t
         QueryModel.from_pretrained(tmp_path / "trained", **{arg: value + 1})
 
 
+@pytest.mark.parametrize("scope", ["queries", "all"])
+def test_the_expert_scope_says_whose_states_the_generation_pass_changes(small, tmp_path, scope):
+    """``query_expert_scope=all`` lets the trained expert re-read the context with weights of
+    its own (the context's states in the generation pass move); ``queries`` leaves them the
+    LM's. Either way text decoding and the LM stay put, and the folder records the scope."""
+    small.save_pretrained(tmp_path / "plain")
+    model = QueryModel.from_pretrained(tmp_path / "plain", query_expert_rank=4, query_expert_scope=scope)
+    umm, q = model.umm, SMALL.num_queries
+    prompts = ["Draw 3 red stars.", "Draw 2 blue circles now please."]
+    assert torch.equal(umm.condition(prompts), small.umm.condition(prompts))  # inert until trained
+    chat_before = model.chat(["What is 7 - 4?"])
+    opt = torch.optim.SGD(umm.query_expert.parameters(), lr=1.0)
+    images = umm.pixels([render({"kind": "star", "colour": "red", "count": 3})] * 2)
+    for _ in range(3):
+        opt.zero_grad()
+        umm.flow_loss([umm.generation_context(p) for p in prompts], images).backward()
+        opt.step()
+    with torch.no_grad():
+        context = umm.query_hidden(prompts)[-1][:, :-q]
+        lm_own = small.umm.query_hidden(prompts)[-1][:, :-q]
+    assert torch.equal(context, lm_own) == (scope == "queries")
+    assert model.chat(["What is 7 - 4?"]) == chat_before
+    assert torch.allclose(umm.condition(prompts[:1]), umm.condition(prompts)[:1], atol=1e-5)
+    model.save_pretrained(tmp_path / "trained")
+    saved = json.loads((tmp_path / "trained" / "config.json").read_text())
+    assert saved.get("query_expert_scope", "queries") == scope
+    assert torch.equal(QueryModel.from_pretrained(tmp_path / "trained").umm.condition(prompts),
+                       umm.condition(prompts))
+    other = "queries" if scope == "all" else "all"
+    with pytest.raises(ValueError, match=f"query_expert_scope={scope}"):
+        QueryModel.from_pretrained(tmp_path / "trained", query_expert_scope=other)
+
+
 def test_the_query_decoder_reads_the_context(small):
     """Its cross-attention's keys and values come from the context's states: they learn."""
     umm = QueryUMM(QueryUMMConfig(**{**small.umm.config.__dict__, "query_layers": 1}), small.umm.tokenizer)
@@ -152,6 +185,8 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     for name, value in (("query_layers", -1), ("query_expert_rank", "8"), ("query_layers", True)):
         with pytest.raises(UserError, match=f"{name} must be a whole number >= 0"):
             query_from_path(str(tmp_path), **{name: value})
+    with pytest.raises(UserError, match="query_expert_scope must be one of queries, all, got 'every'"):
+        query_from_path(str(tmp_path), query_expert_scope="every")
 
 
 def test_seeds_not_batches_decide_the_noise(small):

@@ -12,6 +12,7 @@ from typing import Any
 from unisandbox.errors import UserError
 
 from .model import QueryModel
+from .modeling_query_umm import EXPERT_SCOPES
 
 
 def cache_root() -> Path:
@@ -40,10 +41,12 @@ def _whole(name: str, value: Any) -> None:
 def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,
                     cfg_scale: float | None = None, threads: int | None = None,
                     query_expert_rank: int | None = None, precision: str = "float32",
-                    query_layers: int | None = None) -> QueryModel:
+                    query_layers: int | None = None,
+                    query_expert_scope: str | None = None) -> QueryModel:
     """Load a query-UMM checkpoint folder (config.json, model.safetensors, tokenizer);
-    ``query_expert_rank`` adds an inert query expert and ``query_layers`` an inert query
-    decoder for the generation path to train; ``precision=bfloat16`` samples with a bf16
+    ``query_expert_rank`` adds an inert query expert (acting at the queries, or with
+    ``query_expert_scope=all`` at every position of the generation pass) and ``query_layers``
+    an inert query decoder for the generation path to train; ``precision=bfloat16`` samples with a bf16
     denoiser (faster in batches on CPUs with bf16 units, several times slower on those
     without; not bit-equal)."""
     folder = Path(path).expanduser()
@@ -51,9 +54,13 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
         raise UserError(f"model path {folder} is not a folder")
     _whole("query_expert_rank", query_expert_rank)
     _whole("query_layers", query_layers)
+    if query_expert_scope is not None and query_expert_scope not in EXPERT_SCOPES:
+        raise UserError(f"query_expert_scope must be one of {', '.join(EXPERT_SCOPES)}, "
+                        f"got {query_expert_scope!r}")
     try:
         return QueryModel.from_pretrained(folder, query_expert_rank=query_expert_rank,
                                           query_layers=query_layers,
+                                          query_expert_scope=query_expert_scope,
                                           **_options(device, batch_size, steps, cfg_scale, threads,
                                                      precision))
     except (FileNotFoundError, ValueError) as exc:
@@ -95,7 +102,8 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
                batch_size: int = 64, steps: int | None = None, cfg_scale: float | None = None,
                threads: int | None = None, progress: bool = True,
                query_expert_rank: int | None = None, precision: str = "float32",
-               key_tokens: bool = False, query_layers: int | None = None) -> QueryModel:
+               key_tokens: bool = False, query_layers: int | None = None,
+               query_expert_scope: str | None = None) -> QueryModel:
     """The sandbox model: ``path=DIR`` loads a folder, ``init=scratch`` an untrained model
     (``key_tokens``: its tokenizer makes each quoted rule key one token, for a recipe with
     ``key_tokens``), nothing the default pretrained checkpoint (trained into the user cache on
@@ -104,15 +112,15 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         raise UserError("key_tokens is for an untrained model (init=scratch): a checkpoint keeps its tokenizer")
     if path is not None:
         return query_from_path(path, device, batch_size, steps, cfg_scale, threads, query_expert_rank,
-                               precision, query_layers)
+                               precision, query_layers, query_expert_scope)
     if init not in (None, "scratch"):
         raise UserError(f"init must be 'scratch' (an untrained model), got {init!r}")
     if init == "scratch":
         from .sandbox.pretrain import Recipe, scratch_model
 
-        if query_expert_rank or query_layers:
-            raise UserError("query_expert_rank and query_layers are for a pretrained model "
-                            "(the sandbox recipe has neither)")
+        if query_expert_rank or query_layers or query_expert_scope:
+            raise UserError("query_expert_rank, query_expert_scope and query_layers are for a "
+                            "pretrained model (the sandbox recipe has none of them)")
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
         umm = scratch_model(Recipe(key_tokens=bool(key_tokens))).umm.to(opts.pop("device"))
         try:
@@ -122,4 +130,5 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
     if not isinstance(progress, bool):  # the CLI's parse_value already turns "false" into False
         raise UserError(f"progress must be true or false, got {progress!r}")
     return query_from_path(str(default_checkpoint(progress=progress)), device, batch_size, steps,
-                           cfg_scale, threads, query_expert_rank, precision, query_layers)
+                           cfg_scale, threads, query_expert_rank, precision, query_layers,
+                           query_expert_scope)

@@ -42,9 +42,9 @@ class QueryModel(Model):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu",
                         query_expert_rank: int | None = None, query_layers: int | None = None,
-                        **options: Any) -> QueryModel:
+                        query_expert_scope: str | None = None, **options: Any) -> QueryModel:
         umm = QueryUMM.from_pretrained(path, device=device, query_expert_rank=query_expert_rank,
-                                       query_layers=query_layers)
+                                       query_layers=query_layers, query_expert_scope=query_expert_scope)
         return cls(umm, source=str(path), **options)
 
     def identity(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from .tokenization import ASSISTANT, END_THINK, EOS, IMAGE, THINK, USER, load_to
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+EXPERT_SCOPES = ("queries", "all")
 
 
 # --------------------------------------------------------------------------------------
@@ -88,6 +89,11 @@ class QueryUMMConfig:
     #: every linear layer of the LM, so the generation path has its own share of the
     #: transformer (as BAGEL's generation expert) and can compute at the query positions
     query_expert_rank: int = 0
+    #: where the query expert acts in the generation pass: "queries" (the query positions
+    #: only; the context is read with the LM's own states) or "all" (every position, so the
+    #: generation path re-reads the prompt with weights of its own, as a MetaQuery whose LLM is
+    #: tuned for generation; chat, think and understand never use it either way)
+    query_expert_scope: str = "queries"
     #: generation-only transformer layers after the LM (0: none): the queries read the LM's
     #: last states of the whole context again, so the generation path gets depth of its own
     #: beyond the LM's (as MetaQuery's connector is a transformer of its own)
@@ -95,10 +101,16 @@ class QueryUMMConfig:
 
     def to_json(self) -> dict[str, Any]:
         data = {"architecture": "QueryUMM", **asdict(self)}
-        for name in ("query_expert_rank", "query_layers"):
-            if not data[name]:  # written only when used: configs (and recipe digests) of
-                del data[name]  # models without these stay as they were
+        for name, unused in (("query_expert_rank", 0), ("query_layers", 0),
+                             ("query_expert_scope", "queries")):
+            if data[name] == unused:  # written only when used: configs (and recipe digests)
+                del data[name]         # of models without these stay as they were
         return data
+
+    def __post_init__(self) -> None:
+        if self.query_expert_scope not in EXPERT_SCOPES:
+            raise ValueError(f"query_expert_scope must be one of {', '.join(EXPERT_SCOPES)}, "
+                             f"got {self.query_expert_scope!r}")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QueryUMMConfig:
@@ -113,7 +125,8 @@ class QueryUMMConfig:
 # Module
 # --------------------------------------------------------------------------------------
 class QueryExpert(nn.Module):
-    """Low-rank weights that act at the query positions only, in every LM linear layer.
+    """Low-rank weights that act in every LM linear layer of the generation pass, where
+    ``mask`` says: the query positions (``query_expert_scope="queries"``) or all of them.
 
     The LM's own weights serve the context (understanding); the queries get ``W x + B A x``.
     ``B`` starts at zero, so adding an expert to a trained model changes nothing until the
@@ -309,10 +322,10 @@ class QueryUMM(nn.Module):
         b, q = ids.shape[0], self.config.num_queries
         embeds = torch.cat([self.embed(ids), self.queries.unsqueeze(0).expand(b, -1, -1)], 1)
         mask = torch.cat([context_mask, context_mask.new_ones(b, q)], 1)
-        if self.query_expert is not None:  # its weights act at the query positions only
-            at_queries = torch.zeros(mask.shape, device=mask.device)
-            at_queries[:, -q:] = 1.0
-            self.query_expert.mask = at_queries.unsqueeze(-1)
+        if self.query_expert is not None:  # its weights act at the query positions (or all)
+            at = torch.zeros(mask.shape, device=mask.device)
+            at[:, -q if self.config.query_expert_scope == "queries" else 0:] = 1.0
+            self.query_expert.mask = at.unsqueeze(-1)
         try:
             out = self.lm_forward(embeds, mask, output_hidden_states=True, use_cache=False)
         finally:
@@ -530,15 +543,23 @@ class QueryUMM(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
                         query_expert_rank: int | None = None,
-                        query_layers: int | None = None) -> QueryUMM:
-        """Load a folder. ``query_expert_rank`` adds a fresh (zero, so inert) query expert and
-        ``query_layers`` a fresh (inert) query decoder to a checkpoint saved without one, for
-        the generation path to train (see QueryExpert, QueryDecoder)."""
+                        query_layers: int | None = None,
+                        query_expert_scope: str | None = None) -> QueryUMM:
+        """Load a folder. ``query_expert_rank`` adds a fresh (zero, so inert) query expert,
+        acting where ``query_expert_scope`` says, and ``query_layers`` a fresh (inert) query
+        decoder to a checkpoint saved without one, for the generation path to train (see
+        QueryExpert, QueryDecoder)."""
         path = Path(path)
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
         config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
+        if query_expert_scope is not None and query_expert_scope != config.query_expert_scope:
+            if config.query_expert_rank:  # a trained expert is a function of where it acted
+                raise ValueError(f"{path} was saved with query_expert_scope="
+                                 f"{config.query_expert_scope}; it cannot be loaded with "
+                                 f"query_expert_scope={query_expert_scope}")
+            config = replace(config, query_expert_scope=query_expert_scope)
         added = []  # generation-path parts this load adds fresh (inert until trained)
         for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
                                     ("query_layers", "query_decoder", query_layers)):
