@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+#: the key of ``Model.identity()`` under which a model lists the parts its generation path
+#: was given to train (inert until trained, e.g. a query expert's rank): a resumed training
+#: run must match them, while STARS's ``candidates_from`` ignores them (stage I draws its
+#: candidates before those parts are trained, so they do not change them)
+GENERATION_PARTS = "generation_parts"
+
+
 class CapabilityError(RuntimeError):
     """A model was asked for something it did not declare."""
 

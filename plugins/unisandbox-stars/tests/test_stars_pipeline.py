@@ -426,6 +426,14 @@ def test_candidates_from_copies_the_first_phase_of_a_run_with_the_same_candidate
     assert without_timing(tmp_path / "own" / first.name / "candidates.jsonl") == \
         without_timing(level1 / "candidates.jsonl")
 
+    # parts the generation path is given to train (inert until stage III) do not change the
+    # candidates: a run with a query expert may copy them; resuming a run with them may not
+    expert = QueryModel.from_pretrained(tiny_checkpoint, query_expert_rank=2, query_expert_scope="all")
+    with_expert = StarsRun(StarsTrainer(**FAST, candidates_from=str(filtered)), expert, tmp_path / "expert")
+    assert with_expert._candidates_source(with_expert.phases()[0]) == filtered / "round1-level1"
+    with pytest.raises(UserError, match=r"holds another training run \(model differs\)"):
+        StarsTrainer(**FAST, judge="glyph").train(expert, filtered)
+
     fresh = QueryModel.from_pretrained(tiny_checkpoint)
     for message, args in {
         r"has k=2, this run 3": {**FAST, "k": 3, "candidates_from": str(filtered)},

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from PIL.Image import Image
-from unisandbox.protocols import Model, QueryStates
+from unisandbox.protocols import GENERATION_PARTS, Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
 from .modeling_query_umm import QueryUMM
@@ -48,10 +48,17 @@ class QueryModel(Model):
         return cls(umm, source=str(path), **options)
 
     def identity(self) -> dict[str, Any]:
+        config = self.umm.config
+        parts = {name: value for name, value, unused in (
+            ("query_expert_rank", config.query_expert_rank, 0),
+            ("query_expert_scope", config.query_expert_scope, "queries"),
+            ("query_layers", config.query_layers, 0)) if value != unused}
         return {**super().identity(), "checkpoint": self.source,
-                "steps": self.steps or self.umm.config.sample_steps,
-                "cfg_scale": self.umm.config.cfg_scale if self.cfg_scale is None else self.cfg_scale,
-                "precision": self.precision}
+                "steps": self.steps or config.sample_steps,
+                "cfg_scale": config.cfg_scale if self.cfg_scale is None else self.cfg_scale,
+                "precision": self.precision,
+                # what the generation path was given to train: a resumed run must match it
+                **({GENERATION_PARTS: parts} if parts else {})}
 
     # --- generate / understand / chat ----------------------------------------------------
     def contexts(self, requests: Sequence[GenerationRequest]) -> tuple[list[str], list[str | None]]:

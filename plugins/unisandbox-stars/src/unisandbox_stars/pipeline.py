@@ -51,7 +51,7 @@ from unisandbox.factories import accepted_arguments, build, judge_task_context
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.paths import inside
 from unisandbox.progress import bar as progress_bar
-from unisandbox.protocols import Judge, Model, Task, TrainResult
+from unisandbox.protocols import GENERATION_PARTS, Judge, Model, Task, TrainResult
 from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
 from unisandbox.registry import get_registry
 from unisandbox.run.seeds import sample_seed
@@ -341,7 +341,7 @@ class StarsRun:
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
         theirs = read_run_record(record)
         ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
-        if theirs.get("model") != ours["model"]:
+        if _drawing_model(theirs.get("model")) != _drawing_model(ours["model"]):
             raise UserError(f"candidates_from: {source} was made from another model than this run's")
         mine, other = ours["arguments"], theirs.get("arguments", {})
         for key in STAGE1_ARGUMENTS:
@@ -539,6 +539,14 @@ class StarsRun:
             tmp.replace(path)
         self.dist.barrier()
         return load_file(str(path))["teachers"]
+
+
+def _drawing_model(identity: Any) -> Any:
+    """The identity of the model that draws stage I's candidates: without the parts its
+    generation path was given to train, which are inert until stage III trains them."""
+    if not isinstance(identity, dict):
+        return identity
+    return {k: v for k, v in identity.items() if k != GENERATION_PARTS}
 
 
 def _teachers_key(path: Path) -> str | None:
