@@ -15,6 +15,8 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "copy": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 1200 --every 200 --weights '{"lookup": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --math-format rewrite
+    .venv/bin/python bench/lm_retrieval.py --steps 4000 --every 1000 --math-format direct --lr 1e-3 \
+        --n-train 5000 --task-scale '{"math-1": 0.6, "math-2": 2, "math-3": 6}' --weights '{"math": 1}'
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mqar-warmup 2500
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --mapping-format scan --show 6
     .venv/bin/python bench/lm_retrieval.py --steps 2000 --every 1000 --layers 8   # or --hidden 256 --heads 8
@@ -176,9 +178,9 @@ def rework(corpus: Any, cats: dict[str, list[Any]], family: str, working: Callab
 
     samples = [s for name, group in corpus.train_samples.items() if name.startswith(family) for s in group]
     prompts = {s.prompt for s in samples}
-    cats[family] = [TextExample(family, s.question, f"{working(s)} {conclusion(s)}") for s in samples]
+    cats[family] = [TextExample(family, s.question, f"{working(s)} {conclusion(s)}".strip()) for s in samples]
     cats["think"] = [e for e in cats["think"] if e.user not in prompts] + [
-        TextExample("think", s.prompt, f"{THINK} {working(s)} So draw {s.meta['draw']}. {END_THINK}")
+        TextExample("think", s.prompt, " ".join(f"{THINK} {working(s)} So draw {s.meta['draw']}. {END_THINK}".split()))
         for s in samples]
 
 
@@ -281,9 +283,11 @@ def main() -> int:
                     "multi-query associative recall (bench/mqar.py) in the sandbox vocabulary")
     ap.add_argument("--mqar-pairs", type=int, default=4, help="key-value pairs per MQAR sequence")
     ap.add_argument("--mqar-lr", type=float, default=5e-4)
-    ap.add_argument("--math-format", choices=("steps", "rewrite"), default="steps",
+    ap.add_argument("--math-format", choices=("steps", "rewrite", "direct"), default="steps",
                     help="math worked answers and think traces: the corpus's steps (\"18 %% 4 = 2. "
-                    "7 - 2 = 5.\") or rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\")")
+                    "7 - 2 = 5.\"), rewrites of the whole expression (\"7 - 18 %% 4 = 7 - 2 = 5.\") "
+                    "or none (direct: the answer at once, as a generation path that reads the prompt "
+                    "in one pass must find it)")
     ap.add_argument("--mapping-format", choices=("steps", "scan", "scan-rules", "verbatim"), default="steps",
                     help="mapping worked answers and think traces: the corpus's steps (\"'J' refers "
                     "to '*'. ...\") or scans of the rule list per hop (\"look 'J' : '2' no . 'J' "
@@ -353,6 +357,8 @@ def main() -> int:
     cats = corpus.text_examples()
     if args.math_format == "rewrite":
         rework(corpus, cats, "math", rewrite_chain, lambda s: f"The answer is {s.question_answer}.")
+    elif args.math_format == "direct":
+        rework(corpus, cats, "math", lambda s: "", lambda s: f"The answer is {s.question_answer}.")
     if args.mapping_format == "verbatim":
         rework(corpus, cats, "mapping", verbatim_steps, lambda s: f"So the answer is {s.meta['draw']}.")
     elif args.mapping_format != "steps":  # scan-rules: every scanned rule copied whole

@@ -393,6 +393,8 @@ def main() -> int:
                     "expert acts: the query positions (default) or every position of the "
                     "generation pass, so the prompt is re-read with weights of its own")
     args = ap.parse_args()
+    if args.query_expert_scope and not args.query_expert_rank:
+        ap.error("--query-expert-scope needs --query-expert-rank (the expert whose scope it is)")
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     try:
         args.stars_seeds = sorted({int(x) for x in args.stars_seeds.split(",") if x.strip()})

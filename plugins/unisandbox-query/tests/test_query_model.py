@@ -189,6 +189,14 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
         query_from_path(str(tmp_path), query_expert_scope="every")
 
 
+def test_an_expert_scope_without_an_expert_is_refused(small, tmp_path):
+    from unisandbox_query.factories import query_from_path
+
+    small.save_pretrained(tmp_path / "plain")
+    with pytest.raises(UserError, match=r"query_expert_scope=all needs a query expert \(query_expert_rank > 0\)"):
+        query_from_path(str(tmp_path / "plain"), query_expert_scope="all")
+
+
 def test_seeds_not_batches_decide_the_noise(small):
     reqs = [GenerationRequest("Draw 3 red stars.", "normal", s) for s in (1, 2, 3)]
     together = small.generate(reqs)

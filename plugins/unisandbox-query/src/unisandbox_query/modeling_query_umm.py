@@ -111,6 +111,9 @@ class QueryUMMConfig:
         if self.query_expert_scope not in EXPERT_SCOPES:
             raise ValueError(f"query_expert_scope must be one of {', '.join(EXPERT_SCOPES)}, "
                              f"got {self.query_expert_scope!r}")
+        if self.query_expert_scope != "queries" and not self.query_expert_rank:
+            raise ValueError(f"query_expert_scope={self.query_expert_scope} needs a query expert "
+                             "(query_expert_rank > 0)")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QueryUMMConfig:
@@ -554,12 +557,7 @@ class QueryUMM(nn.Module):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
         config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
-        if query_expert_scope is not None and query_expert_scope != config.query_expert_scope:
-            if config.query_expert_rank:  # a trained expert is a function of where it acted
-                raise ValueError(f"{path} was saved with query_expert_scope="
-                                 f"{config.query_expert_scope}; it cannot be loaded with "
-                                 f"query_expert_scope={query_expert_scope}")
-            config = replace(config, query_expert_scope=query_expert_scope)
+        saved_expert = config.query_expert_rank
         added = []  # generation-path parts this load adds fresh (inert until trained)
         for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
                                     ("query_layers", "query_decoder", query_layers)):
@@ -570,6 +568,13 @@ class QueryUMM(nn.Module):
                                      f"with {name}={asked}")
                 setattr(config, name, int(asked))
                 added.append(f"{module}.")
+        # a trained expert is a function of where it acted
+        if saved_expert and query_expert_scope not in (None, config.query_expert_scope):
+            raise ValueError(f"{path} was saved with query_expert_scope="
+                             f"{config.query_expert_scope}; it cannot be loaded with "
+                             f"query_expert_scope={query_expert_scope}")
+        if query_expert_scope is not None:
+            config = replace(config, query_expert_scope=query_expert_scope)  # validates it
         model = cls(config, load_tokenizer(path))
         state = load_file(str(path / WEIGHTS_NAME))
         missing, unexpected = model.load_state_dict(state, strict=False)
