@@ -49,10 +49,7 @@ class QueryModel(Model):
 
     def identity(self) -> dict[str, Any]:
         config = self.umm.config
-        parts = {name: value for name, value, unused in (
-            ("query_expert_rank", config.query_expert_rank, 0),
-            ("query_expert_scope", config.query_expert_scope, "queries"),
-            ("query_layers", config.query_layers, 0)) if value != unused}
+        parts = config.generation_parts()
         return {**super().identity(), "checkpoint": self.source,
                 "steps": self.steps or config.sample_steps,
                 "cfg_scale": config.cfg_scale if self.cfg_scale is None else self.cfg_scale,

@@ -49,6 +49,8 @@ from .tokenization import ASSISTANT, END_THINK, EOS, IMAGE, THINK, USER, load_to
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 EXPERT_SCOPES = ("queries", "all")
+#: generation-path parts a config may have, and the value that means "not there"
+_UNUSED_PARTS = {"query_expert_rank": 0, "query_expert_scope": "queries", "query_layers": 0}
 
 
 # --------------------------------------------------------------------------------------
@@ -99,13 +101,17 @@ class QueryUMMConfig:
     #: beyond the LM's (as MetaQuery's connector is a transformer of its own)
     query_layers: int = 0
 
+    def generation_parts(self) -> dict[str, Any]:
+        """The generation-path parts this config has (those not at their unused value)."""
+        return {name: getattr(self, name) for name, unused in _UNUSED_PARTS.items()
+                if getattr(self, name) != unused}
+
     def to_json(self) -> dict[str, Any]:
-        data = {"architecture": "QueryUMM", **asdict(self)}
-        for name, unused in (("query_expert_rank", 0), ("query_layers", 0),
-                             ("query_expert_scope", "queries")):
-            if data[name] == unused:  # written only when used: configs (and recipe digests)
-                del data[name]         # of models without these stay as they were
-        return data
+        # parts are written only when used: configs (and recipe digests) of models without
+        # them stay as they were
+        parts = self.generation_parts()
+        return {"architecture": "QueryUMM", **{k: v for k, v in asdict(self).items()
+                                               if k not in _UNUSED_PARTS or k in parts}}
 
     def __post_init__(self) -> None:
         if self.query_expert_scope not in EXPERT_SCOPES:
