@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UserError
 from ..protocols.judge import Judge
 from ..records import JudgeItem, Verdict
-from .templates import missing_families, resolve_templates, templates_identity
+from .templates import templates_identity
 from .vlm import PROTOCOL_VERSION, ChatRequest, Reply, TwoStage, judge_batched
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -107,12 +107,7 @@ class LocalVLMJudge(Judge):
         self.batch_size, self.max_new_tokens = int(batch_size), int(max_new_tokens)
         self.device_name, self.dtype_name = device, dtype
         self.trust_remote_code = bool(trust_remote_code)
-        templates = resolve_templates(tasks)
-        missing = missing_families(tasks, templates)
-        if missing:
-            raise ValueError(f"no judge template for {', '.join(missing)}; a task can bring "
-                             "one in Task.judge_templates (see docs/judges.md)")
-        self.protocol = TwoStage(templates)
+        self.protocol = TwoStage.for_tasks(tasks)
         self._identity: dict[str, Any] | None = None
         self.model: Any = None
         self.processor: Any = None

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..errors import UserError
 from ..protocols.judge import Judge
 from ..records import JudgeItem, Verdict
-from .templates import missing_families, resolve_templates, templates_identity
+from .templates import templates_identity
 from .vlm import PROTOCOL_VERSION, ChatRequest, Reply, TwoStage, judge_each
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -83,12 +83,7 @@ class OpenAIJudge(Judge):
         self._host, self._port = parts.hostname, parts.port
         prefix = parts.path.rstrip("/").removesuffix("/chat/completions")
         self._chat_path, self._models_path = prefix + "/chat/completions", prefix + "/models"
-        templates = resolve_templates(tasks)
-        missing = missing_families(tasks, templates)
-        if missing:
-            raise ValueError(f"no judge template for {', '.join(missing)}; a task can bring "
-                             "one in Task.judge_templates (see docs/judges.md)")
-        self.protocol = TwoStage(templates)
+        self.protocol = TwoStage.for_tasks(tasks)
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from pathlib import Path
 import attrs
 
 from ..records import JudgeItem, Verdict
-from .templates import Template
+from .templates import Template, missing_families, resolve_templates
 
 #: Bump when the reading rules below change: it is part of every VLM judge's identity.
 PROTOCOL_VERSION = "two-stage/1"
@@ -64,6 +64,17 @@ class TwoStage:
 
     def __init__(self, templates: Mapping[str, Template]) -> None:
         self.templates = dict(templates)
+
+    @classmethod
+    def for_tasks(cls, tasks: Sequence[object] = ()) -> TwoStage:
+        """The protocol with the built-in templates and the ``tasks``' own; a task whose family
+        has no template is refused when the judge is built, not item by item later."""
+        templates = resolve_templates(tasks)
+        missing = missing_families(tasks, templates)
+        if missing:
+            raise ValueError(f"no judge template for {', '.join(missing)}; a task can bring "
+                             "one in Task.judge_templates (see docs/judges.md)")
+        return cls(templates)
 
     def first(self, item: JudgeItem) -> ChatRequest | Verdict:
         template = self.templates.get(item.family)
