@@ -111,6 +111,36 @@ def lookup_drills(n: int, seed: str, dense: bool = False, echo: bool = False,
     return out
 
 
+def chain_drills(n: int, seed: str, hops: tuple[int, int] = (1, 3), quote: str = "'") -> list[Any]:
+    """Chained lookups in the echo format, the mapping items' structure without their words: two
+    chains of the same length (1-3 hops, as mapping levels 1-3), every entry of both in one
+    shuffled list, a key's value either another key of its chain or an object ("'J' '*' . 'F' '2'
+    . '*' yellow hearts . '2' blue squares . What do 'F' and 'J' stand for?" -> "'F' '2' . '2'
+    blue squares . 'J' '*' . '*' yellow hearts ."). A key that is some entry's value stands
+    twice in the list, so the lookup must find it where it is the key, as a mapping item's
+    second hop must; the object-valued lookups never ask that."""
+    import string
+
+    from unisandbox.world import get_world
+    from unisandbox_query.sandbox.corpus import TextExample
+
+    objects = sorted({o.name(2) for o in get_world("glyph").objects})
+    keys = [*string.ascii_uppercase, *string.digits, *"*$#%^&+<>=~"]
+    rng, out = random.Random(seed), []
+    for _ in range(n):
+        h = rng.randint(*hops)
+        chosen = rng.sample(keys, 2 * h)
+        chains = [chosen[:h], chosen[h:]]
+        entries = {c[-1]: rng.choice(objects) for c in chains}  # the last key names an object
+        entries |= {c[i]: f"{quote}{c[i + 1]}{quote}" for c in chains for i in range(h - 1)}
+        listing = " ".join(f"{quote}{k}{quote} {entries[k]} ." for k in rng.sample(chosen, len(chosen)))
+        asked = rng.sample(chains, 2)
+        answer = " ".join(f"{quote}{k}{quote} {entries[k]} ." for c in asked for k in c)
+        out.append(TextExample("lookup-chain", f"{listing} What do {quote}{asked[0][0]}{quote} and "
+                                               f"{quote}{asked[1][0]}{quote} stand for?", answer))
+    return out
+
+
 def bare_keys(text: str) -> str:
     """Drop the quotes around rule keys ("'C' means ..." -> "C means ..."): what the LM would
     see if the tokenizer made a quoted key one token (--bare-keys)."""
@@ -380,6 +410,8 @@ def main() -> int:
     dense_lookups = {name: lookup_drills(100, "lookup-test", dense=name == "lookup-dense",
                                          echo=name == "lookup-echo", entries=entries, style=args.lookup_style)
                      for name in ("lookup-dense", "lookup-echo")}
+    cats["lookup-chain"] = chain_drills(20000, "chain")
+    dense_lookups["lookup-chain"] = chain_drills(100, "chain-test")
     wanted = set(weights) | {c for c, _ in warmup}
     for name in wanted:  # lookup-echo-N: exactly N entries per list (for curricula over N)
         if name.startswith("lookup-echo-") and name[12:].isdigit() and 2 <= int(name[12:]) <= 40:
