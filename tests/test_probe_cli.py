@@ -65,7 +65,7 @@ def test_probe_runs_an_analysis_task_and_records_its_config(ask_plugin, tmp_path
     assert json.loads(capsys.readouterr().out)["replies"] == {"normal": "5"}
     # another configuration: refused
     assert main(["probe", "--model", "glyph-oracle", "--task", "ask-twice", "--out", str(out)]) == 2
-    assert "holds a different probe (modes differs)" in capsys.readouterr().err
+    assert "holds a different probe (modes: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "message"), [

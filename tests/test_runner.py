@@ -86,8 +86,18 @@ def test_rerun_on_a_finished_folder_does_no_work(toy_plugin, tmp_path):
 
 def test_resume_refuses_a_different_configuration(toy_plugin, tmp_path):
     Runner(config(tmp_path / "run"), progress=False).run()
-    with pytest.raises(Exception, match="different run"):
+    with pytest.raises(Exception, match=r"different run \(run.seed: 0 -> 3\)"):
         Runner(config(tmp_path / "run", seed=3), progress=False).run()
+
+
+def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(toy_plugin, tmp_path):
+    bad = config(tmp_path / "run", model=Component("toy-painter", {"skill": "high"}))
+    with pytest.raises(Exception):  # the model fails at its first batch, after config.json
+        Runner(bad, progress=False).run()
+    assert (tmp_path / "run/config.json").is_file()
+    results = Runner(config(tmp_path / "run"), progress=False).run()
+    assert results["tasks"]["toy-shades"]["levels"]["all"]["normal"]["n"] == 10
+    assert json.loads((tmp_path / "run/config.json").read_text())["run"]["model"]["args"] == {"skill": 5}
 
 
 def test_kill_9_mid_run_then_resume_gives_identical_results(toy_plugin, tmp_path):

@@ -21,19 +21,38 @@ def accepted_arguments(spec: Spec) -> list[str] | None:
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+#: the CLI option that passes arguments to each kind of factory (for error messages)
+ARG_FLAGS = {"model": "--model-arg", "task": "--task-arg", "judge": "--judge-arg", "trainer": "--train-arg"}
+
+
+def required_arguments(spec: Spec) -> list[str]:
+    """Keyword names the factory needs and has no default for."""
+    try:
+        params = inspect.signature(spec.factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
-    """``spec.factory(**args, **context)``; unknown or bad arguments become a UserError.
+    """``spec.factory(**args, **context)``; unknown, missing or bad arguments become a UserError
+    that names the argument and the CLI option that gives it, not the Python function.
 
     ``context`` carries engine-provided objects (``model=`` for judges that borrow the model
     under test); it is passed only to factories that accept it.
     """
     accepted = accepted_arguments(spec)
+    flag = ARG_FLAGS.get(spec.kind, "--arg")
     if accepted is not None:
         unknown = sorted(set(args) - set(accepted))
         if unknown:
             shown = ", ".join(a for a in accepted if a not in context) or "none"
             raise UserError(f"{spec.kind} {spec.name!r}: unknown argument {unknown[0]!r}; accepted: {shown}")
         context = {k: v for k, v in context.items() if k in accepted}
+    missing = [a for a in required_arguments(spec) if a not in args and a not in context]
+    if missing:
+        raise UserError(f"{spec.kind} {spec.name!r} needs {flag} {missing[0]}=...")
     try:
         return spec.factory(**args, **context)
     except UserError:

@@ -20,7 +20,7 @@ from ..protocols import AnalysisTask, Model
 from ..records import MODES
 from ..registry import Registry, get_registry
 from .config import Component
-from .store import atomic_write_json
+from .store import atomic_write_json, differences
 
 CONFIG_FILE = "config.json"
 _CHECKED = ("probe", "model", "modes")
@@ -113,5 +113,5 @@ def _check_folder(out: Path, config: dict[str, Any]) -> None:
         raise UserError(f"{out} holds a config.json that is not a probe's; choose another --out")
     for key in _CHECKED:
         if existing.get(key) != config[key]:
-            raise UserError(f"{out} holds a different probe ({key} differs); choose another --out "
-                            "or delete the folder")
+            raise UserError(f"{out} holds a different probe ({differences(existing.get(key), config[key], key)}); "
+                            "choose another --out or delete the folder")

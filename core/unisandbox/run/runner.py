@@ -27,7 +27,7 @@ from ..registry import Registry, get_registry
 from .aggregate import aggregate_task
 from .config import RunConfig
 from .seeds import sample_seed
-from .store import RunStore, save_png
+from .store import RunStore, differences, save_png
 
 
 def chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
@@ -118,13 +118,18 @@ class Runner:
         resolved = self.resolved_config()
         existing = self.store.read_config()
         self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
+        changed = [k for k in ("run", "tasks", "judge_identity")
+                   if existing is not None and existing.get(k) != resolved[k]]
+        if changed and next(iter(self.store.samples.read()), None) is None:
+            # a start that failed before it recorded anything (a bad --model-arg, say): the
+            # corrected command takes the folder over, there is nothing to keep
+            self.log(f"{self.store.root} recorded no sample under its old configuration; replacing it")
+            existing = None
         if existing is not None:
-            for key in ("run", "tasks", "judge_identity"):
-                if existing.get(key) != resolved[key]:
-                    raise UserError(
-                        f"{self.store.root} holds a different run ({key} differs); resume only "
-                        "with the same configuration, or choose another --out"
-                    )
+            if changed:
+                what = differences(existing[changed[0]], resolved[changed[0]], changed[0])
+                raise UserError(f"{self.store.root} holds a different run ({what}); resume only "
+                                "with the same configuration, or choose another --out")
             self.log(f"resuming run in {self.store.root}")
         elif self.dist.is_main:
             self.store.write_config(resolved)

@@ -32,6 +32,24 @@ def _umask_mode() -> int:
     return 0o666 & ~current
 
 
+def differences(old: Any, new: Any, where: str = "", limit: int = 3) -> str:
+    """What differs between two JSON values, as "where: old -> new" for the first ``limit``
+    leaves, so a refused resume says which option changed, not only which section."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if len(found) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key, "(absent)"), b.get(key, "(absent)"), f"{path}.{key}" if path else str(key))
+            return
+        found.append(f"{path or 'value'}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+
+    walk(old, new, where)
+    return "; ".join(found)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` to write to; on success it is fsynced and renamed over

@@ -1,4 +1,8 @@
-"""Building query models from user arguments: a folder, from scratch, or the default checkpoint."""
+"""Building query models from user arguments: a folder, from scratch, or the default checkpoint.
+
+Import-light (torch, transformers and diffusers load inside the functions): plugin.py registers
+these functions themselves, so the engine reads their signatures for argument errors.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unisandbox.errors import UserError
 
-from .model import QueryModel
-from .modeling_query_umm import EXPERT_SCOPES
+if TYPE_CHECKING:
+    from .model import QueryModel
 
 
 def cache_root() -> Path:
@@ -25,11 +29,19 @@ def cache_root() -> Path:
 
 def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float | None,
              threads: int | None, precision: str = "float32") -> dict[str, Any]:
-    if threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(int(threads))
-    return {"device": device, "batch_size": int(batch_size), "steps": steps, "cfg_scale": cfg_scale,
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise UserError(f"threads must be a whole number >= 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise UserError(f"device must be a torch device such as cpu or cuda:0, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r}: no CUDA device is available to this torch ({torch.__version__})")
+    return {"device": device, "batch_size": batch_size, "steps": steps, "cfg_scale": cfg_scale,
             "precision": precision}
 
 
@@ -49,6 +61,9 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
     an inert query decoder for the generation path to train; ``precision=bfloat16`` samples with a bf16
     denoiser (faster in batches on CPUs with bf16 units, several times slower on those
     without; not bit-equal)."""
+    from .model import QueryModel
+    from .modeling_query_umm import EXPERT_SCOPES
+
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
@@ -121,6 +136,8 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         if query_expert_rank or query_layers or query_expert_scope:
             raise UserError("query_expert_rank, query_expert_scope and query_layers are for a "
                             "pretrained model (the sandbox recipe has none of them)")
+        from .model import QueryModel
+
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
         umm = scratch_model(Recipe(key_tokens=bool(key_tokens))).umm.to(opts.pop("device"))
         try:

@@ -1,7 +1,7 @@
 """Entry point of the unisandbox-query plugin: the query-based models and the sandbox trainer.
 
 Import-light on purpose (the CLI imports every plugin module at start-up): torch, transformers
-and diffusers load inside the factories.
+and diffusers load inside the factories (factories.py imports none of them at the top).
 """
 
 from __future__ import annotations
@@ -13,23 +13,13 @@ from unisandbox import capabilities as caps
 from unisandbox.hookspecs import hookimpl
 from unisandbox.specs import ModelSpec, TrainerSpec
 
+from .factories import query_from_path, query_tiny
+
 PLUGIN_API_VERSION = 1
 
 CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_STATES,
                           caps.TRAIN_UNDERSTANDING, caps.TRAIN_GENERATION, caps.CONDITION,
                           caps.THINK_SAMPLING})
-
-
-def query_tiny(**kwargs: Any) -> Any:
-    from .factories import query_tiny as make
-
-    return make(**kwargs)
-
-
-def query(**kwargs: Any) -> Any:
-    from .factories import query_from_path
-
-    return query_from_path(**kwargs)
 
 
 def sandbox_pretrain(**kwargs: Any) -> Any:
@@ -45,7 +35,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
         description="the sandbox's tiny query-based UMM (CPU; the shipped pretrained checkpoint, or path=DIR)",
     ))
     register(ModelSpec(
-        name="query", factory=query, capabilities=CAPABILITIES,
+        name="query", factory=query_from_path, capabilities=CAPABILITIES,
         description="a query-based UMM checkpoint folder (path=DIR): LM + queries + connector + denoiser",
     ))
 

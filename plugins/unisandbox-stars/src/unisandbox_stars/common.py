@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
-from unisandbox.run.store import atomic_write_json
+from unisandbox.run.store import atomic_write_json, differences
 
 from . import __version__
 
@@ -33,8 +33,9 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
         existing = read_run_record(path)
         for key in record:
             if existing.get(key) != wanted.get(key):
-                raise UserError(f"{out_dir} holds another training run ({key} differs); resume "
-                                "only with the same model, data and arguments, or choose another --out")
+                what = differences(existing.get(key), wanted.get(key), key)
+                raise UserError(f"{out_dir} holds another training run ({what}); resume only with "
+                                "the same model, data and arguments, or choose another --out")
         return
     if is_main:
         atomic_write_json(path, wanted)
