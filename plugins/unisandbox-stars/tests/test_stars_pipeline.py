@@ -234,6 +234,10 @@ def test_stars_arguments_and_tasks_are_checked(tiny_model, tmp_path: Path) -> No
         StarsTrainer(tasks="unisandbox-file").train(tiny_model, tmp_path / "x")
     with pytest.raises(UserError, match=r"unknown judge .no-such-judge."):
         StarsTrainer(judge="no-such-judge", progress=False).train(tiny_model, tmp_path / "y")
+    # a bad judge argument stops the run before stage I draws a candidate or claims the folder
+    with pytest.raises(UserError, match="mode must be one of verdict, consistency"):
+        StarsTrainer(**FAST, judge_args={"mode": "bogus"}).train(tiny_model, tmp_path / "z")
+    assert not (tmp_path / "z").exists()
 
 
 def raw_gap(model, prompts: list[str], teachers: torch.Tensor) -> float:

@@ -176,32 +176,32 @@ class StarsRun:
         return tasks
 
     def _check_judges(self) -> None:
-        names = [] if self.t.no_filter else [self.t.judge]
+        """Build the judges now, so a bad ``judge_args`` stops the run before stage I draws a
+        single candidate (judge factories load nothing heavy until they judge)."""
+        self._inner: dict[str, Judge] = {}
+        wanted = {} if self.t.no_filter else {"judge": (self.t.judge, self.t.judge_args)}
         if self.t.audit_judge:
-            names.append(self.t.audit_judge)
-        for name in names:
+            wanted["audit"] = (self.t.audit_judge, {})
+        for role, (name, args) in wanted.items():
             spec = self.registry.judge(name)
             missing = sorted(spec.requires - self.model.capabilities)
             if missing:
                 raise UserError(f"judge {name!r} needs {', '.join(missing)}, which the model "
                                 "does not provide")
-
-    def _make_judge(self, name: str, args: dict[str, Any], cache: str) -> Judge:
-        spec = self.registry.judge(name)
-        context: dict[str, Any] = {"model_loader": lambda: self.model} if spec.requires else {}
-        context.update(judge_task_context(spec, self.tasks))
-        return CachedJudge(build(spec, args, **context), self.out / cache)
+            context: dict[str, Any] = {"model_loader": lambda: self.model} if spec.requires else {}
+            context.update(judge_task_context(spec, self.tasks))
+            self._inner[role] = build(spec, args, **context)
 
     @property
     def judge(self) -> Judge:
         if self._judge is None:
-            self._judge = self._make_judge(self.t.judge, self.t.judge_args, "judge_cache.jsonl")
+            self._judge = CachedJudge(self._inner["judge"], self.out / "judge_cache.jsonl")
         return self._judge
 
     @property
     def audit(self) -> Judge | None:
         if self._audit is None and self.t.audit_judge:
-            self._audit = self._make_judge(self.t.audit_judge, {}, "audit_cache.jsonl")
+            self._audit = CachedJudge(self._inner["audit"], self.out / "audit_cache.jsonl")
         return self._audit
 
     def phases(self) -> list[Phase]:
