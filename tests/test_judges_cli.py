@@ -84,3 +84,13 @@ def test_check_examples_are_drawn_for_every_family():
         sample, image = check_example(family)
         assert sample.answer and image.size == (384, 384)
         assert len(set(image.getdata())) > 1  # something is drawn
+
+
+def test_check_the_glyph_judge_on_the_exact_render_of_a_glyph_world_item(capsys):
+    for family in ("math", "mapping", "knowledge"):
+        assert main(["judges", "check", "glyph", "--family", family, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["verdict"] == "yes" and report["world"] == "glyph"
+    # the hand-drawn picture has no structured answer: the glyph judge cannot decide on it
+    assert main(["judges", "check", "glyph", "--world", "drawn"]) == 1
+    assert "no structured target" in capsys.readouterr().out

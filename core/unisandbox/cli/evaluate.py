@@ -11,7 +11,8 @@ from .common import arg_option, echo_json, json_option, percent, table
 
 
 def print_results(results: dict[str, Any]) -> None:
-    """The per task / level / mode table every command that evaluates prints."""
+    """The per task / level / mode table every command that evaluates prints: accuracy with its
+    95 % interval as [low, high] (Wilson intervals are not symmetric, so never "±")."""
     rows = []
     for task, entry in results["tasks"].items():
         for level, cells in entry["levels"].items():
@@ -19,7 +20,8 @@ def print_results(results: dict[str, Any]) -> None:
             for mode in (*results["modes"], "understanding"):
                 cell = cells.get(mode)
                 row.append("-" if cell is None else
-                           f"{percent(cell['accuracy'])} ±{percent((cell['ci95'][1] - cell['ci95'][0]) / 2)} (n={cell['n']})"
+                           f"{percent(cell['accuracy'])} [{percent(cell['ci95'][0])}, {percent(cell['ci95'][1])}]"
+                           f" (n={cell['n']})"
                            + (f" [{cell['n_error']} err]" if cell["n_error"] else ""))
             row += [percent(cells["gap"].get(m)) for m in results["modes"]]
             rows.append(row)

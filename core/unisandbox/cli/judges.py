@@ -23,6 +23,22 @@ judges = _list_group("judge", "requires", "requires")
 FAMILIES = ("math", "mapping", "knowledge")
 
 
+#: the task whose first glyph-world test item is the example of each family (``--world glyph``)
+GLYPH_TASKS = {"math": "math-1", "mapping": "mapping-1", "knowledge": "knowledge-forward"}
+
+
+def glyph_example(family: str) -> tuple[Sample, Image]:
+    """The first glyph-world test item of the family's level-1 task and the exact render of
+    its answer: what the ``glyph`` judge (which reads a sample's structured target) can check."""
+    from ..factories import build
+    from ..registry import get_registry
+    from ..world.glyph_draw import render
+
+    task = build(get_registry().task(GLYPH_TASKS[family]), {"world": "glyph", "split": "test", "n": 2})
+    sample = next(iter(task.samples()))
+    return sample, render(sample.target, size=256)
+
+
 def check_example(family: str) -> tuple[Sample, Image]:
     """A drawn image any competent VLM judges right, and its sample (expected verdict: yes)."""
     from PIL import Image as PILImage
@@ -53,9 +69,13 @@ def check_example(family: str) -> tuple[Sample, Image]:
               help="Shorthand for --judge-arg base_url=URL (e.g. http://localhost:8000/v1).")
 @click.option("--family", type=click.Choice(FAMILIES), default="math", show_default=True,
               help="Which protocol the example image is judged under.")
+@click.option("--world", type=click.Choice(("drawn", "glyph")), default=None,
+              help="The example: a large hand-drawn picture (for VLM judges) or the exact render of "
+                   "a glyph-world test item, which judges that read its structured answer need  "
+                   "[default: glyph for the glyph judge, else drawn].")
 @json_option
 def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: str,
-          as_json: bool) -> int:
+          world: str | None, as_json: bool) -> int:
     """Check that judge NAME answers: reachability, then one scored example.
 
     \b
@@ -92,7 +112,9 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             wanted = getattr(judge, "model", None)
             if served and isinstance(wanted, str) and wanted not in served:
                 click.echo(f"warning: the server does not list model {wanted!r}", err=True)
-        sample, image = check_example(family)
+        world = world or ("glyph" if name == "glyph" else "drawn")
+        sample, image = glyph_example(family) if world == "glyph" else check_example(family)
+        report["world"] = world
         with tempfile.TemporaryDirectory(prefix="unisandbox-check-") as tmp:
             path = Path(tmp) / "check.png"
             image.save(path)
