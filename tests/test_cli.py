@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -51,6 +52,8 @@ def test_config_file_runs(toy_plugin, tmp_path):
     [
         (["--model-arg", "skill"], ["--model-arg expects key=value"]),
         (["--mode", "normal,dream"], ["unknown mode", "dream"]),
+        (["--mode", ""], ["--mode: empty", "or none (understanding alone)"]),
+        (["--mode", "none", "--no-understanding"], ["nothing to measure"]),
         (["--task-arg", "colour=red"], ["task 'toy-shades'", "unknown argument 'colour'", "accepted: n"]),
         (["--batch-size", "0"], ["--batch-size must be at least 1"]),
     ],
@@ -96,3 +99,10 @@ def test_every_command_has_help_that_teaches():
 
     for path, command in walk(cli, []):
         assert command.help and len(command.help.strip()) > 10, f"`unisandbox {' '.join(path)}` lacks help"
+
+
+def test_mode_none_measures_understanding_alone(toy_plugin, tmp_path):
+    result = run_cli(*BASE, "--mode", "none", "--out", str(tmp_path / "r"), "--json")
+    assert result.returncode == 0, result.stderr
+    cells = json.loads(result.stdout)["tasks"]["toy-shades"]["levels"]["all"]
+    assert set(cells) - {"gap"} == {"understanding"} and not (tmp_path / "r/images").exists()

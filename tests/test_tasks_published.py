@@ -114,7 +114,7 @@ def test_published_files_as_tasks():
     assert task.image_name(task.samples()[0]) == "1_A.png"
     know = build(spec, {"path": str(BENCH), "family": "knowledge"})
     assert know.family == "knowledge" and len(know.samples()) == 50
-    with pytest.raises(UserError, match="pass family"):
+    with pytest.raises(UserError, match=r"name the family \(--family, or the task argument family=\)"):
         build(spec, {"path": str(BENCH)})
     with pytest.raises(UserError, match="training corpus"):
         build(spec, {"path": str(REFERENCE / "knowledge_train" / "Aurelius.jsonl")})

@@ -39,7 +39,8 @@ def print_results(results: dict[str, Any]) -> None:
 @click.option("--judge", help="Judge name (see `unisandbox judges list`).")
 @arg_option("judge", "judge factory (e.g. base_url=..., model=...)")
 @click.option("--mode", "modes", default=None, metavar="MODES",
-              help="Comma-separated generation modes: normal, think  [default: normal,think].")
+              help="Comma-separated generation modes: normal, think; none measures understanding "
+                   "(U) alone  [default: normal,think].")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Run folder. An existing folder with the same configuration is resumed.")
 @click.option("--seed", type=int, default=None, help="Run seed  [default: 0].")

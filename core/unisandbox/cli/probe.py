@@ -44,6 +44,8 @@ def probe(model: str | None, model_args: tuple[str, ...], task_name: str,
 
     if model is None and model_args:
         raise UserError("--model-arg given without --model")
+    if not parse_modes(modes):
+        raise UserError("--mode: a probe reads generation contexts; give normal, think or both")
     result = run_probe(
         Component(task_name, parse_pairs(task_args, "--task-arg")), out,
         model=None if model is None else Component(model, parse_pairs(model_args, "--model-arg")),

@@ -83,7 +83,8 @@ def run_header(run: RunData) -> list[tuple[str, str]]:
     for name, ident in (run.config.get("tasks") or {}).items():
         if isinstance(ident, dict):
             sha = str(ident.get("data_sha256", ""))[:12]
-            rows.append((f"task {name}", f"{ident.get('family', '?')}, n={ident.get('n', '?')}, "
+            # n here counts samples; the results count units (a mapping pair is one unit)
+            rows.append((f"task {name}", f"{ident.get('family', '?')}, {ident.get('n', '?')} samples, "
                          f"unit {ident.get('unit', '?')}, data sha256 {sha or '-'}"))
     if run.config.get("kind") == "score":
         rows.insert(1, ("kind", f"scored images from {run.config.get('source', '?')}"))

@@ -4,7 +4,7 @@ TOML layout (every key optional except model, tasks and judge)::
 
     out = "runs/math"
     seed = 0
-    modes = ["normal", "think"]
+    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone
     batch_size = 16
     understanding = true          # also measure U on the same items
     reference_scoring = false     # count judge errors as wrong, like the original scorer
@@ -98,7 +98,13 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
 
 
 def parse_modes(text: str | Iterable[str]) -> tuple[str, ...]:
+    """``normal,think`` -> the modes; ``none`` -> no generation at all (U alone). An empty
+    list is refused: a typo should not silently make a run that draws nothing."""
     modes = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    if modes == ["none"]:
+        return ()
+    if not modes:
+        raise UserError(f"--mode: empty; choose from {', '.join(MODES)}, or none (understanding alone)")
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise UserError(f"--mode: unknown mode(s) {bad}; choose from {', '.join(MODES)}")
@@ -227,6 +233,10 @@ def resolve(
                                      ("--judge", judge_c), ("--out", out or base.get("out"))) if not v]
     if missing:
         raise UserError(f"missing {', '.join(missing)} (give them as options or in --config)")
+    chosen_modes = modes if modes is not None else tuple(base.get("modes", MODES))
+    chosen_understanding = understanding if understanding is not None else base.get("understanding", True)
+    if not chosen_modes and not chosen_understanding:
+        raise UserError("nothing to measure: --mode none with --no-understanding")
     chosen_batch = batch_size if batch_size is not None else base.get("batch_size", 16)
     if chosen_batch < 1:
         raise UserError(f"--batch-size must be at least 1, got {chosen_batch}")
@@ -235,8 +245,8 @@ def resolve(
         tasks=tuple(task_list),
         judge=judge_c,
         out=Path(out or base["out"]),
-        modes=modes if modes is not None else tuple(base.get("modes", MODES)),
-        understanding=understanding if understanding is not None else base.get("understanding", True),
+        modes=chosen_modes,
+        understanding=chosen_understanding,
         seed=seed if seed is not None else base.get("seed", 0),
         batch_size=chosen_batch,
         reference_scoring=reference_scoring if reference_scoring is not None

@@ -127,7 +127,7 @@ def detect_family(path: Path, record: Mapping[str, Any], line: int | None = None
     raise DataError(path, line, None, "cannot tell the schema from the fields "
                     f"{', '.join(map(repr, record)) or 'none'}: expected those of a math (id), "
                     "mapping (ID, Question_A/Question_B) or knowledge (ID, Question) file; or "
-                    "pass family=")
+                    "name the family (--family, or the task argument family=)")
 
 
 def level_from_name(path: Path) -> int | None:
@@ -474,14 +474,14 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
             by_family.setdefault(file_family(f), []).append(f)
         chosen = family or (next(iter(by_family)) if len(by_family) == 1 else None)
         if chosen is None:
-            raise UserError(f"{path} holds {', '.join(sorted(by_family))} files; pass family=... "
-                            "(or a single file)")
+            raise UserError(f"{path} holds {', '.join(sorted(by_family))} files; name the family "
+                            "(--family, or the task argument family=), or give a single file")
         files = by_family.get(chosen, [])
         if not files:
             raise UserError(f"{path} holds no {chosen} files")
         if chosen != "knowledge" and len(files) > 1:
             raise UserError(f"{path} holds {len(files)} {chosen} files; their ids overlap, so "
-                            "pass one file")
+                            "give one file")
         return _read(files, chosen, level, world)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
