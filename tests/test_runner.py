@@ -90,6 +90,27 @@ def test_resume_refuses_a_different_configuration(toy_plugin, tmp_path):
         Runner(config(tmp_path / "run", seed=3), progress=False).run()
 
 
+def test_errors_are_judged_again_on_resume_and_warned_about(toy_plugin, tmp_path, monkeypatch, capsys):
+    import toy_unisandbox
+    from unisandbox.records import Verdict
+
+    judge = toy_unisandbox.PixelJudge.judge
+    monkeypatch.setattr(toy_unisandbox.PixelJudge, "judge",
+                        lambda self, items: [Verdict("error", raw="server down") for _ in items])
+    first = Runner(config(tmp_path / "run"), progress=False).run()
+    assert first["tasks"]["toy-shades"]["levels"]["all"]["normal"]["n_error"] == 10
+    assert "20 of 30 verdicts are errors" in capsys.readouterr().err  # 10 U records are fine
+    monkeypatch.setattr(toy_unisandbox.PixelJudge, "judge", judge)
+    painted = []
+    monkeypatch.setattr(toy_unisandbox.ToyPainter, "generate",
+                        lambda self, requests: painted.append(requests) or [])
+    again = Runner(config(tmp_path / "run"), progress=False).run()
+    cells = again["tasks"]["toy-shades"]["levels"]["all"]
+    assert not painted  # the saved images were judged, nothing drawn again
+    assert (cells["normal"]["n"], cells["normal"]["n_error"], cells["think"]["accuracy"]) == (10, 0, 1.0)
+    assert "verdicts are errors" not in capsys.readouterr().err
+
+
 def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(toy_plugin, tmp_path):
     bad = config(tmp_path / "run", model=Component("toy-painter", {"skill": "high"}))
     with pytest.raises(Exception):  # the model fails at its first batch, after config.json

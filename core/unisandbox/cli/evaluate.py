@@ -64,7 +64,8 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
           --task-arg world=glyph --judge glyph --mode normal,think --out runs/oracle
 
     Writes config.json, images/<task>/<mode>/<id>.png, samples.jsonl and results.json in
-    --out. Run the same command again to resume an interrupted run.
+    --out. Run the same command again to resume an interrupted run (the images whose
+    verdict was an error are judged again).
     """
     from ..run.config import parse_modes, parse_pairs, resolve
     from ..run.runner import Runner

@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__, capabilities
 from ..distributed import get_dist
 from ..errors import UserError
 from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
+from ..paths import inside
 from ..progress import bar as progress_bar
 from ..protocols import Judge, Model, Task
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
@@ -29,9 +30,11 @@ from .config import RunConfig
 from .seeds import sample_seed
 from .store import RunStore, differences, save_png
 
+T = TypeVar("T")
 
-def chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
-    return [list(samples[i : i + size]) for i in range(0, len(samples), size)]
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class Runner:
@@ -152,11 +155,16 @@ class Runner:
                 self.store.write_results(self.results())
         if self._judge is not None:
             self._judge.close()
+        if self.dist.is_main:
+            for line in problems(self.store):
+                print(line, file=sys.stderr)
         self.dist.barrier()
         return self.store.read_results()
 
     def _stage(self, task: Task, samples: list[Sample], mode: str,
                done: dict[tuple[str, str, str], Any]) -> None:
+        if mode != UNDERSTANDING:
+            self._judge_again(task, samples, mode, done)
         pending = [c for c in chunks(samples, self.config.batch_size)
                    if any((task.name, mode, s.id) not in done for s in c)]
         if not pending:
@@ -175,6 +183,26 @@ class Runner:
                 done[(r["task"], r["mode"], r["id"])] = r
             bar.update(len(records))
         bar.close()
+
+    def _judge_again(self, task: Task, samples: list[Sample], mode: str,
+                     done: dict[tuple[str, str, str], Any]) -> None:
+        """On resume, judge again the saved images whose verdict was an error (a judge server
+        that was down, say): the images stay, only the verdicts are new records. Rank 0 alone."""
+        by_id = {s.id: s for s in samples}
+        failed = [(r, by_id[r["id"]], inside(self.store.root, *Path(r["image"]).parts))
+                  for (t, m, _), r in done.items()
+                  if t == task.name and m == mode and r.get("verdict") == "error"
+                  and r["id"] in by_id and r.get("image")]
+        failed = [f for f in failed if f[2].is_file()]
+        if not failed or not self.dist.is_main:
+            return
+        self.log(f"{task.name} {mode}: judging again {len(failed)} image(s) whose verdict was an error")
+        for chunk in chunks(failed, self.config.batch_size):
+            verdicts = self.judge.judge([JudgeItem(task.name, task.family, s, p) for _, s, p in chunk])
+            records = [{**r, **v.fields()} for (r, _, _), v in zip(chunk, verdicts, strict=True)]
+            self.store.samples.append(records)
+            for r in records:
+                done[(r["task"], r["mode"], r["id"])] = r
 
     def _process(self, task: Task, mode: str, batch: list[Sample]) -> list[dict[str, Any]]:
         if mode == UNDERSTANDING:
@@ -240,6 +268,28 @@ def compute_results(store: RunStore, tasks: Sequence[Task], modes: Sequence[str]
     return out
 
 
+MISSING_IMAGE = "missing image"
+
+
 def missing_image_verdict(path: Path) -> Verdict:
     """A missing image is the generator's failure, scored wrong (as the original does)."""
-    return Verdict("no", raw=f"missing image {path.name}", description="Error: missing image")
+    return Verdict("no", raw=f"{MISSING_IMAGE} {path.name}", description="Error: missing image")
+
+
+def problems(store: RunStore) -> list[str]:
+    """Warnings about a finished run's records: verdicts the judge could not give (an
+    unreachable server shows up here, not as an exit code) and images that were not there."""
+    records = list(store.records().values())
+    errors = [r for r in records if r.get("verdict") == "error"]
+    missing = [r for r in records if str(r.get("judge_raw") or "").startswith(MISSING_IMAGE)]
+    out = []
+    if errors:
+        first = errors[0]
+        raw = " ".join(str(first.get("judge_raw") or "").split())[:240]
+        out.append(f"warning: {len(errors)} of {len(records)} verdicts are errors (the judge could not "
+                   f"decide; left out of n unless --reference-scoring); the first, "
+                   f"{first['task']}/{first['mode']}/{first['id']}: {raw}")
+    if missing:
+        out.append(f"warning: {len(missing)} of {len(records)} images were not found (scored wrong), "
+                   f"e.g. {Path(missing[0]['image']).name}")
+    return out

@@ -18,7 +18,7 @@ from ..progress import bar as progress_bar
 from ..protocols import Task
 from ..records import JudgeItem
 from ..registry import get_registry
-from .runner import chunks, compute_results, missing_image_verdict
+from .runner import chunks, compute_results, missing_image_verdict, problems
 from .store import RunStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -123,4 +123,6 @@ def score_images(
     write_evaluation_csv(store.root / CSV_NAME, samples, mine, store.root, task.family, task.unit)
     if progress:
         print(f"scored {len(samples)} samples into {out}", file=sys.stderr)
+    for line in problems(store):
+        print(line, file=sys.stderr)
     return results
