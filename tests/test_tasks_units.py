@@ -263,7 +263,7 @@ def test_parse_counts(value, expected):
     ("math-3", {"split": "validation"}, "split must be one of"),
     ("mapping-1", {"world": "mars"}, "unknown world"), ("mapping-2", {"counts": "1-5"}, "unknown argument"),
     ("knowledge-forward", {"n_characters": 0}, "n_characters"), ("knowledge-inverse", {"seed": -1}, "seed"),
-    ("unisandbox-file", {}, "path"), ("unisandbox-file", {"path": "/nonexistent/x.jsonl"}, "no such file"),
+    ("unisandbox-file", {}, r"needs --task-arg path="), ("unisandbox-file", {"path": "/nonexistent/x.jsonl"}, "no such file"),
 ])
 def test_bad_task_arguments_are_user_errors(name, args, needle):
     with pytest.raises(UserError, match=needle):

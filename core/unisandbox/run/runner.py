@@ -170,6 +170,7 @@ class Runner:
         if not pending:
             return
         total = sum(1 for c in pending for s in c if (task.name, mode, s.id) not in done)
+        _ = self.model  # loaded (or refused with its error) before the progress bar starts
         dist = self.dist
         bar = progress_bar(total, f"{task.name} {mode}", "sample", self.progress and dist.is_main)
         for step in range(0, len(pending), dist.world):

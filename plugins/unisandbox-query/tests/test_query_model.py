@@ -189,6 +189,27 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
         query_from_path(str(tmp_path), query_expert_scope="every")
 
 
+def test_sampling_options_are_checked_when_the_model_is_built(small, tmp_path):
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    small.save_pretrained(tmp_path / "m")
+    spec = get_registry().model("query")
+    for args, message in (({"steps": "abc"}, "steps must be a whole number >= 1, got 'abc'"),
+                          ({"steps": 0}, "steps must be a whole number >= 1, got 0"),
+                          ({"steps": 2.5}, "steps must be a whole number >= 1"),
+                          ({"cfg_scale": "abc"}, "cfg_scale must be a number >= 0"),
+                          ({"batch_size": "abc"}, "batch_size must be a whole number >= 1"),
+                          ({"threads": "abc"}, "threads must be a whole number >= 1"),
+                          ({"device": "nowhere"}, "device must be a torch device"),
+                          ({"bogus": 1}, "model 'query': unknown argument 'bogus'; accepted: path, device")):
+        with pytest.raises(UserError, match=message):
+            build(spec, {"path": str(tmp_path / "m"), **args})
+    with pytest.raises(UserError, match=r"model 'query' needs --model-arg path="):
+        build(spec, {})
+    assert build(spec, {"path": str(tmp_path / "m"), "steps": 3, "cfg_scale": 1.5}).steps == 3
+
+
 def test_an_expert_scope_without_an_expert_is_refused(small, tmp_path):
     from unisandbox_query.factories import query_from_path
 
@@ -479,14 +500,14 @@ def test_task_scale_sets_each_levels_share_of_the_items():
 @pytest.mark.parametrize("field", [{"lr": "abc"}, {"think_filler": "x"}, {"text_steps": 1.5},
                                    {"key_tokens": 1}, {"text_weights": {"math": "lots"}},
                                    {"task_scale": {"math-7": 3}}, {"task_scale": {"math-1": 0}},
-                                   {"task_scale": [1, 2]}])
+                                   {"task_scale": [1, 2]}, {"text_stpes": 10}])
 def test_a_recipe_field_of_the_wrong_type_fails_when_the_trainer_is_built(field):
     """Not thousands of steps later, inside the optimizer or the corpus."""
     from unisandbox.errors import UserError
     from unisandbox.factories import build
     from unisandbox.registry import get_registry
 
-    with pytest.raises(UserError, match=f"{next(iter(field))}|category weights"):
+    with pytest.raises(UserError, match=f"{next(iter(field))}|category weights"):  # named, not a TypeError
         build(get_registry().trainer("sandbox-pretrain"), field)
 
 

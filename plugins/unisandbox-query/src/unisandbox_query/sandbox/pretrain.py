@@ -245,6 +245,11 @@ class SandboxPretrain(Trainer):
     """Pretrain the sandbox model (see the module docstring)."""
 
     def __init__(self, progress: bool = True, checkpoint_every: int = 250, **recipe: Any) -> None:
+        known = [f.name for f in attrs.fields(Recipe)]
+        unknown = sorted(set(recipe) - set(known))
+        if unknown:
+            raise ValueError(f"unknown argument {unknown[0]!r}; accepted: progress, checkpoint_every, "
+                             f"{', '.join(known)}")
         for key in ("text_weights", "joint_weights"):
             if isinstance(recipe.get(key), str):
                 recipe[key] = json.loads(recipe[key])
