@@ -70,10 +70,10 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
                                       "(n, seed, split, world)"))
     register(TaskSpec(name="knowledge-forward", factory=_knowledge("forward"),
                       description="Knowledge: a character's portrait, favorite fruit and flower "
-                                  "(n_characters, seed, split, world)"))
+                                  "(n, n_characters, seed, split, world)"))
     register(TaskSpec(name="knowledge-inverse", factory=_knowledge("inverse"),
                       description="Knowledge inverse: the portrait of the one of two characters "
-                                  "who likes X (n_characters, seed, split, world)"))
+                                  "who likes X (n, n_characters, seed, split, world)"))
     register(TaskSpec(name="unisandbox-file", factory=_file,
                       description="A published (or written) UniSandbox file or folder: path=, "
                                   "family= (math|mapping|knowledge), name=, level="))

@@ -31,7 +31,8 @@ def print_results(results: dict[str, Any]) -> None:
 
 @click.command("eval")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A run.toml holding any of these options (the command line wins).")
+              help="A run.toml (layout below); the command line wins, and --task-arg applies to "
+                   "its tasks too.")
 @click.option("--model", help="Registered model name (see `unisandbox models list`).")
 @arg_option("model", "model factory (e.g. path=DIR)")
 @click.option("--task", "tasks", multiple=True, help="Task name; repeat for several.")
@@ -46,7 +47,7 @@ def print_results(results: dict[str, Any]) -> None:
 @click.option("--seed", type=int, default=None, help="Run seed  [default: 0].")
 @click.option("--batch-size", type=int, default=None, help="Samples per batch  [default: 16].")
 @click.option("--understanding/--no-understanding", default=None,
-              help="Also measure U (the model's text answer to each item's question).")
+              help="Also measure U (the model's text answer to each item's question)  [default: on].")
 @click.option("--reference-scoring", is_flag=True, default=None,
               help="Count judge errors as wrong, exactly like the original scorer.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -66,6 +67,23 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
     Writes config.json, images/<task>/<mode>/<id>.png, samples.jsonl and results.json in
     --out. Run the same command again to resume an interrupted run (the images whose
     verdict was an error are judged again).
+
+    \b
+    A run.toml for --config (every key optional but model, tasks and judge):
+      out = "runs/math"
+      modes = ["normal", "think"]      # --mode
+      seed = 0
+      batch_size = 16
+      understanding = true
+      reference_scoring = false
+      [model]
+      name = "query-tiny"
+      args = { steps = 10 }            # --model-arg
+      [[tasks]]
+      name = "math-1"
+      args = { n = 50, world = "glyph" }
+      [judge]
+      name = "glyph"
     """
     from ..run.config import parse_modes, parse_pairs, resolve
     from ..run.runner import Runner

@@ -51,7 +51,8 @@ def _list_group(kind: str, extra_header: str, extra: str) -> click.Group:
                 for s in specs]
         click.echo(table(rows, [kind, extra_header, "from", "description"]))
 
-    list_command.help = f"List registered {kind}s with what they {extra_header.split()[0]}."
+    list_command.help = (f"List registered {kind}s, the capabilities each {extra_header}, and the "
+                         "distribution that registers it.")
     return group
 
 
