@@ -70,6 +70,23 @@ def test_duplicate_names_fail_naming_both_distributions(plugin_site):
     assert statuses["one"] == statuses["two"] == "conflict"
 
 
+def test_a_plugin_taking_a_built_in_name_is_the_one_marked_and_told_to_rename(plugin_site):
+    plugin_site("dist-dup", "1.0", {"mod_dup": GOOD.format(name="glyph-oracle")}, {"dup": "mod_dup"})
+    reg = get_registry()
+    with pytest.raises(UserError, match="names built into unisandbox are reserved: dist-dup must register"):
+        reg.model("glyph-oracle")
+    statuses = {p.name: p.status for p in reg.plugins}
+    assert statuses["dup"] == statuses["models"] == "conflict"  # the built-in module that has it
+    assert statuses["tasks"] == statuses["judges"] == statuses["glyph"] == "ok"
+
+
+def test_a_name_in_unisandbox_plugins_that_matches_nothing_is_listed(toy_plugin, monkeypatch):
+    monkeypatch.setenv("UNISANDBOX_PLUGINS", "toy,tyo")
+    info = {p.name: p for p in get_registry(reload=True).plugins}
+    assert info["toy"].status == "ok" and info["tyo"].status == "missing"
+    assert "UNISANDBOX_PLUGINS names it" in info["tyo"].error
+
+
 def test_plugin_for_another_api_version_is_refused(plugin_site):
     plugin_site("future-dist", "9.0", {"future_mod": GOOD.format(name="future").replace(
         "PLUGIN_API_VERSION = 1", "PLUGIN_API_VERSION = 7")}, {"future": "future_mod"})

@@ -30,6 +30,7 @@ BUILTIN_MODULES = (
     "unisandbox.builtins.glyph",
 )
 KINDS = ("model", "task", "judge", "trainer")
+BUILTIN_DISTRIBUTION = "unisandbox"
 _KIND_OF_HOOK = {"register_models": "model", "register_tasks": "task",
                  "register_judges": "judge", "register_trainers": "trainer"}
 
@@ -41,7 +42,7 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str = "ok"  # ok | broken | refused | conflict
+    status: str = "ok"  # ok | broken | refused | conflict | missing (named in UNISANDBOX_PLUGINS only)
     error: str = ""
     provides: list[str] = attrs.field(factory=list)
 
@@ -60,11 +61,13 @@ class Registry:
     # --- lookup -------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Any:
         if (kind, name) in self.conflicts:
-            owners = " and ".join(f"{s.distribution} {s.version}" for s in self.conflicts[kind, name])
-            raise UserError(
-                f"{kind} {name!r} is registered by two distributions: {owners}. Uninstall one, "
-                "or load only one with UNISANDBOX_PLUGINS=<entry point>."
-            )
+            specs = self.conflicts[kind, name]
+            owners = " and ".join(f"{s.distribution} {s.version}" for s in specs)
+            plugins = [s.distribution for s in specs if s.distribution != BUILTIN_DISTRIBUTION]
+            fix = (f"{kind} names built into unisandbox are reserved: {', '.join(plugins)} must "
+                   "register it under another name" if len(plugins) < len(specs) else
+                   "Uninstall one, or load only one with UNISANDBOX_PLUGINS=<entry point>.")
+            raise UserError(f"{kind} {name!r} is registered by two distributions: {owners}. {fix}")
         try:
             return self.records[kind][name]
         except KeyError:
@@ -100,8 +103,8 @@ class Registry:
         elif spec.name in table:
             first = table.pop(spec.name)
             self.conflicts[kind, spec.name] = [first, spec]
-            for p in self.plugins:
-                if p.distribution in (first.distribution, spec.distribution):
+            for p in self.plugins:  # the two modules that registered the name, not their siblings
+                if p is info or (p.distribution == first.distribution and f"{kind}:{spec.name}" in p.provides):
                     p.status = "conflict"
                     p.error = (f"{kind} {spec.name!r} registered by both "
                                f"{first.distribution} and {spec.distribution}")
@@ -143,7 +146,7 @@ def _check_api(module: ModuleType) -> str | None:
 
 def _candidates() -> Iterable[tuple[str, str, str, Callable[[], ModuleType]]]:
     for module_name in BUILTIN_MODULES:
-        yield (module_name.rsplit(".", 1)[-1], "unisandbox", __version__,
+        yield (module_name.rsplit(".", 1)[-1], BUILTIN_DISTRIBUTION, __version__,
                lambda m=module_name: importlib.import_module(m))
     only = _plugin_filter()
     for ep in sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -153,12 +156,25 @@ def _candidates() -> Iterable[tuple[str, str, str, Callable[[], ModuleType]]]:
             yield ep.name, dist, version, ep.load
 
 
+def _unmatched_filter() -> list[str]:
+    """Names in UNISANDBOX_PLUGINS that no installed entry point or distribution has (a typo
+    would otherwise load only the built-ins without a word)."""
+    only = _plugin_filter() or set()
+    eps = metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
+    known = {ep.name for ep in eps} | {ep.dist.name for ep in eps if ep.dist}
+    return sorted(only - known)
+
+
 def build_registry() -> Registry:
     """Load every plugin and call its hooks one by one, so one failure stays contained."""
     registry = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     loaded: list[tuple[ModuleType, PluginInfo]] = []
+    for name in _unmatched_filter():
+        registry.plugins.append(PluginInfo(name=name, distribution="?", version="?", status="missing",
+                                           error="UNISANDBOX_PLUGINS names it, but no installed plugin "
+                                                 "has this entry point or distribution name"))
     for name, dist, version, load in _candidates():
         info = PluginInfo(name=name, distribution=dist, version=version)
         registry.plugins.append(info)
