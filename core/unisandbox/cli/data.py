@@ -79,11 +79,18 @@ def generate(task_name: str, n: int | None, seed: int, world: str, split: str, c
     if task_name == CORPUS:
         _write_corpus(args, out)
         return
-    from ..factories import build
+    from ..errors import UserError
+    from ..factories import accepted_arguments, build
     from ..registry import get_registry
     from ..tasks.published import FAMILIES, write_published
 
-    task = build(get_registry().task(task_name), args)
+    registry = get_registry()
+    generators = [s.name for s in registry.all("task") if not s.analysis
+                  and "split" in (accepted_arguments(s) or ("split",))]
+    if task_name not in generators:
+        raise UserError(f"{task_name!r} is not a task that generates items; choose from "
+                        f"{', '.join([*generators, CORPUS])}")
+    task = build(registry.task(task_name), args)
     if task.family not in FAMILIES:
         raise click.UsageError(f"task {task_name!r} is a {task.family} task; only math, "
                                "mapping and knowledge tasks have a published schema")
