@@ -51,3 +51,9 @@ def test_the_example_plugin_builds_installs_and_registers(tmp_path, monkeypatch)
     rows = {r["name"]: r for r in json.loads(listed.stdout)}
     assert rows["wordcount"]["distribution"] == "unisandbox-wordcount"
     assert rows["wordcount"]["version"] == "0.1.0"
+    # the documented run: the sandbox model on the new task, through the engine
+    ran = run_cli("eval", "--model", "query-tiny", "--task", "wordcount", "--judge", "glyph",
+                  "--out", str(tmp_path / "wc"), "--quiet", "--json")
+    assert ran.returncode == 0, ran.stderr
+    cells = json.loads(ran.stdout)["tasks"]["wordcount"]["levels"]["all"]
+    assert cells["normal"]["n"] == cells["understanding"]["n"] == 5
