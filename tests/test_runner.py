@@ -111,6 +111,18 @@ def test_errors_are_judged_again_on_resume_and_warned_about(toy_plugin, tmp_path
     assert "verdicts are errors" not in capsys.readouterr().err
 
 
+def test_a_verdict_that_stays_an_error_adds_no_record_on_rerun(toy_plugin, tmp_path, monkeypatch):
+    import toy_unisandbox
+    from unisandbox.records import Verdict
+
+    monkeypatch.setattr(toy_unisandbox.PixelJudge, "judge",
+                        lambda self, items: [Verdict("error", raw="unreadable") for _ in items])
+    Runner(config(tmp_path / "run"), progress=False).run()
+    lines = (tmp_path / "run/samples.jsonl").read_text()
+    Runner(config(tmp_path / "run"), progress=False).run()
+    assert (tmp_path / "run/samples.jsonl").read_text() == lines
+
+
 def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(toy_plugin, tmp_path):
     bad = config(tmp_path / "run", model=Component("toy-painter", {"skill": "high"}))
     with pytest.raises(Exception):  # the model fails at its first batch, after config.json

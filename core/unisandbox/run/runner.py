@@ -200,7 +200,9 @@ class Runner:
         self.log(f"{task.name} {mode}: judging again {len(failed)} image(s) whose verdict was an error")
         for chunk in chunks(failed, self.config.batch_size):
             verdicts = self.judge.judge([JudgeItem(task.name, task.family, s, p) for _, s, p in chunk])
-            records = [{**r, **v.fields()} for (r, _, _), v in zip(chunk, verdicts, strict=True)]
+            # a judge that gives the same error again (an unreadable image) adds no record
+            records = [{**r, **v.fields()} for (r, _, _), v in zip(chunk, verdicts, strict=True)
+                       if v.verdict != "error" or v.raw != r.get("judge_raw")]
             self.store.samples.append(records)
             for r in records:
                 done[(r["task"], r["mode"], r["id"])] = r
