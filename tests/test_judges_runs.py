@@ -165,11 +165,13 @@ def test_task_brings_its_own_template(jt_plugin, tmp_path):
 def test_api_key_never_reaches_logs_or_run_files(jt_plugin, tmp_path, monkeypatch, capfd, caplog):
     monkeypatch.setenv("JT_KEY", SECRET)
     run, scored = tmp_path / "run", tmp_path / "run" / "scored"
-    seen_headers = []
+    seen_headers, echoed = [], []
 
     def script(request, n):
-        # a careless server echoing the key in its error text, once
-        if n == 0:
+        # a careless server echoing the key in its error text, on the first chat call (the
+        # runner's reachability GET /models comes before it)
+        if not echoed:
+            echoed.append(n)
             return Scripted({"error": f"upstream said no to Bearer {SECRET}"}, status=500)
         return fake_vlm(request, n)
 
@@ -221,3 +223,20 @@ def test_a_wrong_key_is_an_error_verdict_and_a_clear_check_failure(jt_plugin, tm
                                judge_name="vlm-openai",
                                judge_args=judge_args(server, api_key_env="JT_KEY"), progress=False)
     assert results["tasks"]["jt-scenes"]["levels"]["all"]["normal"]["n_error"] == len(CASES["math"])
+
+
+def test_an_unreachable_judge_server_stops_the_run_before_it_draws(jt_plugin, tmp_path):
+    import socket
+
+    from unisandbox.errors import UserError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = {"model": "toy-vlm", "base_url": f"http://127.0.0.1:{port}/v1", "retries": 0}
+    config = RunConfig(model=Component("jt-painter"), tasks=(Component("jt-scenes"),),
+                       judge=Component("vlm-openai", args), out=tmp_path / "run", modes=("normal",),
+                       understanding=False, batch_size=4)
+    with pytest.raises(UserError, match="cannot reach the judge server"):
+        Runner(config, progress=False).run()
+    assert not (tmp_path / "run/images").exists()

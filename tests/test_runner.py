@@ -125,7 +125,7 @@ def test_a_verdict_that_stays_an_error_adds_no_record_on_rerun(toy_plugin, tmp_p
 
 def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(toy_plugin, tmp_path):
     bad = config(tmp_path / "run", model=Component("toy-painter", {"skill": "high"}))
-    with pytest.raises(Exception):  # the model fails at its first batch, after config.json
+    with pytest.raises(TypeError):  # the model fails at its first batch, after config.json
         Runner(bad, progress=False).run()
     assert (tmp_path / "run/config.json").is_file()
     results = Runner(config(tmp_path / "run"), progress=False).run()

@@ -56,6 +56,7 @@ class Runner:
         self.dist = get_dist()
         self._model = model
         self._judge: Judge | None = None
+        self._pinged = False
         self.model_spec = self.registry.model(config.model.name)
         self.judge_spec = self.registry.judge(config.judge.name)
         self.task_specs = [self.registry.task(t.name) for t in config.tasks]
@@ -171,6 +172,8 @@ class Runner:
             return
         total = sum(1 for c in pending for s in c if (task.name, mode, s.id) not in done)
         _ = self.model  # loaded (or refused with its error) before the progress bar starts
+        if mode != UNDERSTANDING:
+            self._reach_judge()
         dist = self.dist
         bar = progress_bar(total, f"{task.name} {mode}", "sample", self.progress and dist.is_main)
         for step in range(0, len(pending), dist.world):
@@ -184,6 +187,15 @@ class Runner:
                 done[(r["task"], r["mode"], r["id"])] = r
             bar.update(len(records))
         bar.close()
+
+    def _reach_judge(self) -> None:
+        """A judge that can say whether it is reachable (a server's ``ping``) is asked once,
+        before the first image is drawn: a server that is down stops the run now, not after
+        hours of generation."""
+        inner = getattr(self.judge, "inner", self.judge)
+        if not self._pinged and callable(getattr(inner, "ping", None)):
+            inner.ping()
+            self._pinged = True
 
     def _judge_again(self, task: Task, samples: list[Sample], mode: str,
                      done: dict[tuple[str, str, str], Any]) -> None:
