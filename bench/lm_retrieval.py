@@ -31,6 +31,7 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
         --recall-sets 10000 --warmup lookup-echo-2:500,lookup-echo-3:500,lookup-echo-4:500,lookup-echo:500 \
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "recall": 3,
         "lookup-echo": 1.5}'                                      # the recipe's language phase (stop 17)
+    # the same with "lookup-chain": 1.5 added to --weights: chained, key-to-key lookups (stop 31)
 
 The lookup drills here are research variants (styles); the recipe's own are
 ``SandboxCorpus.lookup_drills``. Recall drills, here and in the recipe, are ``corpus.recall_drill``.
@@ -292,8 +293,9 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=500, help="evaluate every this many steps")
     ap.add_argument("--weights", default=None, help="JSON: category -> weight (default: the "
                     "recipe's language-phase weights, TEXT_WEIGHTS) "
-                    "(corpus categories; 'recall', 'lookup', 'lookup-dense', 'lookup-echo' and "
-                    "'lookup-echo-N' (N entries a list) for the drills)")
+                    "(corpus categories; 'recall', 'lookup', 'lookup-dense', 'lookup-echo', "
+                    "'lookup-echo-N' (N entries a list) and 'lookup-chain' (chains of 1-3 hops) "
+                    "for the drills)")
     ap.add_argument("--n-train", type=int, default=600, help="train items per task in the corpus")
     ap.add_argument("--task-scale", default="{}", help="JSON: task -> multiplier of --n-train "
                     "(the recipe option task_scale; default: every task --n-train items, as before "

@@ -287,3 +287,23 @@ def test_think_plans_split_the_reasoning_from_the_picture() -> None:
     assert dict(table["math-3"]) == {"items": 3, "plan_right": 2, "follows_plan": 2, "right": 1,
                                      "right_with_right_plan": 1}
     assert table["mapping-3"]["items"] == 1  # another task at the same level stays apart
+
+
+def test_chained_lookups_walk_both_chains_through_the_shuffled_list() -> None:
+    drills = load("lm_retrieval").chain_drills(60, "t")
+    hops_seen = set()
+    for d in drills:
+        listing, question = d.user.split(" What do ")
+        entries = dict(e.strip().split(" ", 1) for e in listing.split(" .") if e.strip())
+        heads = [w.strip("?") for w in question.replace(" stand for?", "").split(" and ")]
+        steps = [e.strip().split(" ", 1) for e in d.answer.split(" .") if e.strip()]
+        assert len(steps) == len(entries)  # every entry of both chains, once
+        walk, key = [], heads[0]
+        for step_key, value in steps:
+            if not walk or walk[-1] is None:  # the start of a chain: the next asked head
+                key = heads[len([w for w in walk if w is None])]
+            assert step_key == key and entries[step_key] == value
+            walk.append(None if not value.startswith("'") else value)
+            key = value
+        hops_seen.add(len(steps) // 2)
+    assert hops_seen == {1, 2, 3}
