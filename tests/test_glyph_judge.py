@@ -182,3 +182,16 @@ def test_score_a_folder_of_byo_images(plugin_site: Any, tmp_path: Path) -> None:
     rows = {r["id"]: r for r in map(json.loads, (folder / "score" / "samples.jsonl").read_text().splitlines())}
     assert {k: r["verdict"] for k, r in rows.items()} == {"0": "yes", "1": "yes", "2": "no", "3": "no"}
     assert rows["2"]["description"] == "3 green crosses"
+
+
+def test_an_everyday_world_task_is_refused_when_the_judge_is_built():
+    from unisandbox.errors import UserError
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    reg = get_registry()
+    everyday = build(reg.task("math-1"), {"n": 2})
+    with pytest.raises(UserError, match=r"task 'math-1' is not in the glyph world .*add --task-arg world=glyph"):
+        build(reg.judge("glyph"), {}, tasks=(everyday,))
+    glyph = build(reg.task("math-1"), {"n": 2, "world": "glyph"})
+    assert build(reg.judge("glyph"), {}, tasks=(glyph,)).identity()["kind"] == "glyph"

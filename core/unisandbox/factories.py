@@ -54,11 +54,16 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     if missing:
         raise UserError(f"{spec.kind} {spec.name!r} needs {flag} {missing[0]}=...")
     try:
-        return spec.factory(**args, **context)
+        built = spec.factory(**args, **context)
     except UserError:
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise UserError(f"{spec.kind} {spec.name!r}: {exc}") from exc
+    if spec.kind == "model" and not getattr(built, "capabilities", None):
+        # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
+        # what `models list` shows and what the engine checks on the object agree
+        built.capabilities = frozenset(spec.capabilities)  # type: ignore[attr-defined]
+    return built
 
 
 def judge_task_context(spec: Spec, tasks: Sequence[Any]) -> dict[str, Any]:

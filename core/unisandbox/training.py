@@ -9,19 +9,20 @@ from typing import Any
 from .errors import UserError
 from .factories import accepted_arguments, build
 from .protocols import TrainResult
+from .protocols.returns import PluginError
 from .registry import Registry, get_registry
 
 
 def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, Any],
                 train_args: Mapping[str, Any], out: Path, progress: bool = True,
                 registry: Registry | None = None) -> TrainResult:
-    """``progress=False`` turns the trainer's bars off where it takes a ``progress`` argument
-    (and leaves an explicit ``progress`` in ``train_args`` alone)."""
+    """``progress=False`` (``--quiet``) turns the trainer's bars off where it takes a
+    ``progress`` argument, whatever ``train_args`` say."""
     registry = registry or get_registry()
     trainer_spec = registry.trainer(trainer_name)
     accepted = accepted_arguments(trainer_spec)
     if not progress and (accepted is None or "progress" in accepted):
-        train_args = {"progress": False, **train_args}
+        train_args = {**train_args, "progress": False}  # --quiet wins over a progress argument
     model_spec = registry.model(model_name)
     missing = sorted(trainer_spec.requires - model_spec.capabilities)
     if missing:
@@ -30,4 +31,8 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
     trainer = build(trainer_spec, train_args)
     model = build(model_spec, model_args)
     out.mkdir(parents=True, exist_ok=True)
-    return trainer.train(model, out)
+    result = trainer.train(model, out)
+    if not isinstance(result, TrainResult):
+        raise PluginError(f"{type(trainer).__name__}.train() returned {type(result).__name__}; expected "
+                          "a TrainResult (unisandbox.protocols.TrainResult(checkpoint, metrics))")
+    return result

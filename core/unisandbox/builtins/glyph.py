@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..hookspecs import hookimpl
@@ -11,11 +11,11 @@ from ..specs import JudgeSpec
 PLUGIN_API_VERSION = 1
 
 
-def _glyph_judge() -> Any:
+def _glyph_judge(tasks: Sequence[Any] = ()) -> Any:
     """Imported on use: numpy, PIL and the template bank stay out of CLI start-up."""
     from ..judges.glyph import glyph_judge
 
-    return glyph_judge()
+    return glyph_judge(tasks)
 
 
 @hookimpl

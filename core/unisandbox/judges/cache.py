@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import file_sha256
+from ..protocols import returns
 from ..protocols.judge import Judge
 from ..records import JudgeItem, Verdict
 from ..run.store import JsonlLog
@@ -63,7 +64,8 @@ class CachedJudge(Judge):
         self.hits += len(items) - len(todo)
         self.misses += len(todo)
         if todo:
-            fresh = self.inner.judge([items[i] for i in todo])
+            fresh = returns.returned(self.inner, "judge", self.inner.judge([items[i] for i in todo]),
+                                     Verdict, len(todo))
             new = []
             for i, verdict in zip(todo, fresh, strict=True):
                 if verdict.verdict != "error":

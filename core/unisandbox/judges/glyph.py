@@ -59,6 +59,17 @@ class GlyphJudge(Judge):
                        facets=glyph_draw.facets(reading, target))
 
 
-def glyph_judge() -> GlyphJudge:
-    """Factory registered as ``glyph`` (takes no arguments)."""
+def glyph_judge(tasks: Sequence[Any] = ()) -> GlyphJudge:
+    """Factory registered as ``glyph`` (no user arguments). The engine hands it the run's
+    ``tasks``: a task whose first item has no glyph-world answer (an everyday-world task, most
+    often: ``--task-arg world=glyph`` forgotten) is refused before anything is drawn."""
+    for task in tasks:
+        sample = next(iter(task.samples()), None)
+        if sample is None:
+            continue
+        try:
+            glyph_draw.check_target(sample.target or {})
+        except ValueError as exc:
+            raise ValueError(f"task {task.name!r} is not in the glyph world ({exc}); the glyph judge "
+                             "reads glyph-world images: add --task-arg world=glyph") from None
     return GlyphJudge()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..errors import UserError
 from ..records import Conversation, Generation, GenerationRequest
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 GENERATION_PARTS = "generation_parts"
 
 
-class CapabilityError(RuntimeError):
-    """A model was asked for something it did not declare."""
+class CapabilityError(UserError):
+    """A model was asked for something it did not declare, or declared what it does not
+    implement (a one-line error, as a user error is: the fix is in the plugin or the command)."""
 
 
 @attrs.frozen
@@ -115,7 +117,10 @@ class Model:
         raise self._missing("train:generation")
 
     def _missing(self, capability: str) -> CapabilityError:
-        return CapabilityError(
-            f"{type(self).__name__} does not provide {capability!r} "
-            f"(it declares: {', '.join(sorted(self.capabilities)) or 'nothing'})"
-        )
+        name = type(self).__name__
+        if capability in self.capabilities:
+            return CapabilityError(f"{name} declares {capability!r} but does not implement what it "
+                                   "promises (see PLUGINS.md, \"Models\"): implement it, or drop it "
+                                   "from the model's capabilities")
+        return CapabilityError(f"{name} does not provide {capability!r} "
+                               f"(it declares: {', '.join(sorted(self.capabilities)) or 'nothing'})")

@@ -22,7 +22,7 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..paths import inside
 from ..progress import bar as progress_bar
-from ..protocols import Judge, Model, Task
+from ..protocols import Judge, Model, Task, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
 from .aggregate import aggregate_task
@@ -225,9 +225,7 @@ class Runner:
         requests = [GenerationRequest(s.prompt, mode, sample_seed(self.config.seed, task.name, s.id, mode))
                     for s in batch]
         t0 = time.perf_counter()
-        generations = self.model.generate(requests)
-        if len(generations) != len(batch):
-            raise RuntimeError(f"model returned {len(generations)} images for {len(batch)} prompts")
+        generations = returns.generations(self.model, self.model.generate(requests), len(batch))
         paths = []
         for sample, gen in zip(batch, generations, strict=True):
             path = self.store.image_path(task.name, mode, task.image_name(sample))
@@ -245,7 +243,8 @@ class Runner:
 
     def _understand(self, task: Task, batch: list[Sample]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
-        replies = self.model.chat([s.question for s in batch])
+        replies = returns.returned(self.model, "chat", self.model.chat([s.question for s in batch]), str,
+                                   len(batch))
         elapsed = (time.perf_counter() - t0) / len(batch)
         return [
             {**_base(task, UNDERSTANDING, s), "question": s.question, "reply": reply,

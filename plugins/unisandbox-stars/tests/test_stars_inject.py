@@ -122,6 +122,37 @@ def test_inject_resumes_after_a_crash_to_the_same_parameters(tiny_checkpoint: Pa
         InjectTrainer(**{**args, "lr": 1e-3}).train(again, tmp_path / "resumed")
 
 
+def test_ctrl_c_saves_a_state_to_resume_from_without_save_every(tiny_checkpoint: Path, corpus_file: Path,
+                                                                 tmp_path: Path, capsys) -> None:
+    from unisandbox_query.model import QueryModel
+
+    args = {"data": str(corpus_file), "steps": 6, "lr": 2e-3, "batch_size": 8, "progress": False}
+    straight = QueryModel.from_pretrained(tiny_checkpoint)
+    InjectTrainer(**args).train(straight, tmp_path / "straight")
+
+    stopped = QueryModel.from_pretrained(tiny_checkpoint)
+    calls = {"n": 0}
+    original = stopped.text_loss
+
+    def text_loss(batch):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inside step 4: four steps done, no state saved (save_every=0)
+            raise KeyboardInterrupt
+        return original(batch)
+
+    stopped.text_loss = text_loss
+    with pytest.raises(KeyboardInterrupt):
+        InjectTrainer(**args).train(stopped, tmp_path / "resumed")
+    assert "interrupted; state saved at step 4" in capsys.readouterr().err
+    assert not (tmp_path / "resumed" / "checkpoints").exists()  # a state, not a model folder
+
+    fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    assert InjectTrainer(**args).train(fresh, tmp_path / "resumed").metrics["resumed_at"] == 4
+    assert identical(snapshot(fresh.trainable_parameters("understanding")),
+                     snapshot(straight.trainable_parameters("understanding")))
+    assert step_losses(tmp_path / "resumed") == step_losses(tmp_path / "straight")
+
+
 def test_arguments_are_checked_with_clear_messages(corpus_file: Path, tmp_path: Path) -> None:
     spec = get_registry().trainer("inject")
     assert spec.distribution == "unisandbox-stars"

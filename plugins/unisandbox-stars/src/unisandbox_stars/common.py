@@ -22,8 +22,9 @@ def stderr_log(enabled: bool) -> Callable[[str], None]:
     return log
 
 
-def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) -> None:
+def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) -> bool:
     """Write ``trainer.json`` on the first run; refuse to resume a folder of another run.
+    True when the folder holds this run already (a resume).
 
     ``record`` holds what must match on resume (trainer, arguments, data, base model).
     """
@@ -36,9 +37,10 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
                 what = differences(existing.get(key), wanted.get(key), key)
                 raise UserError(f"{out_dir} holds another training run ({what}); resume only with "
                                 "the same model, data and arguments, or choose another --out")
-        return
+        return True
     if is_main:
         atomic_write_json(path, wanted)
+    return False
 
 
 def as_json(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -214,41 +214,53 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
     pending: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     bar = progress_bar(total, desc, "step", show, initial=start)
-    for step in range(start, total):
-        lr = options.lr * lr_factor(step, total, warm, options.schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        batch = stream.batch(step)
-        local_loss = 0.0
-        for i, piece in enumerate(pieces(batch, size)):
-            if i % dist.world != dist.rank:
-                continue
-            loss = loss_fn([examples[j] for j in piece], piece_seed(options.seed, step, i), step)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{desc}: loss is {loss.item()} at step {step}; lower lr")
-            weight = len(piece) / len(batch)
-            (loss * weight).backward()
-            local_loss += loss.item() * weight
-        step_loss = _reduce(dist, params, local_loss)
-        grad_norm = None
-        if options.max_grad_norm is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm))
-        optimizer.step()
-        record = {"step": step, "loss": round(step_loss, 6), "lr": lr,
-                  "seconds": round(time.perf_counter() - t0, 2)}
-        if grad_norm is not None:
-            record["grad_norm"] = round(grad_norm, 4)
-        pending.append(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
-        last = step == total - 1
-        saving = bool(options.save_every) and (step + 1) % options.save_every == 0 and not last
-        if dist.is_main and (len(pending) >= options.log_every or last or saving):
-            metrics_log.append(pending)  # before a state is saved: a resumed log has no gap
-            pending = []
-        if saving:
-            _save_state(model, params, optimizer, folder, step + 1, dist)
+    done = saved = start  # steps whose update is in the parameters; the last saved state's
+    try:
+        for step in range(start, total):
+            lr = options.lr * lr_factor(step, total, warm, options.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            batch = stream.batch(step)
+            local_loss = 0.0
+            for i, piece in enumerate(pieces(batch, size)):
+                if i % dist.world != dist.rank:
+                    continue
+                loss = loss_fn([examples[j] for j in piece], piece_seed(options.seed, step, i), step)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"{desc}: loss is {loss.item()} at step {step}; lower lr")
+                weight = len(piece) / len(batch)
+                (loss * weight).backward()
+                local_loss += loss.item() * weight
+            step_loss = _reduce(dist, params, local_loss)
+            grad_norm = None
+            if options.max_grad_norm is not None:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm))
+            optimizer.step()
+            done = step + 1  # the update is in the parameters now
+            record = {"step": step, "loss": round(step_loss, 6), "lr": lr,
+                      "seconds": round(time.perf_counter() - t0, 2)}
+            if grad_norm is not None:
+                record["grad_norm"] = round(grad_norm, 4)
+            pending.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
+            last = step == total - 1
+            saving = bool(options.save_every) and (step + 1) % options.save_every == 0 and not last
+            if dist.is_main and (len(pending) >= options.log_every or last or saving):
+                metrics_log.append(pending)  # before a state is saved: a resumed log has no gap
+                pending = []
+            if saving:
+                _save_state(model, params, optimizer, folder, step + 1, dist)
+                saved = step + 1
+    except KeyboardInterrupt:
+        # Ctrl-C (or a scheduler's SIGINT): keep the steps taken since the last state
+        if dist.world == 1 and done > saved:
+            metrics_log.append([r for r in pending if r["step"] < done])
+            _save_state(model, params, optimizer, folder, done, dist, checkpoint=False)
+            print(f"\n{desc}: interrupted; state saved at step {done}: run the same command "
+                  "to resume", file=sys.stderr)
+        raise
     bar.close()
     if dist.is_main and pending:
         metrics_log.append(pending)
@@ -289,9 +301,10 @@ def _save_model(model: Model, path: Path) -> None:
 
 
 def _save_state(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
-                folder: Path, step: int, dist: Dist) -> None:
+                folder: Path, step: int, dist: Dist, checkpoint: bool = True) -> None:
     """Parameters and optimizer under step-numbered names, then the pointer (atomic), then
-    the older files go: a crash at any point leaves one complete state."""
+    the older files go: a crash at any point leaves one complete state. ``checkpoint``: also a
+    model folder ``checkpoints/step-N`` (not for the state an interrupt saves)."""
     if dist.is_main:
         state = folder / "state"
         state.mkdir(parents=True, exist_ok=True)
@@ -304,7 +317,8 @@ def _save_state(model: Model, params: list[torch.nn.Parameter], optimizer: torch
         if previous is not None and previous != step:
             (state / f"params-{previous}.safetensors").unlink(missing_ok=True)
             (state / f"optimizer-{previous}.pt").unlink(missing_ok=True)
-        _save_model(model, folder / "checkpoints" / f"step-{step}")
+        if checkpoint:
+            _save_model(model, folder / "checkpoints" / f"step-{step}")
     dist.barrier()
 
 

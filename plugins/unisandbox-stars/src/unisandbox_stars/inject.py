@@ -83,7 +83,9 @@ class InjectTrainer(Trainer):
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
             warmup=warmup, schedule=schedule, seed=seed, save_every=save_every,
             max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every)
-        self.progress = bool(progress)
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress must be true or false, got {progress!r}")
+        self.progress = progress
 
     def train(self, model: Model, out_dir: Path) -> TrainResult:
         from unisandbox.distributed import get_dist

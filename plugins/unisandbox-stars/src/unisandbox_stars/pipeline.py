@@ -236,8 +236,9 @@ class StarsRun:
         # checked before trainer.json is written: a wrong source must not claim the folder
         source = self._candidates_source(phases[0]) if self.t.candidates_from else None
         self.out.mkdir(parents=True, exist_ok=True)
-        check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
-                                    "model": self.model.identity()}, self.dist.is_main)
+        if check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
+                                       "model": self.model.identity()}, self.dist.is_main):
+            self.log(f"resuming the stars run in {self.out}: finished stages are kept")
         summary: dict[str, Any] = {"phases": {}}
         for phase in phases:
             items = [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
@@ -313,6 +314,8 @@ class StarsRun:
         have = {key_of(r) for r in log.read()}
         todo = [(task, s, k) for task, s in items for k in range(self.t.k)
                 if (task.name, s.id, k) not in have]
+        if have:
+            self.log(f"stars {phase.name} I: {len(have)} candidates drawn before, {len(todo)} to go")
         chunks = [todo[i : i + self.t.gen_batch] for i in range(0, len(todo), self.t.gen_batch)]
         t0 = time.perf_counter()
         bar = progress_bar(len(todo), f"{phase.name} I generate", "img",

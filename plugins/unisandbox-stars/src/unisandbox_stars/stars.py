@@ -104,7 +104,9 @@ class StarsTrainer(Trainer):
         #: stage I of the first phase is copied from this run (same model, prompts and seeds:
         #: the same candidates), so that ablations of stages II-III compare on one sample
         self.candidates_from = str(Path(candidates_from).resolve()) if candidates_from else None
-        self.progress = bool(progress)
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress must be true or false, got {progress!r}")
+        self.progress = progress
 
     def arguments(self) -> dict[str, Any]:
         """What identifies this run in trainer.json (progress output left out)."""

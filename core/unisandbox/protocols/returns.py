@@ -1,0 +1,46 @@
+"""Checks on what a plugin's method hands back to the engine.
+
+A model, judge or trainer that returns the wrong thing (a bare PIL image where a
+``Generation`` belongs, one image too few, a number for a reply) would otherwise fail deep in
+the engine with an AttributeError or a zip() message that names neither the plugin nor the
+method. These checks fail at the boundary, in one line that names both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import UserError
+
+
+class PluginError(UserError):
+    """A plugin's method returned something the engine cannot use (its author's fix)."""
+
+
+def returned(owner: object, method: str, got: Any, kind: type | tuple[type, ...], n: int) -> list[Any]:
+    """``got`` as a list of ``n`` items of ``kind``, or a PluginError naming owner and method."""
+    who = f"{type(owner).__name__}.{method}()"
+    names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    if not isinstance(got, Sequence) or isinstance(got, str | bytes):
+        raise PluginError(f"{who} returned {type(got).__name__}; expected a list of {n} {names}")
+    if len(got) != n:
+        raise PluginError(f"{who} returned {len(got)} items for {n} inputs; expected one {names} each")
+    for i, item in enumerate(got):
+        if not isinstance(item, kind):
+            raise PluginError(f"{who} returned a {type(item).__name__} at position {i}; expected {names}")
+    return list(got)
+
+
+def generations(owner: object, got: Any, n: int) -> list[Any]:
+    """``Model.generate``'s list: ``Generation`` records whose ``image`` is a PIL image."""
+    from PIL.Image import Image
+
+    from ..records import Generation
+
+    out = returned(owner, "generate", got, Generation, n)
+    for i, g in enumerate(out):
+        if not isinstance(g.image, Image):
+            raise PluginError(f"{type(owner).__name__}.generate() returned a Generation whose image is a "
+                              f"{type(g.image).__name__} at position {i}; expected a PIL image")
+    return out
