@@ -172,3 +172,42 @@ def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
     results = Runner(config(tmp_path / "run"), progress=False).run()
     assert results["tasks"]["toy-shades"]["levels"]["all"]["understanding"]["n"] == 10
     assert all(json.loads(line) for line in log.read_text().splitlines())
+
+
+@pytest.mark.parametrize(("target", "method", "returns", "needle"), [
+    ("ToyPainter", "generate", lambda self, requests: [Image.new("RGB", (8, 8)) for _ in requests],
+     r"ToyPainter.generate\(\) returned a Image at position 0; expected Generation"),
+    ("ToyPainter", "generate", lambda self, requests: [],
+     r"ToyPainter.generate\(\) returned 0 items for 4 inputs"),
+    ("ToyPainter", "chat", lambda self, prompts: [3 for _ in prompts],
+     r"ToyPainter.chat\(\) returned a int at position 0; expected str"),
+    ("PixelJudge", "judge", lambda self, items: [True for _ in items],
+     r"PixelJudge.judge\(\) returned a bool at position 0; expected Verdict"),
+])
+def test_a_plugin_returning_the_wrong_thing_is_named_in_one_line(toy_plugin, tmp_path, monkeypatch,
+                                                                 target, method, returns, needle):
+    import toy_unisandbox
+    from unisandbox.protocols.returns import PluginError
+
+    monkeypatch.setattr(getattr(toy_unisandbox, target), method, returns)
+    with pytest.raises(PluginError, match=needle):
+        Runner(config(tmp_path / "run"), progress=False).run()
+
+
+def test_a_declared_capability_that_is_not_implemented_says_so(toy_plugin, tmp_path, monkeypatch):
+    import toy_unisandbox
+    from unisandbox.protocols import CapabilityError, Model
+
+    monkeypatch.setattr(toy_unisandbox.ToyPainter, "chat", Model.chat)
+    with pytest.raises(CapabilityError, match="ToyPainter declares 'chat' but does not implement"):
+        Runner(config(tmp_path / "run"), progress=False).run()
+
+
+def test_a_model_class_without_capabilities_gets_its_specs(toy_plugin, monkeypatch):
+    import toy_unisandbox
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    monkeypatch.setattr(toy_unisandbox.ToyPainter, "capabilities", frozenset())
+    spec = get_registry().model("toy-painter")
+    assert build(spec, {}).capabilities == spec.capabilities == {"generate", "chat"}

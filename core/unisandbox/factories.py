@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
+from .protocols.model import Model
 from .specs import Spec
 
 
@@ -59,10 +60,10 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise UserError(f"{spec.kind} {spec.name!r}: {exc}") from exc
-    if spec.kind == "model" and not getattr(built, "capabilities", None):
+    if isinstance(built, Model) and not built.capabilities:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
-        built.capabilities = frozenset(spec.capabilities)  # type: ignore[attr-defined]
+        built.capabilities = frozenset(getattr(spec, "capabilities", ()))
     return built
 
 
