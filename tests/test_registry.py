@@ -85,6 +85,8 @@ def test_a_name_in_unisandbox_plugins_that_matches_nothing_is_listed(toy_plugin,
     info = {p.name: p for p in get_registry(reload=True).plugins}
     assert info["toy"].status == "ok" and info["tyo"].status == "missing"
     assert "UNISANDBOX_PLUGINS names it" in info["tyo"].error
+    with pytest.raises(UserError, match=r"UNISANDBOX_PLUGINS=toy,tyo limits which plugins load"):
+        get_registry().model("query-tiny")
 
 
 def test_plugin_for_another_api_version_is_refused(plugin_site):

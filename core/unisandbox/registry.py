@@ -74,6 +74,8 @@ class Registry:
             known = ", ".join(sorted(self.records[kind])) or "none"
             broken = [p.name for p in self.plugins if p.status != "ok"]
             hint = f" (plugins not loaded: {', '.join(broken)}; see `unisandbox plugins list`)" if broken else ""
+            if _plugin_filter() is not None:
+                hint += f" (UNISANDBOX_PLUGINS={os.environ['UNISANDBOX_PLUGINS']} limits which plugins load)"
             raise UserError(f"unknown {kind} {name!r}; available: {known}{hint}") from None
 
     def model(self, name: str) -> ModelSpec:
