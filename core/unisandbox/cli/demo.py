@@ -13,8 +13,8 @@ from .common import echo_json, json_option
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/demo"),
               show_default=True, help="Demo folder; running again on it resumes.")
 @click.option("--quick", is_flag=True,
-              help="A reduced size of every stage (about a minute): checks the pipeline, the "
-                   "numbers mean little.")
+              help="A reduced size of every stage, a tiny model pretrained here included (about "
+                   "a minute on idle cores): checks the pipeline, the numbers mean little.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every stage (other than 0: the model is pretrained here too).")
 @click.option("--pretrain", is_flag=True,
