@@ -211,3 +211,18 @@ def test_a_model_class_without_capabilities_gets_its_specs(toy_plugin, monkeypat
     monkeypatch.setattr(toy_unisandbox.ToyPainter, "capabilities", frozenset())
     spec = get_registry().model("toy-painter")
     assert build(spec, {}).capabilities == spec.capabilities == {"generate", "chat"}
+
+
+def test_an_exception_inside_a_plugin_says_where_it_happened(toy_plugin, tmp_path, monkeypatch):
+    import toy_unisandbox
+
+    def boom(self, requests):
+        raise ZeroDivisionError("inside the model")
+
+    monkeypatch.setattr(toy_unisandbox.ToyPainter, "generate", boom)
+    with pytest.raises(ZeroDivisionError) as err:
+        Runner(config(tmp_path / "run"), progress=False).run()
+    notes = getattr(err.value, "__notes__", None)
+    if notes is not None:  # Python 3.11+
+        assert "in task toy-shades, mode normal, samples 0, 1, 2, 3" in notes[0]
+        assert "run the same command to resume" in notes[0]

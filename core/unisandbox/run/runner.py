@@ -179,7 +179,15 @@ class Runner:
         for step in range(0, len(pending), dist.world):
             mine = pending[step + dist.rank] if step + dist.rank < len(pending) else []
             batch = [s for s in mine if (task.name, mode, s.id) not in done]
-            records = self._process(task, mode, batch) if batch else []
+            try:
+                records = self._process(task, mode, batch) if batch else []
+            except Exception as exc:  # a plugin's bug: say where it happened and that nothing is lost
+                note = getattr(exc, "add_note", None)
+                if note is not None and not isinstance(exc, UserError):
+                    note(f"unisandbox: in task {task.name}, mode {mode}, samples "
+                         f"{', '.join(s.id for s in batch[:4])}{' ...' if len(batch) > 4 else ''}; "
+                         f"what {self.store.root} holds is kept: run the same command to resume")
+                raise
             records = dist.gather(records)
             if dist.is_main:
                 self.store.samples.append(records)
