@@ -11,6 +11,7 @@ same recipe gives the same checkpoint. A killed run resumes from its last saved 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import random
 import sys
@@ -245,7 +246,7 @@ class SandboxPretrain(Trainer):
     """Pretrain the sandbox model (see the module docstring)."""
 
     def __init__(self, progress: bool = True, checkpoint_every: int = 250, **recipe: Any) -> None:
-        known = [f.name for f in attrs.fields(Recipe)]
+        known = list(inspect.signature(Recipe).parameters)
         unknown = sorted(set(recipe) - set(known))
         if unknown:
             raise ValueError(f"unknown argument {unknown[0]!r}; accepted: progress, checkpoint_every, "
