@@ -77,6 +77,21 @@ def test_inject_trains_understanding_only_and_recall_rises(tiny_model, corpus_fi
     assert max(lrs) == pytest.approx(4e-3, rel=0.02) and lrs[0] < lrs[10] and lrs[-1] < 1e-5
 
 
+def failing_at(model, call: int, exc: BaseException):
+    """``model`` whose ``text_loss`` raises ``exc`` at its ``call``-th call (one per step here)."""
+    calls = {"n": 0}
+    original = model.text_loss
+
+    def text_loss(batch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise exc
+        return original(batch)
+
+    model.text_loss = text_loss
+    return model
+
+
 def test_inject_resumes_after_a_crash_to_the_same_parameters(tiny_checkpoint: Path,
                                                              corpus_file: Path,
                                                              tmp_path: Path) -> None:
@@ -87,17 +102,8 @@ def test_inject_resumes_after_a_crash_to_the_same_parameters(tiny_checkpoint: Pa
     straight = QueryModel.from_pretrained(tiny_checkpoint)
     InjectTrainer(**args).train(straight, tmp_path / "straight")
 
-    crashing = QueryModel.from_pretrained(tiny_checkpoint)
-    calls = {"n": 0}
-    original = crashing.text_loss
-
-    def text_loss(batch):
-        calls["n"] += 1
-        if calls["n"] == 8:  # inside step 7, after the state of step 6 was saved
-            raise RuntimeError("simulated crash")
-        return original(batch)
-
-    crashing.text_loss = text_loss
+    # inside step 7, after the state of step 6 was saved
+    crashing = failing_at(QueryModel.from_pretrained(tiny_checkpoint), 8, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated crash"):
         InjectTrainer(**args).train(crashing, tmp_path / "resumed")
     assert json.loads((tmp_path / "resumed" / "state" / "latest.json").read_text())["step"] == 6
@@ -130,17 +136,8 @@ def test_ctrl_c_saves_a_state_to_resume_from_without_save_every(tiny_checkpoint:
     straight = QueryModel.from_pretrained(tiny_checkpoint)
     InjectTrainer(**args).train(straight, tmp_path / "straight")
 
-    stopped = QueryModel.from_pretrained(tiny_checkpoint)
-    calls = {"n": 0}
-    original = stopped.text_loss
-
-    def text_loss(batch):
-        calls["n"] += 1
-        if calls["n"] == 5:  # inside step 4: four steps done, no state saved (save_every=0)
-            raise KeyboardInterrupt
-        return original(batch)
-
-    stopped.text_loss = text_loss
+    # inside step 4: four steps done, no state saved (save_every=0)
+    stopped = failing_at(QueryModel.from_pretrained(tiny_checkpoint), 5, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         InjectTrainer(**args).train(stopped, tmp_path / "resumed")
     assert "interrupted; state saved at step 4" in capsys.readouterr().err
