@@ -161,7 +161,9 @@ def _candidates() -> Iterable[tuple[str, str, str, Callable[[], ModuleType]]]:
 def _unmatched_filter() -> list[str]:
     """Names in UNISANDBOX_PLUGINS that no installed entry point or distribution has (a typo
     would otherwise load only the built-ins without a word)."""
-    only = _plugin_filter() or set()
+    only = _plugin_filter()
+    if not only:  # no filter (the usual start-up): nothing to look up
+        return []
     eps = metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
     known = {ep.name for ep in eps} | {ep.dist.name for ep in eps if ep.dist}
     return sorted(only - known)

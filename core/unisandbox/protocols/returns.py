@@ -18,10 +18,9 @@ class PluginError(UserError):
     """A plugin's method returned something the engine cannot use (its author's fix)."""
 
 
-def returned(owner: object, method: str, got: Any, kind: type | tuple[type, ...], n: int) -> list[Any]:
+def returned(owner: object, method: str, got: Any, kind: type, n: int) -> list[Any]:
     """``got`` as a list of ``n`` items of ``kind``, or a PluginError naming owner and method."""
-    who = f"{type(owner).__name__}.{method}()"
-    names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    who, names = f"{type(owner).__name__}.{method}()", kind.__name__
     if not isinstance(got, Sequence) or isinstance(got, str | bytes):
         raise PluginError(f"{who} returned {type(got).__name__}; expected a list of {n} {names}")
     if len(got) != n:
