@@ -69,7 +69,12 @@ def test_check_bad_arguments_exit_2(capsys):
                  "--judge-arg", "colour=blue"]) == 2
     assert "unknown argument 'colour'" in capsys.readouterr().err
     assert main(["judges", "check", "vlm-openai"]) == 2  # model is required
-    assert "model" in capsys.readouterr().err
+    assert "--judge-arg model=" in capsys.readouterr().err
+    # what the engine hands a judge is neither a user's argument nor listed as one
+    assert main(["judges", "check", "glyph", "--judge-arg", "tasks=math-1"]) == 2
+    assert "tasks is given by the engine, not by --judge-arg" in capsys.readouterr().err
+    assert main(["judges", "check", "glyph", "--judge-arg", "x=1"]) == 2
+    assert "unknown argument 'x'; accepted: none" in capsys.readouterr().err
 
 
 def test_list_shows_the_builtin_judges(capsys):

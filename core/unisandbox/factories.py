@@ -22,6 +22,11 @@ def accepted_arguments(spec: Spec) -> list[str] | None:
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+#: judge factory parameters the engine fills (judges that borrow the model under test, judges
+#: that read the run's tasks): never a user's argument, never listed as one (a trainer's
+#: ``tasks``, STARS's, is the user's)
+JUDGE_CONTEXT = frozenset({"model_loader", "tasks"})
+
 #: the CLI option that passes arguments to each kind of factory (for error messages)
 ARG_FLAGS = {"model": "--model-arg", "task": "--task-arg", "judge": "--judge-arg", "trainer": "--train-arg"}
 
@@ -40,18 +45,24 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     """``spec.factory(**args, **context)``; unknown, missing or bad arguments become a UserError
     that names the argument and the CLI option that gives it, not the Python function.
 
-    ``context`` carries engine-provided objects (``model=`` for judges that borrow the model
-    under test); it is passed only to factories that accept it.
+    ``context`` carries engine-provided objects (``model_loader`` for judges that borrow the
+    model under test, ``tasks`` for judges that read the run's tasks; ``JUDGE_CONTEXT``); it is
+    passed only to factories that accept it, and a user cannot give it.
     """
     accepted = accepted_arguments(spec)
     flag = ARG_FLAGS.get(spec.kind, "--arg")
+    engine = JUDGE_CONTEXT if spec.kind == "judge" else frozenset()
+    given = sorted(set(args) & engine)
+    if given:
+        raise UserError(f"{spec.kind} {spec.name!r}: {given[0]} is given by the engine, not by {flag}")
     if accepted is not None:
         unknown = sorted(set(args) - set(accepted))
         if unknown:
-            shown = ", ".join(a for a in accepted if a not in context) or "none"
+            shown = ", ".join(a for a in accepted if a not in engine and a not in context) or "none"
             raise UserError(f"{spec.kind} {spec.name!r}: unknown argument {unknown[0]!r}; accepted: {shown}")
         context = {k: v for k, v in context.items() if k in accepted}
-    missing = [a for a in required_arguments(spec) if a not in args and a not in context]
+    missing = [a for a in required_arguments(spec)
+               if a not in args and a not in context and a not in engine]
     if missing:
         raise UserError(f"{spec.kind} {spec.name!r} needs {flag} {missing[0]}=...")
     try:
