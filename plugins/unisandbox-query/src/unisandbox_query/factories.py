@@ -31,9 +31,8 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
              threads: int | None, precision: str = "float32") -> dict[str, Any]:
     import torch
 
+    check_number("threads", threads, whole=True, low=1)
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise UserError(f"threads must be a whole number >= 1, got {threads!r}")
         torch.set_num_threads(threads)
     try:
         kind = torch.device(device).type
@@ -45,9 +44,15 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
             "precision": precision}
 
 
-def _whole(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise UserError(f"{name} must be a whole number >= 0, got {value!r}")
+def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
+    """A numeric option (None: not given) checked when the model is built, not at the first
+    batch it draws: the one check of this plugin's whole-number and number options."""
+    if value is None:
+        return
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+        kind = "a whole number" if whole else "a number"
+        raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
 def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,
@@ -67,8 +72,8 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
-    _whole("query_expert_rank", query_expert_rank)
-    _whole("query_layers", query_layers)
+    check_number("query_expert_rank", query_expert_rank, whole=True, low=0)
+    check_number("query_layers", query_layers, whole=True, low=0)
     if query_expert_scope is not None and query_expert_scope not in EXPERT_SCOPES:
         raise UserError(f"query_expert_scope must be one of {', '.join(EXPERT_SCOPES)}, "
                         f"got {query_expert_scope!r}")

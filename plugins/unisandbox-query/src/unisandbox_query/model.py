@@ -11,6 +11,7 @@ from PIL.Image import Image
 from unisandbox.protocols import GENERATION_PARTS, Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
+from .factories import check_number
 from .modeling_query_umm import QueryUMM
 from .plugin import CAPABILITIES  # one list: the spec the registry shows and the class agree
 
@@ -20,16 +21,6 @@ PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
-    """A sampling option checked when the model is built, not at the first batch it draws."""
-    if value is None:
-        return
-    kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
-        kind = "a whole number" if whole else "a number"
-        raise ValueError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
 class QueryModel(Model):
@@ -42,9 +33,9 @@ class QueryModel(Model):
                  precision: str = "float32") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        _check_number("batch_size", batch_size, whole=True, low=1)
-        _check_number("steps", steps, whole=True, low=1)
-        _check_number("cfg_scale", cfg_scale, whole=False, low=0)
+        check_number("batch_size", batch_size, whole=True, low=1)
+        check_number("steps", steps, whole=True, low=1)
+        check_number("cfg_scale", cfg_scale, whole=False, low=0)
         self.umm = umm
         self.source = source
         self.batch_size = batch_size
