@@ -69,10 +69,20 @@ def test_generate_the_injection_corpus(tmp_path, capsys):
     (["knowledge-corpus", "--n", "3"], "knowledge-corpus takes"),
     (["math-1", "--n", "0"], "n must be between"),
     (["knowledge-forward", "--n-characters", "1"], "n_characters must be between"),
+    (["math-1", "--task-arg", "n=3", "--n", "5"], "has its own option for it, --n"),
+    (["math-1", "--task-arg", "counts=1-3", "--task-arg", "counts=2-4"], "counts given twice"),
 ])
 def test_generate_bad_arguments_are_one_line_errors(tmp_path, capsys, args, needle):
     code, _, err = run(capsys, "data", "generate", *args, "--out", str(tmp_path / "x.jsonl"))
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_out_path_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "keep.jsonl").write_text("kept\n")  # a file where --out wants a folder
+    code, _, err = run(capsys, "data", "generate", "math-1", "--n", "3",
+                       "--out", str(tmp_path / "keep.jsonl" / "x.jsonl"))
+    assert code == 2 and err.startswith("Error: ") and "keep.jsonl" in err and "Traceback" not in err
+    assert (tmp_path / "keep.jsonl").read_text() == "kept\n"
 
 
 @pytest.mark.skipif(not BENCH.is_dir(), reason="reference files not present")

@@ -195,3 +195,63 @@ def test_an_everyday_world_task_is_refused_when_the_judge_is_built():
         build(reg.judge("glyph"), {}, tasks=(everyday,))
     glyph = build(reg.task("math-1"), {"n": 2, "world": "glyph"})
     assert build(reg.judge("glyph"), {}, tasks=(glyph,)).identity()["kind"] == "glyph"
+
+
+def _verdicts(folder: Path) -> dict[str, str]:
+    rows = map(json.loads, (folder / "samples.jsonl").read_text().splitlines())
+    return {r["id"]: r["verdict"] for r in rows}  # the latest record per id
+
+
+def test_a_rescore_judges_added_and_replaced_images_and_keeps_an_earlier_log(
+        plugin_site: Any, tmp_path: Path, capsys: Any) -> None:
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    from glyph_toy import TARGETS
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    gd.render({**TARGETS[0], "count": 5}).save(folder / "0.png")  # wrong at first
+    args = {"task_name": "gt-glyph", "task_args": {}, "judge_name": "glyph", "judge_args": {},
+            "progress": False}
+    score_images(folder, **args)
+    scored = folder / "score"
+    assert _verdicts(scored) == {"0": "no", "1": "no", "2": "no", "3": "no"}
+    lines = len((scored / "samples.jsonl").read_text().splitlines())
+    # nothing changed: no new records
+    score_images(folder, **args)
+    assert len((scored / "samples.jsonl").read_text().splitlines()) == lines
+    # image 0 replaced by a right one, image 1 added: both judged again, the rest untouched
+    gd.render(TARGETS[0]).save(folder / "0.png")
+    gd.render(TARGETS[1]).save(folder / "1.png")
+    results = score_images(folder, **args)
+    assert _verdicts(scored) == {"0": "yes", "1": "yes", "2": "no", "3": "no"}
+    assert len((scored / "samples.jsonl").read_text().splitlines()) == lines + 2
+    assert results["tasks"]["gt-glyph"]["levels"]["1"]["normal"]["n_yes"] == 2
+    # another mode is another scoring: a fresh log, the earlier one kept beside it
+    capsys.readouterr()
+    score_images(folder, **args, mode="think")
+    assert "kept as samples.replaced-1.jsonl" in capsys.readouterr().err
+    assert len((scored / "samples.replaced-1.jsonl").read_text().splitlines()) == lines + 2
+    assert json.loads((scored / "config.json").read_text())["run"]["modes"] == ["think"]
+
+
+def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
+        plugin_site: Any, tmp_path: Path) -> None:
+    from unisandbox.errors import UserError
+    from unisandbox.run.store import atomic_write_json
+
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    folder, run = tmp_path / "imgs", tmp_path / "run"
+    folder.mkdir()
+    atomic_write_json(run / "config.json", {"run": {"modes": ["normal"]}})
+    (run / "samples.jsonl").write_text('{"task": "x", "mode": "normal", "id": "1"}\n')
+    args = {"task_name": "gt-glyph", "task_args": {}, "judge_name": "glyph", "judge_args": {},
+            "progress": False}
+    with pytest.raises(UserError, match="holds a run of another kind"):
+        score_images(folder, **args, out=run)
+    assert len((run / "samples.jsonl").read_text().splitlines()) == 1  # untouched
+
+    from unisandbox.run.scoring import _find_image
+
+    gd.render(STARS).save(tmp_path / "outside.png")
+    with pytest.raises(UserError, match="not a plain file name"):
+        _find_image(folder, "../outside.png")

@@ -47,7 +47,7 @@ def test_check_undecided_judge_exits_1(capsys):
                      "--judge-arg", "model=toy-vlm"])
     captured = capsys.readouterr()
     assert code == 1 and "verdict: error" in captured.out and "I cannot say." in captured.out
-    assert "could not decide" in captured.err
+    assert "gave no verdict" in captured.err
 
 
 def test_check_unreachable_exits_2_with_a_clear_message():

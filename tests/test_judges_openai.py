@@ -259,3 +259,52 @@ def test_fake_vlm_answers_like_the_protocol_expects():
     # guards the test double itself: stage 1 by label, stage 2 with a Score line
     body = {"messages": [{"role": "user", "content": "Caption: 3 circles\nExpected answer: 3 circle"}]}
     assert fake_vlm_reply(body).endswith("Score: YES")
+
+
+def test_number_arguments_are_checked_by_name():
+    with pytest.raises(UserError, match=r"timeout must be a number >= 0\.001, got .abc."):
+        OpenAIJudge(model="m", timeout="abc")
+    with pytest.raises(UserError, match=r"retries must be a whole number >= 0, got 1\.5"):
+        OpenAIJudge(model="m", retries=1.5)
+
+
+def test_a_base_url_without_the_api_root_is_refused_at_the_ping():
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a web server that is not the API: 404 everywhere
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        judge = OpenAIJudge(model="m", base_url=f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(UserError, match=r"has no /models \(HTTP 404\): is base_url the API root"):
+            judge.ping()
+        judge.close()
+    finally:
+        server.shutdown()
+
+
+def test_a_key_echoed_in_a_good_reply_is_masked(tmp_path, monkeypatch):
+    monkeypatch.setenv("JT_ECHO_KEY", "sk-echoed-secret")
+
+    def echo(request, n):
+        text = request["messages"][0]["content"]
+        stage_one = isinstance(text, list)
+        reply = "Caption: 3 circles, said Bearer sk-echoed-secret" if stage_one else "Score: YES"
+        return Scripted(completion(reply))
+
+    item = items_for("math", tmp_path)[0]
+    with ChatServer(echo) as server:
+        judge = judge_for(server, api_key_env="JT_ECHO_KEY")
+        verdict = judge.judge([item])[0]
+        judge.close()
+    assert verdict.verdict == "yes" and "Bearer ***" in verdict.raw
+    assert "sk-echoed-secret" not in verdict.raw + verdict.description

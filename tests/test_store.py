@@ -71,6 +71,8 @@ def test_safe_name_never_escapes(text):
 def test_safe_name_keeps_published_names():
     assert safe_name("17_A") == "17_A" and safe_name("5") == "5"
     assert safe_name("a b") != safe_name("a_b")  # changed ids get a hash: no collisions
+    name = safe_name("../../escape.png")  # the file type survives the cleaning
+    assert name.endswith(".png") and name.startswith("escape-") and "/" not in name
 
 
 def test_wilson_interval_edges():

@@ -18,3 +18,8 @@ class DataError(UserError):
         where = str(path) + (f":{line}" if line is not None else "")
         what = f" field {field!r}:" if field else ""
         super().__init__(f"{where}:{what} {message}")
+
+
+class DataWarning(UserWarning):
+    """A data file has a known defect that still lets it load (e.g. the published mapping2
+    ID 36); the CLI prints it as one ``warning:`` line."""

@@ -31,6 +31,17 @@ JUDGE_CONTEXT = frozenset({"model_loader", "tasks"})
 ARG_FLAGS = {"model": "--model-arg", "task": "--task-arg", "judge": "--judge-arg", "trainer": "--train-arg"}
 
 
+def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
+    """A numeric factory argument (None: not given) checked when the component is built, not
+    at the first batch it meets: ``--x-arg steps=abc`` arrives as a string."""
+    if value is None:
+        return
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+        kind = "a whole number" if whole else "a number"
+        raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
+
+
 def required_arguments(spec: Spec) -> list[str]:
     """Keyword names the factory needs and has no default for."""
     try:

@@ -13,12 +13,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 def safe_name(text: str, max_len: int = 80) -> str:
     """A file-name-safe version of ``text``; ids that had to change get a short hash suffix.
 
-    ``"../../x"`` -> ``"x-<hash>"``; ``"17_A"`` stays ``"17_A"`` (the published names).
+    ``"../../x"`` -> ``"x-<hash>"``; ``"../x.png"`` -> ``"x-<hash>.png"`` (the file type
+    kept); ``"17_A"`` stays ``"17_A"`` (the published names).
     """
     cleaned = _UNSAFE.sub("_", str(text)).strip("._") or "id"
     if cleaned == text and len(cleaned) <= max_len:
         return cleaned
     digest = hashlib.sha256(str(text).encode()).hexdigest()[:8]
+    stem, dot, suffix = cleaned.rpartition(".")
+    if dot and stem and suffix.isalnum() and len(suffix) <= 5:
+        return f"{stem[:max_len]}-{digest}.{suffix}"
     return f"{cleaned[:max_len]}-{digest}"
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +10,6 @@ import click
 from .common import arg_option, echo_json, json_option, percent, table
 
 CORPUS = "knowledge-corpus"
-
-
-@contextmanager
-def _shown_warnings() -> Iterator[None]:
-    """Print data warnings (e.g. mapping2 ID 36) as plain lines on stderr."""
-    from ..tasks.published import DataWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, DataWarning):
-            click.echo(f"warning: {w.message}", err=True)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @click.group()
@@ -69,17 +51,21 @@ def generate(task_name: str, n: int | None, seed: int, world: str, split: str, c
     knowledge-forward/-inverse use with the same --seed, --split, --world and --n-characters.
     The same options always write the same file.
     """
+    from ..errors import UserError
     from ..run.config import parse_pairs
 
-    args: dict[str, Any] = {"seed": seed, "world": world, "split": split,
-                            **parse_pairs(task_args, "--task-arg")}
+    extra = parse_pairs(task_args, "--task-arg")
+    own = sorted(set(extra) & {"n", "seed", "world", "split", "counts", "n_characters"})
+    if own:
+        raise UserError(f"--task-arg {own[0]}=...: `data generate` has its own option for it, "
+                               f"--{own[0].replace('_', '-')}")
+    args: dict[str, Any] = {"seed": seed, "world": world, "split": split, **extra}
     for key, value in (("n", n), ("counts", counts), ("n_characters", n_characters)):
         if value is not None:
             args[key] = value
     if task_name == CORPUS:
         _write_corpus(args, out)
         return
-    from ..errors import UserError
     from ..factories import accepted_arguments, build
     from ..registry import get_registry
     from ..tasks.published import FAMILIES, write_published
@@ -143,8 +129,7 @@ def audit(paths: tuple[Path, ...], rounding: str, facts: Path | None, world: str
     """
     from ..tasks.audit import audit_paths
 
-    with _shown_warnings():
-        results = audit_paths(paths, rounding, facts, world)
+    results = audit_paths(paths, rounding, facts, world)
     if as_json:
         echo_json({"rounding": rounding, "files": [r.to_json() for r in results]})
         return
@@ -186,8 +171,7 @@ def stats(path: Path, family: str | None, as_json: bool) -> None:
     from ..tasks.published import read_published
     from ..tasks.stats import file_stats
 
-    with _shown_warnings():
-        info = file_stats(read_published(path, family))
+    info = file_stats(read_published(path, family))
     if as_json:
         echo_json(info)
         return
@@ -218,16 +202,15 @@ def leaks(paths: tuple[Path, ...], by: str, as_json: bool) -> None:
 
     grouped: dict[str, dict[str, list[Any]]] = {}
     mixed: dict[str, list[str]] = {}  # a file holding samples of several declared splits
-    with _shown_warnings():
-        for path in paths:
-            loaded = read_published(path)
-            declared = sorted({str(s.meta["split"]) for s in loaded.samples if "split" in s.meta})
-            if len(declared) > 1:
-                mixed[str(path)] = declared
-            for s in loaded.samples:
-                key = s.meta.get("split") if by == "split" else None
-                group = key if isinstance(key, str) else str(path)
-                grouped.setdefault(loaded.family, {}).setdefault(group, []).append(s)
+    for path in paths:
+        loaded = read_published(path)
+        declared = sorted({str(s.meta["split"]) for s in loaded.samples if "split" in s.meta})
+        if len(declared) > 1:
+            mixed[str(path)] = declared
+        for s in loaded.samples:
+            key = s.meta.get("split") if by == "split" else None
+            group = key if isinstance(key, str) else str(path)
+            grouped.setdefault(loaded.family, {}).setdefault(group, []).append(s)
     reports = {family: check_leaks(groups, family) for family, groups in grouped.items()}
     ok = all(r.ok for r in reports.values()) and not mixed
     if as_json:

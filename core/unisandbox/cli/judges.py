@@ -83,7 +83,8 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
       unisandbox judges check vlm-openai --base-url http://localhost:8000/v1 \\
           --judge-arg model=Qwen2.5-VL-7B-Instruct
 
-    Exit 0 when the example got a verdict, 1 when the judge answered but could not decide,
+    Exit 0 when the example got a verdict, 1 when it got none (a failed call or a reply
+    without a verdict),
     2 when it cannot be reached or built.
     """
     from ..factories import build
@@ -134,7 +135,7 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             click.echo(f"description: {verdict.description}")
         click.echo("judge text:\n  " + "\n  ".join(verdict.raw.splitlines() or [""]))
     if verdict.verdict == "error":
-        click.echo("the judge answered but could not decide (verdict error); see its text above",
-                   err=True)
+        click.echo("the judge gave no verdict (error): its text above says why (a failed call, "
+                   "or a reply without a verdict)", err=True)
         return 1
     return 0

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UserError
+from ..factories import check_number
 from ..protocols.judge import Judge
 from ..records import JudgeItem, Verdict
 from .templates import templates_identity
@@ -68,9 +69,10 @@ class OpenAIJudge(Judge):
         parts = urlsplit(str(base_url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be http(s)://host[:port]/path, got {base_url!r}")
-        if concurrency < 1 or retries < 0 or timeout <= 0 or backoff < 0 or max_tokens < 1:
-            raise ValueError("need concurrency >= 1, retries >= 0, timeout > 0, backoff >= 0, "
-                             "max_tokens >= 1")
+        for name, value, whole, low in (("concurrency", concurrency, True, 1), ("retries", retries, True, 0),
+                                        ("timeout", timeout, False, 0.001), ("backoff", backoff, False, 0),
+                                        ("max_tokens", max_tokens, True, 1)):
+            check_number(name, value, whole=whole, low=low)
         env = api_key_env or DEFAULT_KEY_ENV
         key = os.environ.get(env)
         if api_key_env and not key:
@@ -146,7 +148,7 @@ class OpenAIJudge(Judge):
                            "temperature": 0, "max_tokens": self.max_tokens}).encode()
 
     def _reply(self, text: str | None, error: str = "", raw: str = "") -> Reply:
-        return Reply(None if text is None else text, error=self._mask(error),
+        return Reply(None if text is None else self._mask(text), error=self._mask(error),
                      raw=self._mask(raw[:_RAW_LIMIT]))
 
     def _mask(self, text: str) -> str:
@@ -210,6 +212,10 @@ class OpenAIJudge(Judge):
         if status in (401, 403):
             raise UserError(f"the judge server at {self.base_url} refused the API key "
                             f"(HTTP {status}); set the variable api_key_env names")
+        if status == 404:
+            raise UserError(f"the judge server at {self.base_url} has no {self._models_path} "
+                            "(HTTP 404): is base_url the API root? vLLM and most OpenAI-compatible "
+                            "servers serve it under /v1")
         if status >= 400:
             return []
         try:

@@ -93,7 +93,10 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"{option} expects key=value, got {pair!r}")
-        out[key.strip()] = parse_value(value)
+        key, value = key.strip(), parse_value(value)
+        if key in out and out[key] != value:
+            raise UserError(f"{option} {key} given twice ({out[key]!r} and {value!r}); give it once")
+        out[key] = value
     return out
 
 

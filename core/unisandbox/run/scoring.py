@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import filecmp
+import json
 import shutil
 import sys
 from collections.abc import Mapping
@@ -19,13 +21,19 @@ from ..protocols import Task
 from ..records import JudgeItem
 from ..registry import get_registry
 from .runner import chunks, compute_results, missing_image_verdict, problems
-from .store import RunStore
+from .store import RunStore, differences
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _find_image(folder: Path, file_name: str) -> Path | None:
-    """``<id>.png`` or the same stem with another common image suffix."""
+    """``<id>.png`` or the same stem with another common image suffix, inside ``folder``.
+
+    A sample id is data, not a path: one that names a file elsewhere (``../x``, ``/x``) is
+    refused rather than read from outside the folder being scored."""
+    if Path(file_name).name != file_name or file_name in ("", ".", ".."):
+        raise UserError(f"sample image name {file_name!r} is not a plain file name in {folder}; "
+                        "ids with path separators cannot be matched to images")
     candidate = folder / file_name
     if candidate.is_file():
         return candidate
@@ -34,6 +42,27 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
         if (folder / (stem + suffix)).is_file():
             return folder / (stem + suffix)
     return None
+
+
+def _same_scoring(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Do two score configs judge the same images against the same answers the same way?"""
+    keys = ("source", "tasks", "judge_identity")
+    return old is not None and all(old.get(k) == new.get(k) for k in keys) \
+        and old.get("run", {}).get("modes") == new["run"]["modes"]
+
+
+def _set_aside(store: RunStore) -> Path:
+    """Keep the log of an earlier, different scoring beside the new one (never deleted)."""
+    n = 1
+    while (kept := store.root / f"samples.replaced-{n}.jsonl").exists():
+        n += 1
+    store.samples.path.rename(kept)
+    return kept
+
+
+def _changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    fields = ("verdict", "judge_raw", "description", "image", "prompt", "expected")
+    return old is None or any(old.get(f) != new.get(f) for f in fields)
 
 
 def score_images(
@@ -79,19 +108,27 @@ def score_images(
                       "reference_scoring": reference_scoring},
               "tasks": {task.name: task.identity()}, "judge_identity": judge.identity(),
               "plugins": registry.versions()}
-    if not store.config_path.exists():
-        store.write_config(config)
+    config = json.loads(json.dumps(config, default=str))  # as it reads back, for comparing
+    previous = store.read_config()
+    if previous is not None and previous.get("kind") != "score":
+        raise UserError(f"{out} holds a run of another kind ({previous.get('kind', 'eval')}); "
+                        "score into a folder of its own (--out), so that run is not overwritten")
     store.samples.repair()
     done = store.records()
-    # a re-score with another judge, or of replaced images, starts a fresh log
-    if done and store.read_config().get("judge_identity") != judge.identity():
-        store.samples.path.unlink()
-        store.write_config(config)
+    if done and not _same_scoring(previous, config):
+        # another judge, task file, label set, source or mode: a fresh log, the old one kept
+        kept = _set_aside(store)
+        what = differences(previous, config) if previous else "it has no config.json"
+        print(f"{out}: the earlier scoring differs ({what}); its log is kept as {kept.name}",
+              file=sys.stderr)
         done = {}
+    if previous != config:
+        store.write_config(config)
 
-    todo = [s for s in samples if (task.name, mode, s.id) not in done]
-    bar = progress_bar(len(todo), f"score {task.name}", "sample", progress)
-    for batch in chunks(todo, batch_size):
+    # every sample is judged on every score, through the cache: an unchanged image costs
+    # nothing, while earlier errors, images added since and replaced images get new verdicts
+    bar = progress_bar(len(samples), f"score {task.name}", "sample", progress)
+    for batch in chunks(samples, batch_size):
         items, records = [], []
         for sample in batch:
             name = task.image_name(sample)
@@ -104,14 +141,16 @@ def score_images(
                 v = missing_image_verdict(target)
                 records.append({**base, **v.fields()})
                 continue
-            if found.resolve() != target.resolve():
+            if found.resolve() != target.resolve() and not (
+                    target.is_file() and filecmp.cmp(found, target, shallow=False)):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(found, target)
             items.append((base, JudgeItem(task.name, task.family, sample, target)))
         verdicts = judge.judge([item for _, item in items]) if items else []
         for (base, _), v in zip(items, verdicts, strict=True):
             records.append({**base, **v.fields()})
-        store.samples.append(records)
+        # the log stays append-only and gains a record only where a verdict changed
+        store.samples.append([r for r in records if _changed(done.get((r["task"], mode, r["id"])), r)])
         bar.update(len(batch))
     bar.close()
     judge.close()

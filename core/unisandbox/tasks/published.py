@@ -28,7 +28,8 @@ from typing import Any
 import attrs
 
 from ..answers import singular
-from ..errors import DataError, UserError
+from ..errors import DataError, DataWarning, UserError
+from ..factories import check_number
 from ..protocols import Task
 from ..records import Conversation, Sample, Turn
 from ..world import World, get_world
@@ -50,10 +51,6 @@ from .mapping import (
 FAMILIES = ("math", "mapping", "knowledge")
 EXTRA = "unisandbox"
 _LEVEL = re.compile(r"(?:math|mapping)[_-]?(\d+)", re.I)
-
-
-class DataWarning(UserWarning):
-    """A published file has a known defect that still lets it load (e.g. mapping2 ID 36)."""
 
 
 @attrs.frozen
@@ -473,6 +470,10 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
         for f in files:
             by_family.setdefault(file_family(f), []).append(f)
         chosen = family or (next(iter(by_family)) if len(by_family) == 1 else None)
+        if chosen == "conversations":
+            raise UserError(f"{path} holds knowledge training corpora (conversations), not "
+                            "evaluation sets; use them with a knowledge-injection trainer "
+                            "(unisandbox train inject --train-arg data=FILE)")
         if chosen is None:
             raise UserError(f"{path} holds {', '.join(sorted(by_family))} files; name the family "
                             "(--family, or the task argument family=), or give a single file")
@@ -488,7 +489,8 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
     detected = family or file_family(path)
     if detected == "conversations":
         raise UserError(f"{path} is a knowledge training corpus (conversations), not an "
-                        "evaluation set; use it with a knowledge-injection trainer")
+                        "evaluation set; use it with a knowledge-injection trainer "
+                        "(unisandbox train inject --train-arg data=FILE)")
     return _read([path], detected, level, world)
 
 
@@ -609,6 +611,9 @@ class FileTask(Task):
 
     def __init__(self, path: str, family: str | None = None, name: str | None = None,
                  level: int | None = None, world: str = "everyday") -> None:
+        if not str(path).strip():
+            raise UserError("path is empty: give a .jsonl file or a folder of them (--task-arg path=FILE)")
+        check_number("level", level, whole=True, low=1)
         self.path = Path(str(path)).expanduser()
         self.world = get_world(world)
         self.loaded = read_published(self.path, family, level, self.world)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unisandbox.errors import UserError
+from unisandbox.factories import check_number
 
 if TYPE_CHECKING:
     from .model import QueryModel
@@ -42,17 +43,6 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
         raise UserError(f"device {device!r}: no CUDA device is available to this torch ({torch.__version__})")
     return {"device": device, "batch_size": batch_size, "steps": steps, "cfg_scale": cfg_scale,
             "precision": precision}
-
-
-def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
-    """A numeric option (None: not given) checked when the model is built, not at the first
-    batch it draws: the one check of this plugin's whole-number and number options."""
-    if value is None:
-        return
-    kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
-        kind = "a whole number" if whole else "a number"
-        raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
 def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps: int | None = None,

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 from PIL.Image import Image
+from unisandbox.factories import check_number
 from unisandbox.protocols import GENERATION_PARTS, Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
-from .factories import check_number
 from .modeling_query_umm import QueryUMM
 from .plugin import CAPABILITIES  # one list: the spec the registry shows and the class agree
 
