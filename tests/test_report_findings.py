@@ -124,6 +124,21 @@ def test_stars_internalises_and_filtering_matters():
     assert "mapping" not in got.numbers
 
 
+def test_stars_is_compared_with_the_base_on_the_tasks_it_measured():
+    before = base(math=(38, 4, 30), mapping=None, n=40)
+    before["tasks"]["math-2"] = {**before["tasks"]["math-1"], "levels": {"all": {
+        "normal": Cell.of(40, 40).to_json()}}}  # a level STARS did not measure
+    got = evaluate_findings({"base": before, "stars": stars_run(30), "stars_nofilter": stars_run(18)})[2]
+    assert got.numbers["math"]["base"]["n"] == 40 and got.numbers["math"]["base"]["n_yes"] == 4
+    assert got.verdict == REPRODUCED
+    # a STARS task the base lacks: not compared at all
+    stars = stars_run(30)
+    stars["tasks"]["math-3"] = stars["tasks"]["math-1"]
+    got = evaluate_findings({"base": base(math=(38, 4, 30), mapping=None, n=40), "stars": stars,
+                             "stars_nofilter": stars_run(18)})[2]
+    assert got.verdict == NOT_MEASURED and "no base G-normal on math-3" in got.measured
+
+
 def test_stars_finding_says_what_the_lift_is_made_of():
     """With a judge that reports facets (glyph: object, count), the finding shows each one's
     change: a lift in the object alone is format adaptation, not internalised reasoning."""

@@ -240,10 +240,15 @@ def test_not_a_run_folder_is_one_line_exit_2(tmp_path):
          ["'tasks.math-1.levels.1.normal.facets.count'", "expected"]),
         (lambda r: (r / "config.json").write_text("[]"), ["config.json", "'run'"]),
         (lambda r: (r / "samples.jsonl").write_text(
-            '{"task": "math-1", "mode": "normal", "id": "1"}\nnot json\n{}\n'),
+            '{"task": "math-1", "mode": "normal", "id": "1", "verdict": "yes"}\nnot json\n{}\n'),
          ["samples.jsonl:2", "corrupt"]),
         (lambda r: (r / "samples.jsonl").write_text('{"task": "math-1"}\n'),
          ["samples.jsonl:1", "task/mode/id"]),
+        (lambda r: (r / "samples.jsonl").write_text(
+            '{"task": "math-1", "mode": "normal", "id": "1", "verdict": "maybe"}\n'),
+         ["samples.jsonl:1", "'verdict'", "got 'maybe'"]),
+        (lambda r: (r / "samples.jsonl").write_text('{"task": "math-1", "mode": "normal", "id": "1"}\n'),
+         ["samples.jsonl:1", "'verdict'", "got None"]),
     ],
 )
 def test_malformed_run_folder_gives_a_clear_error(glyph, tmp_path, capsys, damage, needles):
@@ -255,13 +260,17 @@ def test_malformed_run_folder_gives_a_clear_error(glyph, tmp_path, capsys, damag
     assert_user_error(main(["report", str(broken), "--out", str(tmp_path / "o")]), capsys, *needles)
 
 
-def test_partial_run_is_reported_as_not_finished(glyph, tmp_path):
+@pytest.mark.parametrize("absent", [True, False])
+def test_partial_run_is_reported_as_not_finished(glyph, tmp_path, absent):
     import shutil
 
     partial = tmp_path / "partial"
     shutil.copytree(glyph, partial, ignore=shutil.ignore_patterns("report", "probes"))
     results = json.loads((partial / "results.json").read_text())
-    del results["tasks"]["knowledge-forward"]
+    if absent:
+        del results["tasks"]["knowledge-forward"]
+    else:  # as the runner writes a task it has not reached: listed, with nothing measured
+        results["tasks"]["knowledge-forward"]["levels"] = {"all": {"gap": {}}}
     (partial / "results.json").write_text(json.dumps(results))
     write_report([partial], tmp_path / "o")
     text = (tmp_path / "o" / "report.html").read_text()
@@ -301,3 +310,18 @@ def test_a_real_probe_lens_folder_is_included_and_feeds_claim_6(glyph, tmp_path)
     assert "Probe: lens" in text and text.count("data:image/png") >= 2 + 3
     claim = evaluate_findings({"probes": lens})[5]
     assert claim.verdict != NOT_MEASURED and claim.numbers["n"] == 4
+
+
+def test_a_fragment_keeps_nothing_that_could_load_and_loses_nothing_after_a_void_tag(tmp_path):
+    from unisandbox.report.probes import inline_html_fragment
+
+    attacks = ['<div style="background-image: u\\rl(http://x.org/a.png)">a</div>',
+               '<div style="background-image: image-set(\'http://x.org/b.png\' 1x)">b</div>',
+               '<table background="http://x.org/c.png"><tr><td background="http://x.org/d.png">c</td>'
+               '</tr></table>',
+               '<p>before</p><embed src="http://x.org/e.swf"><p>after embed</p>',
+               '<p style="color: rgb(200, 30, 30)">kept style</p>']
+    out = inline_html_fragment("".join(attacks), tmp_path)
+    assert "x.org" not in out and "u\\rl" not in out
+    assert "after embed" in out and ">a</div>" in out and ">c</td>" in out
+    assert 'style="color: rgb(200, 30, 30)"' in out  # a style that loads nothing stays

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,17 +126,19 @@ def _task_levels(entry: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def family_cell(results: Mapping[str, Any] | None, family: str, mode: str,
-                direction: str | None = None) -> tuple[Cell | None, list[str]]:
+                direction: str | None = None,
+                only: Collection[str] | None = None) -> tuple[Cell | None, list[str]]:
     """One family's cell for a mode, pooled over its tasks; and the tasks pooled.
 
     ``direction`` picks knowledge tasks by name: "inverse" (name contains it) or "forward"
-    (every other knowledge task).
+    (every other knowledge task); ``only`` keeps the named tasks (two runs compared on the
+    tasks both measured).
     """
     if results is None:
         return None, []
     cells, names = [], []
     for task, entry in results["tasks"].items():
-        if entry.get("family") != family:
+        if entry.get("family") != family or (only is not None and task not in only):
             continue
         if direction is not None and (("inverse" in task) != (direction == "inverse")):
             continue
@@ -147,12 +149,13 @@ def family_cell(results: Mapping[str, Any] | None, family: str, mode: str,
     return pool(cells), names
 
 
-def family_facets(results: Mapping[str, Any] | None, family: str,
-                  mode: str) -> dict[str, float]:
-    """A family's facet accuracies for a mode (the judge's per-part checks), pooled over tasks."""
+def family_facets(results: Mapping[str, Any] | None, family: str, mode: str,
+                  only: Collection[str] | None = None) -> dict[str, float]:
+    """A family's facet accuracies for a mode (the judge's per-part checks), pooled over tasks
+    (``only``: the named ones)."""
     tally: dict[str, list[float]] = {}
-    for entry in (results or {}).get("tasks", {}).values():
-        if entry.get("family") != family:
+    for task, entry in (results or {}).get("tasks", {}).items():
+        if entry.get("family") != family or (only is not None and task not in only):
             continue
         for name, f in ((_task_levels(entry).get(mode) or {}).get("facets") or {}).items():
             t = tally.setdefault(name, [0.0, 0])
@@ -232,11 +235,13 @@ def claim_stars(base: Mapping[str, Any] | None, stars: Mapping[str, Any] | None,
         return Finding(3, CLAIMS[3], TESTS[3], "no STARS run with G-normal on math or mapping",
                        NOT_MEASURED, {})
     for family in families:
-        before, _ = family_cell(base, family, "normal")
         after, tasks = family_cell(stars, family, "normal")
-        if before is None:
+        before, base_tasks = family_cell(base, family, "normal", only=tasks)
+        if before is None or base_tasks != tasks:
+            # base and STARS are compared on the same tasks, or not at all
             parts.append(None)
-            texts.append(f"(a) {family}: no base G-normal")
+            lacking = [t for t in tasks if t not in base_tasks]
+            texts.append(f"(a) {family}: no base G-normal on {', '.join(lacking)}")
             continue
         lift = after.accuracy - before.accuracy
         ok = lift >= LIFT_MIN and bool(separated(before, after))
@@ -245,8 +250,8 @@ def claim_stars(base: Mapping[str, Any] | None, stars: Mapping[str, Any] | None,
                      f"{after.text()}, lift {pct(lift, True)}, intervals "
                      f"{'separate' if separated(before, after) else 'overlap'}")
         numbers[family] = {"base": _j(before), "stars": _j(after), "lift": lift, "pass": ok}
-        facets_before = family_facets(base, family, "normal")
-        facets_after = family_facets(stars, family, "normal")
+        facets_before = family_facets(base, family, "normal", only=tasks)
+        facets_after = family_facets(stars, family, "normal", only=tasks)
         shared = [n for n in facets_after if n in facets_before]
         if shared:  # what the lift is made of: the object, the count, ...
             chance = family_chance(stars, family)
@@ -254,8 +259,11 @@ def claim_stars(base: Mapping[str, Any] | None, stars: Mapping[str, Any] | None,
                 f"{n} {pct(facets_before[n])} → {pct(facets_after[n])}" for n in shared)
                 + (f" (chance {pct(chance)})" if chance is not None else ""))
             numbers[family]["facets"] = {"base": facets_before, "stars": facets_after}
-    filtered = pool(family_cell(stars, f, "normal")[0] for f in families)
-    unfiltered = pool(family_cell(nofilter, f, "normal")[0] for f in families)
+    # filtered vs no-filter on the tasks both runs measured
+    common = {f: family_cell(nofilter, f, "normal", only=family_cell(stars, f, "normal")[1])[1]
+              for f in families}
+    filtered = pool(family_cell(stars, f, "normal", only=common[f])[0] for f in families)
+    unfiltered = pool(family_cell(nofilter, f, "normal", only=common[f])[0] for f in families)
     if unfiltered is None:
         parts.append(None)
         texts.append("(b) no --no-filter run")

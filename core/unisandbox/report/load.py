@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, UserError
-from ..run.store import JsonlLog
+from ..run.store import JsonlLog, read_records
 from .probes import ProbeSection, find_probe_sections
 
 CELL_KEYS = ("accuracy", "n", "n_yes", "n_error", "ci95")
@@ -98,13 +98,7 @@ class RunData:
 
     def records(self) -> dict[tuple[str, str, str], dict[str, Any]]:
         """The latest samples.jsonl record per (task, mode, id); empty when there is no log."""
-        log = JsonlLog(self.root / "samples.jsonl")
-        out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for number, record in enumerate(log.read(), 1):
-            if not isinstance(record, dict) or not all(k in record for k in ("task", "mode", "id")):
-                raise DataError(log.path, number, "task/mode/id", "record lacks its key fields")
-            out[(str(record["task"]), str(record["mode"]), str(record["id"]))] = record
-        return out
+        return read_records(JsonlLog(self.root / "samples.jsonl"))
 
     def image(self, relative: Any) -> Path | None:
         """A record's image path, only if it is a file inside this run folder."""
@@ -126,6 +120,16 @@ def _labels(roots: list[Path]) -> list[str]:
     return labels
 
 
+def _measured(entry: Mapping[str, Any] | None) -> bool:
+    """Does a task's results entry hold any measured cell? The runner lists every task of the
+    run from the start, the ones not reached yet with empty levels."""
+    if not entry:
+        return False
+    return any(isinstance(cell, dict) and (cell.get("n") or cell.get("n_error"))
+               for cells in entry.get("levels", {}).values() for key, cell in cells.items()
+               if key != "gap")
+
+
 def load_run(root: Path, label: str | None = None) -> RunData:
     """Load and check one run folder (a folder with config.json and results.json)."""
     root = Path(root)
@@ -143,7 +147,7 @@ def load_run(root: Path, label: str | None = None) -> RunData:
                         "resume it with the same `unisandbox eval` command")
     results = check_results(read_json(results_path), results_path)
     listed = [t.get("name") for t in config["run"].get("tasks", []) if isinstance(t, dict)]
-    missing = [str(t) for t in listed if t not in results["tasks"]]
+    missing = [str(t) for t in listed if not _measured(results["tasks"].get(t))]
     return RunData(root=root, label=label or root.name, config=config, results=results,
                    missing_tasks=missing, probes=find_probe_sections(root))
 

@@ -20,11 +20,16 @@ from .images import data_uri
 
 SECTION_FILES = ("section.html", "section.md")
 #: elements dropped with their content (they would run code or fetch things)
-_DROP = {"script", "style", "iframe", "object", "embed", "noscript", "template"}
-#: void elements dropped (they load or redirect)
-_DROP_VOID = {"link", "meta", "base"}
+_DROP = {"script", "style", "iframe", "object", "noscript", "template", "applet", "frameset"}
+#: void elements dropped (they load, embed or redirect): only the tag goes, what follows stays
+_DROP_VOID = {"link", "meta", "base", "embed", "frame"}
 _VOID = {"area", "br", "col", "hr", "img", "input", "source", "track", "wbr", *_DROP_VOID}
-_URL_ATTRS = {"src", "href", "srcset", "poster", "action", "formaction", "data", "xlink:href"}
+_URL_ATTRS = {"src", "href", "srcset", "poster", "action", "formaction", "data", "xlink:href",
+              "background", "lowsrc", "dynsrc", "ping", "longdesc", "manifest", "icon", "archive",
+              "codebase"}
+#: what in a style attribute could load something: url() and image-set() (and CSS escapes,
+#: ``u\rl(``, that spell them another way); such a style is dropped whole
+_STYLE_LOADS = re.compile(r"\\|url|image|src\s*\(|import|expression|/\*", re.IGNORECASE)
 
 
 @dataclass
@@ -90,7 +95,7 @@ class _Inliner(HTMLParser):
             name = name.lower()
             if name.startswith("on"):
                 continue
-            if name == "style" and value and "url(" in value.lower():
+            if name == "style" and value and _STYLE_LOADS.search(value):
                 continue
             if name in _URL_ATTRS:
                 if value is None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..paths import inside
 
 if TYPE_CHECKING:
@@ -188,4 +188,21 @@ class RunStore:
 
     def records(self) -> dict[tuple[str, str, str], dict[str, Any]]:
         """The latest record per (task, mode, id)."""
-        return {(r["task"], r["mode"], r["id"]): r for r in self.samples.read()}
+        return read_records(self.samples)
+
+
+def read_records(log: JsonlLog) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The latest record per (task, mode, id) of a sample log, each checked for the fields the
+    engine and the report read: a hand-edited or foreign log fails naming its line and field,
+    not with a KeyError at aggregation nor as a silent "yes" in a report."""
+    from ..records import VERDICTS
+
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for number, record in enumerate(log.read(), 1):
+        if not isinstance(record, dict) or not all(k in record for k in ("task", "mode", "id")):
+            raise DataError(log.path, number, "task/mode/id", "record lacks its key fields")
+        if record.get("verdict") not in VERDICTS:
+            raise DataError(log.path, number, "verdict",
+                            f"must be one of {', '.join(VERDICTS)}, got {record.get('verdict')!r}")
+        out[(str(record["task"]), str(record["mode"]), str(record["id"]))] = record
+    return out

@@ -78,3 +78,17 @@ def test_transfer_refuses_folders_without_common_samples(lens_folders, tmp_path,
     with pytest.raises(UserError, match="share no"):
         run_probe(Component("probe-transfer", {"before": str(other), "after": str(lens_folders["after"])}),
                   tmp_path / "t", progress=False)
+
+
+def test_the_transfer_figure_shows_every_panel_on_one_scale(tmp_path, monkeypatch):
+    """A later panel's larger values are not clipped by the first panel's scale."""
+    from unisandbox_probes import figures
+
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig) or path)
+    panels = {"knowledge-forward": {"normal": {"before": [0.01, 0.02], "after": [0.03, 0.06]}},
+              "knowledge-inverse": {"think": {"before": [0.02, 0.07], "after": [0.05, 0.144]}}}
+    figures.transfer_lines(panels, "queries_mean", "t", tmp_path / "f.png")
+    for ax in saved[0].axes:
+        low, high = ax.get_ylim()
+        assert low == 0.0 and high >= 0.144

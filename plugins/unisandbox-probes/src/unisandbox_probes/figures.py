@@ -101,19 +101,26 @@ def layer_bars(cells: Mapping[str, Mapping[str, Any]], title: str, path: Path) -
 def transfer_lines(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
                    kind: str, title: str, path: Path) -> Path:
     """One panel per task: the ``kind`` series per layer, before (dashed) and after (solid)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(4.2 * len(panels) + 0.5, 3.4)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    # one shared scale from every panel's values (a per-panel limit set while the axes are
+    # shared would freeze the scale at the first panel's and clip the others)
+    top = max((v for series in panels.values() for sides in series.values()
+               for side in ("before", "after") for v in sides[side]), default=0.0)
     for ax, (task, series) in zip(axes, panels.items(), strict=True):
         for index, (mode, sides) in enumerate(series.items()):
             colour = f"C{index}"
-            for side, style in (("before", "--"), ("after", "-")):
+            for side, style, marker, alpha in (("before", ":", "s", 0.55), ("after", "-", "o", 1.0)):
                 values = sides[side]
-                ax.plot(range(len(values)), values, style, color=colour, marker="o",
-                        markersize=3, label=f"{mode}, {side}")
+                ax.plot(range(len(values)), values, style, color=colour, marker=marker,
+                        markersize=3, alpha=alpha, label=f"{mode}, {side}")
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("layer (0 = embeddings)")
-        ax.set_ylabel(f"P(relevant words), {SERIES[kind]}")
-        ax.set_ylim(bottom=0.0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"P(relevant words), {SERIES[kind]}")
+    axes[0].set_ylim(0.0, top * 1.08 or 1.0)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
