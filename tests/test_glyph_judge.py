@@ -242,6 +242,7 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
     plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
     folder, run = tmp_path / "imgs", tmp_path / "run"
     folder.mkdir()
+    gd.render(STARS).save(folder / "0.png")
     atomic_write_json(run / "config.json", {"run": {"modes": ["normal"]}})
     (run / "samples.jsonl").write_text('{"task": "x", "mode": "normal", "id": "1"}\n')
     args = {"task_name": "gt-glyph", "task_args": {}, "judge_name": "glyph", "judge_args": {},
@@ -255,3 +256,20 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
     gd.render(STARS).save(tmp_path / "outside.png")
     with pytest.raises(UserError, match="not a plain file name"):
         _find_image(folder, "../outside.png")
+
+
+def test_a_folder_with_none_of_the_images_is_refused_naming_what_it_holds(
+        plugin_site: Any, tmp_path: Path) -> None:
+    from unisandbox.errors import UserError
+
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    gd.render(STARS).save(folder / "item_0.png")  # another tool's naming
+    args = {"task_name": "gt-glyph", "task_args": {}, "judge_name": "glyph", "judge_args": {},
+            "progress": False}
+    with pytest.raises(UserError, match=r"none of the 4 images .* \(named like 0.png, 1.png, 2.png; it holds item_0.png\)"):
+        score_images(folder, **args)
+    with pytest.raises(UserError, match="no such folder"):
+        score_images(tmp_path / "nope", **args)
+    assert not (folder / "score").exists()

@@ -25,6 +25,9 @@ class AskTwice(AnalysisTask):
         self.question = question
 
     def analyze(self, model, modes, out_dir, progress):
+        if not self.question.endswith("?"):
+            from unisandbox.errors import UserError
+            raise UserError("the question must end with '?'")
         replies = {m: model.chat([self.question])[0] for m in modes}
         progress("ask", 1, 1)
         (out_dir / "probe.json").write_text(json.dumps({"replies": replies}))
@@ -87,3 +90,13 @@ def test_eval_refuses_a_probe(ask_plugin, tmp_path, capsys):
     assert main(["eval", "--model", "glyph-oracle", "--task", "ask-twice", "--judge", "glyph",
                  "--out", str(tmp_path / "run")]) == 2
     assert "run it with `unisandbox probe`" in capsys.readouterr().err
+
+
+def test_a_failed_probe_does_not_block_the_corrected_command(ask_plugin, tmp_path, capsys):
+    out = tmp_path / "ask"
+    assert main(["probe", "--model", "glyph-oracle", "--task", "ask-twice", "--task-arg",
+                 "question=What is 2 + 3", "--out", str(out), "--quiet"]) == 2
+    assert "must end with" in capsys.readouterr().err and not (out / "config.json").exists()
+    assert main(["probe", "--model", "glyph-oracle", "--task", "ask-twice", "--mode", "normal",
+                 "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["probe"]["args"] == {}

@@ -69,3 +69,15 @@ def test_a_notebook_keeps_its_live_bar(monkeypatch):
     monkeypatch.setattr(progress, "LOG_INTERVAL_S", 3600.0)
     text = run_bar(monkeypatch, io.StringIO(), 20)
     assert "\r" in text  # not the log form, whose interval would freeze the widget for an hour
+
+
+def test_bars_open_at_once_leave_no_cursor_codes_in_a_log(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    first, second = progress.bar(3, "lens", "sample"), progress.bar(2, "compare", "sample")
+    for bar in (first, second):
+        bar.update(bar.total)
+    first.close()
+    second.close()
+    text = stream.getvalue()
+    assert "\x1b" not in text and "lens: 3/3" in text and "compare: 2/2" in text

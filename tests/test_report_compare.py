@@ -79,3 +79,24 @@ def test_compare_of_a_non_run_is_a_user_error(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "not a run folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_says_when_the_items_differ_and_refuses_runs_with_nothing_shared(
+        toy_plugin, tmp_path, capsys):
+    import shutil
+
+    a = toy_run(tmp_path / "a", 5)
+    b = Runner(RunConfig(model=Component("toy-painter", {"skill": 12}),
+                         tasks=(Component("toy-shades", {"n": 10}),), judge=Component("toy-pixel"),
+                         out=tmp_path / "b", batch_size=10), progress=False).run() and tmp_path / "b"
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "warning: toy-shades: A and B drew different items" in capsys.readouterr().err
+    # a run of another task only: nothing to compare
+    other = tmp_path / "other"
+    shutil.copytree(a, other)
+    results = json.loads((other / "results.json").read_text())
+    results["tasks"] = {"toy-other": results["tasks"]["toy-shades"]}
+    (other / "results.json").write_text(json.dumps(results))
+    assert main(["compare", str(a), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "share no measured task" in err and "B: toy-other" in err

@@ -214,7 +214,8 @@ def test_query_tokens_carry_the_answer():
     assert got.verdict == NOT_REPRODUCED
     assert verdicts(probes=None)[6] == NOT_MEASURED
     assert verdicts(probes={"rows": []})[6] == NOT_MEASURED
-    assert verdicts(probes={"probe": "other"})[6] == NOT_MEASURED
+    with pytest.raises(DataError, match="not a probe's per-item rows"):  # a results.json, say
+        verdicts(probes={"probe": "other"})
 
 
 def test_queries_must_beat_the_control_when_the_probe_records_one():

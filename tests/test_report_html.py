@@ -325,3 +325,17 @@ def test_a_fragment_keeps_nothing_that_could_load_and_loses_nothing_after_a_void
     assert "x.org" not in out and "u\\rl" not in out
     assert "after embed" in out and ">a</div>" in out and ">c</td>" in out
     assert 'style="color: rgb(200, 30, 30)"' in out  # a style that loads nothing stays
+
+
+def test_report_md_links_survive_spaces_and_hashes_in_folder_names(glyph, tmp_path):
+    import shutil
+    from urllib.parse import unquote
+
+    odd = tmp_path / "my run #1"
+    shutil.copytree(glyph, odd, ignore=shutil.ignore_patterns("report", "probes"))
+    out = tmp_path / "rep"
+    write_report([odd], out)
+    targets = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / "report.md").read_text())
+    images = [t for t in targets if "images/" in t]
+    assert images and all("my%20run%20%231/" in t and " " not in t for t in images)
+    assert all((out / unquote(t)).is_file() for t in targets)

@@ -8,10 +8,12 @@ and one at the end, so a log says how far a run got and how fast.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
 LOG_INTERVAL_S = 30.0
+_CURSOR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
 
 
@@ -22,7 +24,8 @@ class _Lines:
         self.stream = stream
 
     def write(self, text: str) -> None:
-        line = text.replace("\r", "").rstrip()
+        # tqdm moves the cursor between bars open at once (ESC [ A): no place in a log file
+        line = _CURSOR.sub("", text).replace("\r", "").rstrip()
         if line:
             self.stream.write(line + "\n")
 

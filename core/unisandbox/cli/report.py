@@ -69,18 +69,26 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
     intervals, the difference B − A, whether the intervals separate, and the p-value of a
     two-sided two-proportion z-test.
     """
-    from ..report.compare import COMPARE_HEADERS, compare_results
+    from ..errors import UserError
+    from ..report.compare import COMPARE_HEADERS, comparability, compare_results
     from ..report.load import load_run
 
     a, b = load_run(run_a), load_run(run_b)
     rows = compare_results(a.results, b.results)
+    if not any(r.a is not None and r.b is not None for r in rows):
+        raise UserError(f"{run_a} and {run_b} share no measured task, level and mode: nothing to "
+                        f"compare (A: {', '.join(a.results['tasks']) or 'none'}; B: "
+                        f"{', '.join(b.results['tasks']) or 'none'})")
+    for note in comparability(a.config, b.config, rows):
+        click.echo(f"warning: {note}", err=True)
     if out is not None:
         from ..report import write_report
 
         write_report([run_a, run_b], out, compare=True,
                      title=f"unisandbox compare: {run_a.name} → {run_b.name}")
     if as_json:
-        echo_json({"a": str(run_a), "b": str(run_b), "rows": [r.to_json() for r in rows]})
+        echo_json({"a": str(run_a), "b": str(run_b), "rows": [r.to_json() for r in rows],
+                   "warnings": comparability(a.config, b.config, rows)})
         return
     click.echo(f"A = {run_a}\nB = {run_b}\n")
     click.echo(table([r.cells() for r in rows], COMPARE_HEADERS))

@@ -74,3 +74,21 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[CompareRow]:
                     continue
                 rows.append(CompareRow(task, level, mode, ca, cb))
     return rows
+
+
+def comparability(a: dict[str, Any], b: dict[str, Any], rows: list[CompareRow]) -> list[str]:
+    """What a reader of the comparison must know: tasks whose two runs drew different items
+    (another seed, size or file: the difference is not on the same items), and judges that
+    differ. ``a`` and ``b`` are the runs' config.json."""
+    notes = []
+    shared = sorted({r.task for r in rows if r.a is not None and r.b is not None})
+    items_a, items_b = a.get("tasks") or {}, b.get("tasks") or {}
+    for task in shared:
+        ha = (items_a.get(task) or {}).get("data_sha256")
+        hb = (items_b.get(task) or {}).get("data_sha256")
+        if ha and hb and ha != hb:
+            notes.append(f"{task}: A and B drew different items (their data hashes differ: another "
+                         "seed, size or file), so B − A is not measured on the same items")
+    if a.get("judge_identity") and b.get("judge_identity") and a["judge_identity"] != b["judge_identity"]:
+        notes.append("A and B were judged by different judges")
+    return notes

@@ -329,6 +329,10 @@ def probe_rows(probes: Any) -> list[dict[str, Any]] | None:
             raise UserError(f"{where}: no such probe file")
         probes = read_json(where)
     if isinstance(probes, dict):
+        if "rows" not in probes and "summary" not in probes:
+            # a results.json, a probe-transfer folder: not a lens probe's rows
+            raise DataError(where, None, "rows", "missing: not a probe's per-item rows (give the "
+                            "folder of a probe-lens run, or its probe.json)")
         probes = probes.get("rows", probes.get("summary"))
     if probes is None:
         return None

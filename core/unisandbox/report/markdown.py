@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .. import __version__
 from ..paths import safe_name
@@ -32,7 +33,9 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _rel(path: Path, out_dir: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
+    """A link target from the report to ``path``, percent-encoded: a space or ``#`` in a run
+    folder's name would otherwise end the link or start a fragment."""
+    return quote(Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix())
 
 
 def chart_name(view: RunView, task: str) -> str:

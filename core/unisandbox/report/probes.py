@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 from .images import data_uri
 
@@ -172,7 +173,7 @@ def rebase_markdown(text: str, base: Path, out_dir: Path) -> str:
         local = _local_file(base, match.group(2))
         if local is None:
             return match.group(0)
-        rel = Path(os.path.relpath(local, out_dir.resolve())).as_posix()
+        rel = quote(Path(os.path.relpath(local, out_dir.resolve())).as_posix())
         return f"{match.group(1)}{rel}{match.group(3)}"
 
     return _MD_TARGET.sub(fix, text)

@@ -34,13 +34,14 @@ def _bars(enabled: bool) -> tuple[Callable[[str, int, int], None], Callable[[], 
         if not enabled:
             return
         bar = bars.get(description)
-        if bar is None:
+        if bar is None:  # a probe's stages come one after another: the earlier bars are done
+            close()
             bar = bars[description] = progress_bar(total, description, "sample")
         bar.update(done - bar.n)
 
     def close() -> None:
         for bar in bars.values():
-            bar.close()
+            bar.close()  # closing twice is harmless
 
     return update, close
 
@@ -51,8 +52,9 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the analysis task ``task`` on ``model`` (or ``model_object``) into ``out``.
 
-    Returns the probe's summary. A folder that holds another probe's config is refused, a
-    folder holding this same configuration is overwritten (probes are recomputed, not resumed).
+    Returns the probe's summary. A folder that holds another finished probe's config is
+    refused, a folder holding this same configuration is overwritten (probes are recomputed,
+    not resumed); ``config.json`` is written when the probe has finished.
     """
     registry = registry or get_registry()
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -89,12 +91,15 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
         log(f"loading model {model_spec.name} ...")
         model_object = build(model_spec, model.args if model is not None else {})
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / CONFIG_FILE, config)
     update, close = _bars(progress)
     try:
-        return probe.analyze(model_object, tuple(modes), out, update)
+        summary = probe.analyze(model_object, tuple(modes), out, update)
     finally:
         close()
+    # written once the probe has finished: a probe that failed (or was killed) leaves no
+    # config behind to refuse the corrected command as "a different probe"
+    atomic_write_json(out / CONFIG_FILE, config)
+    return summary
 
 
 def _check_folder(out: Path, config: dict[str, Any]) -> None:

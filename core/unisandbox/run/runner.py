@@ -298,9 +298,10 @@ def missing_image_verdict(path: Path) -> Verdict:
     return Verdict("no", raw=f"{MISSING_IMAGE} {path.name}", description="Error: missing image")
 
 
-def problems(store: RunStore) -> list[str]:
+def problems(store: RunStore, images_from: Path | None = None) -> list[str]:
     """Warnings about a finished run's records: verdicts the judge could not give (an
-    unreachable server shows up here, not as an exit code) and images that were not there."""
+    unreachable server shows up here, not as an exit code) and images that were not there
+    (``images_from``: the folder they were looked for in, when scoring another tool's)."""
     records = list(store.records().values())
     errors = [r for r in records if r.get("verdict") == "error"]
     missing = [r for r in records if str(r.get("judge_raw") or "").startswith(MISSING_IMAGE)]
@@ -312,6 +313,7 @@ def problems(store: RunStore) -> list[str]:
                    f"decide; left out of n unless --reference-scoring); the first, "
                    f"{first['task']}/{first['mode']}/{first['id']}: {raw}")
     if missing:
-        out.append(f"warning: {len(missing)} of {len(records)} images were not found (scored wrong), "
-                   f"e.g. {Path(missing[0]['image']).name}")
+        where = f" in {images_from}" if images_from is not None else ""
+        out.append(f"warning: {len(missing)} of {len(records)} images were not found{where} "
+                   f"(scored wrong), e.g. {Path(missing[0]['image']).name}")
     return out

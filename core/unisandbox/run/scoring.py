@@ -44,6 +44,21 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
     return None
 
 
+def _check_folder(folder: Path, task: Task, samples: list[Any], is_run: bool, mode: str) -> None:
+    """Refuse a folder that holds none of the task's images: a wrong folder, task or mode,
+    or another naming scheme, would otherwise score 0 % with every image "missing"."""
+    if not folder.is_dir():
+        what = f"no images of task {task.name!r} in mode {mode!r}" if is_run else "no such folder"
+        raise UserError(f"{folder}: {what}")
+    names = [task.image_name(s) for s in samples]
+    if samples and not any(_find_image(folder, name) for name in names):
+        present = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        held = f"it holds {', '.join(present[:3])}{' ...' if len(present) > 3 else ''}" if present \
+            else "it holds no images"
+        raise UserError(f"{folder}: none of the {len(names)} images task {task.name!r} expects is "
+                        f"there (named like {', '.join(names[:3])}; {held})")
+
+
 def _same_scoring(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Do two score configs judge the same images against the same answers the same way?"""
     keys = ("source", "tasks", "judge_identity")
@@ -97,6 +112,8 @@ def score_images(
     if single is not None and len(samples) != 1:
         raise UserError(f"{source} is one image but task {task.name!r} has {len(samples)} samples; "
                         "pass the folder that holds them")
+    if single is None:
+        _check_folder(folder, task, samples, is_run, mode)
 
     # re-scoring a run folder shares that run's cache: the same judge makes no calls
     cache = (source / "judge_cache.jsonl") if is_run else store.judge_cache_path
@@ -162,6 +179,6 @@ def score_images(
     write_evaluation_csv(store.root / CSV_NAME, samples, mine, store.root, task.family, task.unit)
     if progress:
         print(f"scored {len(samples)} samples into {out}", file=sys.stderr)
-    for line in problems(store):
+    for line in problems(store, images_from=folder):
         print(line, file=sys.stderr)
     return results
