@@ -44,6 +44,15 @@ def register_tasks(register):
                       requires={"query_states"}, description="needs hidden states"))
     register(TaskSpec(name="not-a-probe", factory=lambda: object(), analysis=True,
                       description="a factory returning the wrong thing"))
+    register(TaskSpec(name="no-model", factory=NoModel, analysis=True,
+                      description="reads no model"))
+
+
+class NoModel(AnalysisTask):
+    name = "no-model"
+
+    def analyze(self, model, modes, out_dir, progress):
+        return {"model_given": model is not None}
 '''
 
 
@@ -100,3 +109,13 @@ def test_a_failed_probe_does_not_block_the_corrected_command(ask_plugin, tmp_pat
     assert main(["probe", "--model", "glyph-oracle", "--task", "ask-twice", "--mode", "normal",
                  "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["probe"]["args"] == {}
+
+
+def test_a_probe_that_reads_no_model_ignores_model_and_says_so(ask_plugin, tmp_path, capsys):
+    out = tmp_path / "nm"
+    assert main(["probe", "--model", "glyph-oracle", "--task", "no-model", "--out", str(out),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"model_given": False}
+    assert "reads no model; --model glyph-oracle ignored" in captured.err
+    assert json.loads((out / "config.json").read_text())["model"] is None

@@ -287,6 +287,8 @@ def test_findings_cli_and_report_show_the_table_first(tmp_path, capsys):
     assert "Reasoning gap" in printed and "NOT MEASURED" in printed
     assert [x.verdict for x in load_findings(f)] == [REPRODUCED, REPRODUCED, NOT_MEASURED,
                                                      REPRODUCED, REPRODUCED, NOT_MEASURED]
+    assert main(["findings", "--base", str(b), "--inject", str(i), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(f.read_text())  # one shape
     assert main(["report", str(b), str(i), "--out", str(tmp_path / "rep"), "--findings", str(f)]) == 0
     assert "Query tokens carry the answer" in capsys.readouterr().out
     html = (tmp_path / "rep" / "report.html").read_text()

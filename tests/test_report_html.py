@@ -199,6 +199,9 @@ def test_probe_sections_are_found_inlined_and_sanitised(glyph, tmp_path):
     assert "<strong>the answer</strong>" in text and "<li>two</li>" in text
     md = (out / "report.md").read_text()
     assert "### Probe: lens" in md and "Queries carry **the answer**." in md
+    # a section's headings sit below its "Probe:" heading, in both files
+    assert "\n#### Fake lens\n" in md and "\n# Fake lens" not in md
+    assert "<h6>Fake lens</h6>" in text and "<h4>Fake lens</h4>" in text  # html h3 / md h1
     link = re.search(r"!\[heat\]\(([^)]+)\)", md).group(1)
     assert (out / link).resolve() == (glyph / "probes/lens/fig/heat.png").resolve()
     assert "See [section.html](" in md  # the HTML-only folder is linked from Markdown

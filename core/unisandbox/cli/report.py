@@ -113,14 +113,14 @@ def findings(base: Path | None, stars: Path | None, stars_nofilter: Path | None,
     Each claim's test (thresholds, intervals) is fixed and printed with its verdict; see
     docs/report.md. Pieces not given are "not measured".
     """
-    from ..report.findings import evaluate_findings, findings_table, save_findings
+    from ..report.findings import evaluate_findings, findings_json, findings_table, save_findings
 
     result = evaluate_findings({"base": base, "stars": stars, "stars_nofilter": stars_nofilter,
                                 "inject": inject, "probes": probes})
     if out is not None:
         save_findings(out, result)
     if as_json:
-        echo_json([f.to_json() for f in result])
+        echo_json(findings_json(result))
         return
     click.echo(findings_table(result, width=_width()))
     if out is not None:

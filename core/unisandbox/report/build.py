@@ -50,6 +50,17 @@ class ReportData:
     findings: list[Finding] | None = None
     comparison: Comparison | None = None
 
+    @property
+    def contents(self) -> str:
+        """What the report covers, for its subtitle: "2 runs", "1 run and 2 probe folders"."""
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}{'s' if n != 1 else ''}"
+
+        parts = [count(len(self.runs), "run")] if self.runs or not self.probes else []
+        if self.probes:
+            parts.append(count(len(self.probes), "probe folder"))
+        return " and ".join(parts)
+
 
 def _compact(obj: Any) -> str:
     if obj in (None, {}, []):

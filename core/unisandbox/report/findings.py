@@ -412,8 +412,13 @@ def evaluate_findings(inputs: Mapping[str, Any]) -> list[Finding]:
 # --- writing and reading findings.json, the terminal table --------------------------------
 
 
+def findings_json(findings: Sequence[Finding]) -> dict[str, Any]:
+    """findings.json's content, also what ``unisandbox findings --json`` prints."""
+    return {"findings": [f.to_json() for f in findings], "version": 1}
+
+
 def save_findings(path: Path, findings: Sequence[Finding]) -> None:
-    atomic_write_json(Path(path), {"findings": [f.to_json() for f in findings], "version": 1})
+    atomic_write_json(Path(path), findings_json(findings))
 
 
 def load_findings(path: Path) -> list[Finding]:

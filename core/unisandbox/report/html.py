@@ -211,8 +211,8 @@ def render_html(data: ReportData) -> str:
     if data.probes:
         nav.append('<a href="#probes">Probes</a>')
     body = [f"<h1>{_e(data.title)}</h1>",
-            f'<p class="sub">unisandbox {_e(__version__)} report of {len(data.runs)} run'
-            f'{"s" if len(data.runs) != 1 else ""}</p><nav>{"".join(nav)}</nav>']
+            f'<p class="sub">unisandbox {_e(__version__)} report of {_e(data.contents)}</p>'
+            f'<nav>{"".join(nav)}</nav>']
     if data.findings is not None:
         body.append(findings_html(data.findings))
     body.append(comparison_html(data))

@@ -13,7 +13,7 @@ from ..paths import safe_name
 from .build import ReportData, RunView
 from .compare import COMPARE_HEADERS
 from .findings import Finding
-from .probes import ProbeSection, rebase_markdown
+from .probes import ProbeSection, demote_markdown, rebase_markdown
 from .tables import FACETS_NOTE, facet_table, result_cells, result_headers
 
 THINK_CHARS = 300
@@ -83,7 +83,8 @@ def _samples_md(view: RunView, out_dir: Path) -> list[str]:
 def _probe_md(section: ProbeSection, out_dir: Path) -> str:
     title = f"### Probe: {section.title}\n\n"
     if section.md_path is not None:
-        return title + rebase_markdown(section.md_path.read_text(encoding="utf-8"), section.folder, out_dir)
+        return title + demote_markdown(rebase_markdown(section.md_path.read_text(encoding="utf-8"),
+                                                       section.folder, out_dir))
     if section.html_path is not None:
         return title + f"See [{section.html_path.name}]({_rel(section.html_path, out_dir)})."
     return title
@@ -91,8 +92,8 @@ def _probe_md(section: ProbeSection, out_dir: Path) -> str:
 
 def render_markdown(data: ReportData, out_dir: Path) -> str:
     """The Markdown report; chart links point at ``figures/`` (written by the caller)."""
-    parts = [f"# {data.title}\n\nunisandbox {__version__} report of {len(data.runs)} run"
-             f"{'s' if len(data.runs) != 1 else ''}. Accuracies in %, 95 % Wilson interval in "
+    parts = [f"# {data.title}\n\nunisandbox {__version__} report of {data.contents}. "
+             "Accuracies in %, 95 % Wilson interval in "
              "brackets; gap = U − G in points."]
     if data.findings is not None:
         parts.append(findings_md(data.findings))

@@ -20,6 +20,8 @@ from urllib.parse import quote
 from .images import data_uri
 
 SECTION_FILES = ("section.html", "section.md")
+#: a section's own headings sit this many levels below its "Probe: ..." heading's level 1
+HEADING_SHIFT = 3
 #: elements dropped with their content (they would run code or fetch things)
 _DROP = {"script", "style", "iframe", "object", "noscript", "template", "applet", "frameset"}
 #: void elements dropped (they load, embed or redirect): only the tag goes, what follows stays
@@ -80,6 +82,24 @@ def _local_file(base: Path, target: str) -> Path | None:
     return path
 
 
+def _shifted(tag: str) -> str:
+    """A section's ``<h1>`` ... ``<h6>`` moved below the report's own headings."""
+    if re.fullmatch(r"h[1-6]", tag):
+        return f"h{min(6, int(tag[1]) + HEADING_SHIFT)}"
+    return tag
+
+
+def demote_markdown(text: str) -> str:
+    """A section's Markdown headings moved below the report's own (outside code fences)."""
+    out, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"^(#{1,6})(\s)", line)
+        out.append("#" * min(6, len(m.group(1)) + HEADING_SHIFT) + line[len(m.group(1)):] if m else line)
+    return "\n".join(out)
+
+
 class _Inliner(HTMLParser):
     """Re-serialise an HTML fragment: local images inlined, everything external removed."""
 
@@ -127,7 +147,7 @@ class _Inliner(HTMLParser):
             return
         if tag in _DROP_VOID:
             return
-        self.out.append(f"<{tag}{self._attrs(tag, attrs)}>")
+        self.out.append(f"<{_shifted(tag)}{self._attrs(tag, attrs)}>")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.skip_depth or tag in _DROP or tag in _DROP_VOID:
@@ -140,7 +160,7 @@ class _Inliner(HTMLParser):
                 self.skip_depth -= 1
             return
         if tag not in _VOID:
-            self.out.append(f"</{tag}>")
+            self.out.append(f"</{_shifted(tag)}>")
 
     def handle_data(self, data: str) -> None:
         if not self.skip_depth:
@@ -218,7 +238,7 @@ def markdown_to_html(text: str, base: Path, max_side: int = 900) -> str:
             blocks.append("<pre>" + html.escape("\n".join(lines[i + 1 : j])) + "</pre>")
             i = j + 1
         elif m := re.match(r"^(#{1,6})\s+(.*)$", line):
-            level = min(6, len(m.group(1)) + 2)  # sections sit below the report's own headings
+            level = min(6, len(m.group(1)) + HEADING_SHIFT)  # below the report's own headings
             blocks.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
             i += 1
         elif line.lstrip().startswith("|"):

@@ -62,6 +62,11 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
     if not spec.analysis:
         raise UserError(f"task {task.name!r} is not a probe (an analysis task); evaluate it with "
                         "`unisandbox eval`. Probes: see `unisandbox tasks list`")
+    if model is not None and not spec.requires:
+        # a probe that reads earlier probe folders (probe-transfer) has no use for a model:
+        # loading one would cost time and put it in config.json as if it had been read
+        log(f"probe {task.name!r} reads no model; --model {model.name} ignored")
+        model = None
     model_spec = registry.model(model.name) if model is not None else None
     if spec.requires and model_spec is None and model_object is None:
         raise UserError(f"probe {task.name!r} reads a model ({', '.join(sorted(spec.requires))}): "
