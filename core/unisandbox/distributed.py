@@ -1,7 +1,8 @@
 """torch.distributed helpers: one code path for one process and for torchrun / accelerate.
 
 Launched by ``torchrun`` (or ``accelerate launch``), ``WORLD_SIZE`` > 1 and the process group
-is initialised here (gloo on CPU, nccl on GPU). Without it, everything is rank 0 of 1 and
+is initialised here: gloo on CPU; with GPUs, each process on the GPU its ``LOCAL_RANK`` names
+and nccl for CUDA tensors (gloo for CPU ones). Without it, everything is rank 0 of 1 and
 torch is never imported.
 """
 
@@ -20,11 +21,21 @@ class Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         self._torch_dist: Any = None
         if self.world > 1:
+            if "MASTER_ADDR" not in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
+                from .errors import UserError
+
+                raise UserError(f"WORLD_SIZE={self.world} is set but no launcher set MASTER_ADDR: "
+                                "launch with torchrun (or accelerate launch), or unset WORLD_SIZE")
             import torch
             import torch.distributed as td
 
             if not td.is_initialized():
-                backend = "nccl" if torch.cuda.is_available() else "gloo"
+                backend = "gloo"
+                if torch.cuda.is_available():
+                    # each process on its own GPU ("cuda" then means this one), and CPU
+                    # tensors (a model left on the CPU, object gathers) through gloo
+                    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", self.rank)))
+                    backend = "cpu:gloo,cuda:nccl"
                 td.init_process_group(backend=backend)
                 # a process group still alive at interpreter exit can abort the process
                 # ("terminate called without an active exception", SIGABRT) after the

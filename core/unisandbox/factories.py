@@ -11,15 +11,27 @@ from .protocols.model import Model
 from .specs import Spec
 
 
-def accepted_arguments(spec: Spec) -> list[str] | None:
-    """Keyword names the factory takes, or None when it takes ``**kwargs``."""
+def _parameters(spec: Spec) -> list[inspect.Parameter] | None:
+    """The factory's parameters, or None when its signature cannot be read."""
     try:
-        params = inspect.signature(spec.factory).parameters.values()
+        return list(inspect.signature(spec.factory).parameters.values())
     except (TypeError, ValueError):
         return None
-    if any(p.kind is p.VAR_KEYWORD for p in params):
+
+
+def accepted_arguments(spec: Spec) -> list[str] | None:
+    """Keyword names the factory takes, or None when it takes ``**kwargs``."""
+    params = _parameters(spec)
+    if params is None or any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def argument_defaults(spec: Spec) -> list[tuple[str, Any]]:
+    """(name, default) of each keyword argument the factory takes, ``inspect.Parameter.empty``
+    for a required one (what ``unisandbox train NAME --help`` lists)."""
+    return [(p.name, p.default) for p in _parameters(spec) or []
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 #: judge factory parameters the engine fills (judges that borrow the model under test, judges
@@ -44,12 +56,7 @@ def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
 
 def required_arguments(spec: Spec) -> list[str]:
     """Keyword names the factory needs and has no default for."""
-    try:
-        params = inspect.signature(spec.factory).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.default is p.empty
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [name for name, default in argument_defaults(spec) if default is inspect.Parameter.empty]
 
 
 def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:

@@ -30,8 +30,14 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
                         f"{model_name!r} does not provide")
     trainer = build(trainer_spec, train_args)
     model = build(model_spec, model_args)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    result = trainer.train(model, out)
+    try:
+        result = trainer.train(model, out)
+    except BaseException:
+        if fresh and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run stopped by its own checks leaves no empty folder behind
+        raise
     if not isinstance(result, TrainResult):
         raise PluginError(f"{type(trainer).__name__}.train() returned {type(result).__name__}; expected "
                           "a TrainResult (unisandbox.protocols.TrainResult(checkpoint, metrics))")

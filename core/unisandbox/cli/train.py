@@ -9,24 +9,80 @@ import click
 from .common import arg_option, echo_json, json_option
 
 
-@click.command(context_settings={"show_default": True})
-@click.argument("trainer_name", metavar="TRAINER")
+def _help(ctx: click.Context, _param: click.Parameter, wanted: bool) -> None:
+    """``--help`` is answered once TRAINER is known (``_trainer``), so that ``train inject
+    --help`` can list that trainer's own arguments."""
+    if wanted and not ctx.resilient_parsing:
+        ctx.meta["unisandbox.help"] = True
+
+
+def _trainer(ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:
+    """Processed right after ``--help`` and before the required options, so help never
+    asks for --model or --out first."""
+    if ctx.meta.get("unisandbox.help"):
+        text = ctx.get_help()
+        if name:
+            text = _trainer_help(name) + "\n\n" + text
+        click.echo(text)
+        ctx.exit()
+    return name
+
+
+def _as_value(default: object) -> str:
+    """A default as it is typed after ``KEY=`` (JSON: null, true, 0.05), else as Python shows it."""
+    import json
+
+    try:
+        return json.dumps(default)
+    except (TypeError, ValueError):
+        return repr(default)
+
+
+def _trainer_help(name: str) -> str:
+    import inspect
+
+    from ..factories import JUDGE_CONTEXT, accepted_arguments, argument_defaults
+    from ..registry import get_registry
+
+    spec = get_registry().trainer(name)
+    lines = [f"Trainer {spec.name} ({spec.distribution} {spec.version}): {spec.description}",
+             f"Needs a model providing: {', '.join(sorted(spec.requires)) or 'nothing special'}",
+             "", "--train-arg KEY=VALUE, for KEY in:"]
+    for key, default in argument_defaults(spec):
+        if key in JUDGE_CONTEXT and key != "tasks":
+            continue
+        shown = "(required)" if default is inspect.Parameter.empty else f"default {_as_value(default)}"
+        lines.append(f"  {key:<18} {shown}")
+    if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
+        lines.append("  keywords the trainer's docs list (an unknown one is refused, naming "
+                     "the accepted ones)")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"show_default": True}, add_help_option=False)
+@click.argument("trainer_name", metavar="TRAINER", required=False, callback=_trainer)
+@click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=False, callback=_help,
+              help="Show this message (after TRAINER: also that trainer's arguments) and exit.")
 @click.option("--model", required=True, help="Model to start from (see `unisandbox models list`).")
 @arg_option("model", "model factory (e.g. path=DIR)")
-@arg_option("train", "trainer (see PLUGINS.md or the trainer's docs)")
+@arg_option("train", "trainer (`unisandbox train TRAINER --help` lists them)")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Training folder; running again on it resumes.")
 @click.option("--quiet", is_flag=True, help="No progress bars (for trainers that show them).")
 @json_option
-def train(trainer_name: str, model: str, model_args: tuple[str, ...],
+def train(trainer_name: str | None, model: str, model_args: tuple[str, ...],
           train_args: tuple[str, ...], out: Path, quiet: bool, as_json: bool) -> None:
-    """Train a model with a registered trainer (see `unisandbox trainers list`).
+    """Train a model with a registered trainer (see `unisandbox trainers list`;
+    `unisandbox train TRAINER --help` lists that trainer's arguments).
 
     \b
     Example:
       unisandbox train inject --model query-tiny --train-arg data=knowledge.jsonl \\
           --out runs/inject
     """
+    if trainer_name is None:
+        raise click.UsageError("Missing argument 'TRAINER' (see `unisandbox trainers list`).")
+    from ..distributed import get_dist
     from ..run.config import parse_pairs
     from ..training import run_trainer
 
@@ -34,6 +90,8 @@ def train(trainer_name: str, model: str, model_args: tuple[str, ...],
                          model_args=parse_pairs(model_args, "--model-arg"),
                          train_args=parse_pairs(train_args, "--train-arg"), out=out,
                          progress=not quiet)
+    if not get_dist().is_main:  # under torchrun one process reports (the others' copies differ)
+        return
     if as_json:
         echo_json({"checkpoint": str(result.checkpoint), "metrics": result.metrics})
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,6 +135,18 @@ class JsonlLog:
         if len(keep) != len(data):
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(keep))
+
+    def keep(self, wanted: Callable[[dict[str, Any]], bool]) -> int:
+        """Rewrite the log (atomically) with the records ``wanted`` accepts, when any is not;
+        how many records there were. For a resumed run whose logged steps after its last saved
+        state are taken again; an append-only log otherwise never loses a line."""
+        records = list(self.read())
+        kept = [r for r in records if wanted(r)]
+        if len(kept) != len(records):
+            atomic_write_bytes(self.path, b"".join(
+                json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
+                for r in kept))
+        return len(records)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records with one write and an fsync, so a batch lands whole or is torn once."""

@@ -583,7 +583,14 @@ def read_conversations(path: str | Path) -> list[Conversation]:
                 raise DataError(path, number, f"{field}.from", f"expected human or gpt, got {turn['from']!r}")
             if not isinstance(turn["value"], str) or not turn["value"].strip():
                 raise DataError(path, number, f"{field}.value", "expected non-empty text")
+            expected = "human" if i % 2 == 0 else "gpt"
+            if turn["from"] != expected:
+                # the loss is on the assistant's replies to the user: turns alternate
+                raise DataError(path, number, f"{field}.from", f"expected {expected} (turns alternate "
+                                f"human, gpt, ..., starting with human), got {turn['from']!r}")
             parsed.append(Turn(_ROLES[turn["from"]], turn["value"]))  # type: ignore[arg-type]
+        if len(parsed) < 2:
+            raise DataError(path, number, "conversations", "no gpt turn: nothing to learn from")
         out.append(Conversation(cid, tuple(parsed)))
     if not out:
         raise DataError(path, None, None, "no records")

@@ -173,6 +173,14 @@ def test_bad_data_is_a_data_error_naming_file_line_and_field(tiny_model, tmp_pat
     with pytest.raises(DataError) as info:
         InjectTrainer(data=str(bad), steps=1, progress=False).train(tiny_model, tmp_path / "out")
     assert str(info.value).startswith(f"{bad}:2: field 'conversations[0].from'")
+    # a conversation with no reply to learn (or turns out of order) is refused when read
+    bad.write_text('{"id": 1, "conversations": [{"from": "human", "value": "Hi?"}]}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:1: field 'conversations': no gpt turn"):
+        InjectTrainer(data=str(bad), steps=1, progress=False).train(tiny_model, tmp_path / "out2")
+    bad.write_text('{"id": 1, "conversations": [{"from": "gpt", "value": "Hi."}, '
+                   '{"from": "human", "value": "Hello?"}]}\n')
+    with pytest.raises(DataError, match=r"conversations\[0\].from': expected human"):
+        InjectTrainer(data=str(bad), steps=1, progress=False).train(tiny_model, tmp_path / "out3")
 
 
 def test_cli_runs_inject_and_reports_data_errors(tiny_checkpoint: Path, corpus_file: Path,
@@ -206,3 +214,15 @@ def test_published_knowledge_folder_reads_each_conversation_once() -> None:
     conversations, dropped = load_conversations(files)
     # 10 single files of 40 conversations; the 5 pair files repeat their two singles
     assert len(files) == 15 and len(conversations) == 400 and dropped == 400
+
+
+def test_train_help_after_a_trainer_lists_its_arguments(capsys) -> None:
+    from unisandbox.cli.main import main
+
+    assert main(["train", "inject", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Trainer inject (unisandbox-stars")
+    assert "  data               (required)" in out and "  lr                 default 0.001" in out
+    assert "  steps              default null" in out and "Usage: unisandbox train" in out
+    assert main(["train", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("Usage: unisandbox train")

@@ -481,3 +481,31 @@ def test_think_temperature_samples_a_reasoning_per_candidate(tiny_model, tmp_pat
     for bad in (-0.5, "warm", float("inf")):
         with pytest.raises(ValueError, match="think_temperature must be a number >= 0"):
             StarsTrainer(think_temperature=bad)
+
+
+def test_stage_two_with_no_verdict_at_all_stops_and_judges_again_on_resume(
+        tiny_model, tmp_path: Path) -> None:
+    """Every verdict an error (a judge that cannot decide anything: a server down) stops the
+    run without marking stage II done; the same command judges those candidates again."""
+    trainer = StarsTrainer(tasks="math-1", n=2, k=1, judge="glyph", steps=2, batch_size=2,
+                           order="mixed", progress=False)
+    run = StarsRun(trainer, tiny_model, tmp_path)
+    (phase,) = run.phases()
+    folder = tmp_path / phase.name
+    records = []
+    for s in run.tasks[0].samples():
+        image = f"images/math-1/{s.id}-k0.png"
+        (folder / image).parent.mkdir(parents=True, exist_ok=True)
+        (folder / image).write_bytes(b"not a png")  # nothing the judge can read
+        records.append({"task": "math-1", "id": s.id, "k": 0, "level": s.level,
+                        "prompt": s.prompt, "seed": 0, "think": "", "image": image})
+    JsonlLog(folder / "candidates.jsonl").append(records)
+    (folder / "stage1.done").write_text("{}")
+    with pytest.raises(UserError, match=r"2 of 2 verdicts are errors .* run the same command"):
+        run.stage2(phase)
+    assert not (folder / "stage2.done").exists()
+    for r, s in zip(records, run.tasks[0].samples(), strict=True):  # the judge can read them now
+        save_png(folder / r["image"], render({**s.target, "count": s.target.get("count", 1)}))
+    acceptance = run.stage2(phase)
+    assert acceptance["all"]["judge_errors"] == 0 and acceptance["all"]["accepted"] == 2
+    assert (folder / "stage2.done").is_file()

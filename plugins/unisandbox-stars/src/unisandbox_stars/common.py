@@ -33,14 +33,27 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
     if path.is_file():
         existing = read_run_record(path)
         for key in record:
-            if existing.get(key) != wanted.get(key):
-                what = differences(existing.get(key), wanted.get(key), key)
+            old, new = _computed({key: existing.get(key)})[key], _computed({key: wanted.get(key)})[key]
+            if old != new:
+                what = differences(old, new, key)
                 raise UserError(f"{out_dir} holds another training run ({what}); resume only with "
                                 "the same model, data and arguments, or choose another --out")
         return True
     if is_main:
         atomic_write_json(path, wanted)
     return False
+
+
+def _computed(value: Any) -> Any:
+    """``value`` without the bookkeeping options of any ``options`` inside it (how often a run
+    logs and saves may change on resume; nothing it computes may)."""
+    from .options import BOOKKEEPING
+
+    if not isinstance(value, dict):
+        return value
+    return {k: ({o: x for o, x in v.items() if o not in BOOKKEEPING}
+                if k == "options" and isinstance(v, dict) else _computed(v))
+            for k, v in value.items()}
 
 
 def as_json(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -151,9 +151,12 @@ def piece_seed(seed: int, step: int, piece: int) -> int:
 
 
 # --- the loop -----------------------------------------------------------------------------
-def fingerprint(part: str, options: FinetuneOptions, data_key: str, n: int) -> str:
-    payload = json.dumps({"part": part, "options": options.to_json(), "data": data_key, "n": n},
-                         sort_keys=True)
+def fingerprint(part: str, options: FinetuneOptions, data_key: str, n: int,
+                legacy: bool = False) -> str:
+    """What a run computes (its bookkeeping options left out); ``legacy``: the form folders
+    written before that had, with them in, still accepted on resume."""
+    opts = options.to_json() if legacy else options.identity()
+    payload = json.dumps({"part": part, "options": opts, "data": data_key, "n": n}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -169,27 +172,68 @@ def finetune(model: Model, part: str, examples: Sequence[Any], loss_fn: LossFn,
     say = log or (lambda m: print(m, file=sys.stderr))
     total = options.total_steps(len(examples), default_epochs)
     key = fingerprint(part, options, data_key, len(examples))
+    keys = {key, fingerprint(part, options, data_key, len(examples), legacy=True)}
     done_path = folder / "done.json"
     with only_part(model, part) as params:
         if done_path.is_file():
-            done = json.loads(done_path.read_text())
-            if done.get("fingerprint") != key:
+            done = read_json(done_path)
+            if done.get("fingerprint") not in keys:
                 raise UserError(f"{folder} holds a finished run with other settings or data; "
                                 "use another output folder")
             load_params(params, folder / "final.safetensors")
             return done["metrics"]
-        optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
-        start = _resume(params, optimizer, folder, key, say)
+        # the optimizer steps fp32 copies of low-precision (bf16) parameters: an update of
+        # lr 1e-5 is below bf16's resolution at most weights and would round away
+        masters = master_copies(params) if options.master_weights else list(params)
+        optimizer = torch.optim.AdamW(masters, lr=options.lr, weight_decay=options.weight_decay)
+        start = _resume(masters, optimizer, folder, key, keys, say)
         if start == 0:
-            _sync_start(dist, params)
-        metrics = _loop(model, params, optimizer, examples, loss_fn, options, folder, total,
-                        start, dist, desc, progress and dist.is_main)
+            _sync_start(dist, masters)
+        copy_masters(params, masters)
+        metrics = _loop(model, params, masters, optimizer, examples, loss_fn, options, folder,
+                        total, start, dist, desc, progress and dist.is_main, say)
         if dist.is_main:
             save_params(params, folder / "final.safetensors")
             _save_model(model, folder / "model")
             atomic_write_json(done_path, {"fingerprint": key, "metrics": metrics})
         dist.barrier()
     return metrics
+
+
+def master_copies(params: Sequence[torch.nn.Parameter]) -> list[torch.Tensor]:
+    """What the optimizer steps: an fp32 copy of each low-precision parameter, the parameter
+    itself when it is fp32 already (then nothing is copied and nothing changes)."""
+    out = []
+    for p in params:
+        if p.dtype in (torch.float32, torch.float64):
+            out.append(p)
+        else:
+            out.append(p.detach().float().clone().requires_grad_(True))
+    return out
+
+
+@torch.no_grad()
+def copy_masters(params: Sequence[torch.Tensor], masters: Sequence[torch.Tensor]) -> None:
+    """The model's parameters take the masters' values (rounded to their own dtype)."""
+    for p, m in zip(params, masters, strict=True):
+        if m is not p:
+            p.copy_(m.to(p.dtype))
+
+
+def _grads_to_masters(params: Sequence[torch.Tensor], masters: Sequence[torch.Tensor]) -> None:
+    for p, m in zip(params, masters, strict=True):
+        if m is not p:
+            m.grad = None if p.grad is None else p.grad.float()
+            p.grad = None
+
+
+def read_json(path: Path) -> Any:
+    """A bookkeeping file of a run folder; a damaged one is a user error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the run folder is "
+                        "damaged: use another --out") from None
 
 
 def _sync_start(dist: Dist, params: list[torch.nn.Parameter]) -> None:
@@ -201,9 +245,10 @@ def _sync_start(dist: Dist, params: list[torch.nn.Parameter]) -> None:
             unflat_(params, buffer)
 
 
-def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
-          examples: Sequence[Any], loss_fn: LossFn, options: FinetuneOptions, folder: Path,
-          total: int, start: int, dist: Dist, desc: str, show: bool) -> dict[str, Any]:
+def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Tensor],
+          optimizer: torch.optim.Optimizer, examples: Sequence[Any], loss_fn: LossFn,
+          options: FinetuneOptions, folder: Path, total: int, start: int, dist: Dist, desc: str,
+          show: bool, say: Callable[[str], None]) -> dict[str, Any]:
     stream = BatchStream(len(examples), options.batch_size, options.seed)
     warm = warmup_steps(options.warmup, total)
     size = options.micro_size(dist.world)
@@ -211,6 +256,11 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
     if dist.is_main:
         folder.mkdir(parents=True, exist_ok=True)
         metrics_log.repair()
+        # steps logged after the state this run resumes from are taken again: their records go
+        kept = metrics_log.keep(lambda r: isinstance(r.get("step"), int) and r["step"] < start)
+        if kept and start == 0:
+            say(f"{desc}: no saved state to resume from (save_every=0 saves none): starting "
+                "over at step 0")
     pending: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     bar = progress_bar(total, desc, "step", show, initial=start)
@@ -221,22 +271,33 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
             batch = stream.batch(step)
-            local_loss = 0.0
+            local_loss, bad = 0.0, 0.0
             for i, piece in enumerate(pieces(batch, size)):
                 if i % dist.world != dist.rank:
                     continue
                 loss = loss_fn([examples[j] for j in piece], piece_seed(options.seed, step, i), step)
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"{desc}: loss is {loss.item()} at step {step}; lower lr")
+                if not torch.isfinite(loss):  # said after the reduce, by every rank at once
+                    bad += 1
+                    continue
                 weight = len(piece) / len(batch)
                 (loss * weight).backward()
                 local_loss += loss.item() * weight
-            step_loss = _reduce(dist, params, local_loss)
+            step_loss, bad = _reduce(dist, params, local_loss, bad)
+            if bad:
+                if dist.is_main:
+                    metrics_log.append(pending)
+                raise UserError(f"{desc}: the loss is not finite (nan or inf) at step {step}; "
+                                f"lower lr (now {options.lr:g}) or set max_grad_norm; the steps "
+                                "before it are in metrics.jsonl")
+            _grads_to_masters(params, masters)
             grad_norm = None
             if options.max_grad_norm is not None:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(masters, options.max_grad_norm))
             optimizer.step()
+            copy_masters(params, masters)
             done = step + 1  # the update is in the parameters now
             record = {"step": step, "loss": round(step_loss, 6), "lr": lr,
                       "seconds": round(time.perf_counter() - t0, 2)}
@@ -251,13 +312,13 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
                 metrics_log.append(pending)  # before a state is saved: a resumed log has no gap
                 pending = []
             if saving:
-                _save_state(model, params, optimizer, folder, step + 1, dist)
+                _save_state(model, masters, optimizer, folder, step + 1, dist)
                 saved = step + 1
     except KeyboardInterrupt:
         # Ctrl-C (or a scheduler's SIGINT): keep the steps taken since the last state
         if dist.world == 1 and done > saved:
             metrics_log.append([r for r in pending if r["step"] < done])
-            _save_state(model, params, optimizer, folder, done, dist, checkpoint=False)
+            _save_state(model, masters, optimizer, folder, done, dist, checkpoint=False)
             print(f"\n{desc}: interrupted; state saved at step {done}: run the same command "
                   "to resume", file=sys.stderr)
         raise
@@ -275,19 +336,22 @@ def _loop(model: Model, params: list[torch.nn.Parameter], optimizer: torch.optim
             "seconds": round(time.perf_counter() - t0, 1), "resumed_at": start}
 
 
-def _reduce(dist: Dist, params: list[torch.nn.Parameter], local_loss: float) -> float:
-    """Sum gradients (and the loss) over ranks; a rank without a piece contributes zeros."""
+def _reduce(dist: Dist, params: list[torch.nn.Parameter], local_loss: float,
+            bad: float) -> tuple[float, float]:
+    """Sum gradients, the loss and the count of non-finite losses over ranks; a rank without
+    a piece contributes zeros."""
     if dist.world == 1:
-        return local_loss
+        return local_loss, bad
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    buffer = torch.cat([flat(grads), torch.tensor([local_loss])])
+    grad_buffer = flat(grads)
+    buffer = torch.cat([grad_buffer, torch.tensor([local_loss, bad], device=grad_buffer.device)])
     dist.all_reduce_sum(buffer)
     with torch.no_grad():
         for p, g in zip(params, grads, strict=True):
             if p.grad is None:
                 p.grad = g
-        unflat_([p.grad for p in params], buffer[:-1])
-    return float(buffer[-1])
+        unflat_([p.grad for p in params], buffer[:-2])
+    return float(buffer[-2]), float(buffer[-1])
 
 
 # --- state --------------------------------------------------------------------------------
@@ -324,16 +388,23 @@ def _save_state(model: Model, params: list[torch.nn.Parameter], optimizer: torch
 
 def _latest(folder: Path) -> int | None:
     path = folder / "state" / "latest.json"
-    return json.loads(path.read_text())["step"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    step = read_json(path).get("step")
+    if not isinstance(step, int) or step < 0:
+        raise UserError(f"{path}: field 'step' must be a step number, got {step!r}; the run "
+                        "folder is damaged: use another --out")
+    return step
 
 
-def _resume(params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, folder: Path,
-            key: str, say: Callable[[str], None]) -> int:
-    """The step to start at: 0 for a fresh folder, else the last saved state's step."""
+def _resume(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, folder: Path,
+            key: str, keys: set[str], say: Callable[[str], None]) -> int:
+    """The step to start at: 0 for a fresh folder, else the last saved state's step. ``key``
+    marks a new folder; ``keys`` are the marks it may already hold (the legacy form too)."""
     dist = get_dist()
     mark = folder / "finetune.json"
     if mark.is_file():
-        if json.loads(mark.read_text()).get("fingerprint") != key:
+        if read_json(mark).get("fingerprint") not in keys:
             raise UserError(f"{folder} holds a run with other settings or data; resume only "
                             "with the same ones, or use another output folder")
     elif dist.is_main:
@@ -342,8 +413,12 @@ def _resume(params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, 
     step = _latest(folder)
     if step is None:
         return 0
-    load_params(params, folder / "state" / f"params-{step}.safetensors")
-    optimizer.load_state_dict(torch.load(folder / "state" / f"optimizer-{step}.pt",
-                                         weights_only=True))
+    state = folder / "state"
+    for path in (state / f"params-{step}.safetensors", state / f"optimizer-{step}.pt"):
+        if not path.is_file():
+            raise UserError(f"{path}: missing, though state/latest.json names step {step}; the "
+                            "run folder is damaged: use another --out")
+    load_params(params, state / f"params-{step}.safetensors")
+    optimizer.load_state_dict(torch.load(state / f"optimizer-{step}.pt", weights_only=True))
     say(f"resuming {folder} at step {step}")
     return step

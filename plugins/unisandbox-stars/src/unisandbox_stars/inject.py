@@ -77,12 +77,14 @@ class InjectTrainer(Trainer):
                  lr: float = 1e-3, batch_size: int = 16, micro_batch: int | None = None,
                  warmup: float = 0.05, schedule: str = "cosine", seed: int = 0,
                  save_every: int = 0, max_grad_norm: float | None = 1.0,
-                 weight_decay: float = 0.0, log_every: int = 10, progress: bool = True) -> None:
+                 weight_decay: float = 0.0, log_every: int = 10, master_weights: bool = True,
+                 progress: bool = True) -> None:
         self.files = data_files(data)
         self.options = FinetuneOptions(
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
             warmup=warmup, schedule=schedule, seed=seed, save_every=save_every,
-            max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every)
+            max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every,
+            master_weights=master_weights)
         if not isinstance(progress, bool):
             raise ValueError(f"progress must be true or false, got {progress!r}")
         self.progress = progress

@@ -13,6 +13,9 @@ from typing import Any
 import attrs
 
 SCHEDULES = ("cosine", "constant")
+#: options that change how often a run logs and saves, not what it computes: a resumed run
+#: may change them (add ``save_every`` to a run that was interrupted, say)
+BOOKKEEPING = ("save_every", "log_every")
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -52,6 +55,7 @@ class FinetuneOptions:
     weight_decay: float = 0.0
     save_every: int = 0
     log_every: int = 10
+    master_weights: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.steps is not None and self.epochs is not None:
@@ -78,6 +82,8 @@ class FinetuneOptions:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         _positive_int("save_every", self.save_every, 0)
         _positive_int("log_every", self.log_every)
+        if not isinstance(self.master_weights, bool):
+            raise ValueError(f"master_weights must be true or false, got {self.master_weights!r}")
 
     def total_steps(self, n_examples: int, default_epochs: float = 1.0) -> int:
         """Optimizer steps for ``n_examples`` (``epochs`` passes, rounded up; ``steps`` as given)."""
@@ -93,7 +99,14 @@ class FinetuneOptions:
         return max(1, math.ceil(self.batch_size / world))
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        out = attrs.asdict(self)
+        if self.master_weights:  # the default is left out: run folders written before it resume
+            del out["master_weights"]
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """What changes the numbers a run computes: everything but :data:`BOOKKEEPING`."""
+        return {k: v for k, v in self.to_json().items() if k not in BOOKKEEPING}
 
 
 def warmup_steps(fraction: float, total: int) -> int:

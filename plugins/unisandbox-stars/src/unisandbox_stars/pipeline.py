@@ -190,7 +190,13 @@ class StarsRun:
                                 "does not provide")
             context: dict[str, Any] = {"model_loader": lambda: self.model} if spec.requires else {}
             context.update(judge_task_context(spec, self.tasks))
-            self._inner[role] = build(spec, args, **context)
+            try:
+                self._inner[role] = build(spec, args, **context)
+            except UserError as exc:
+                if role == "audit":
+                    raise
+                raise UserError(f"{exc} (in stars, a judge's arguments are one --train-arg: "
+                                "'judge_args={\"model\": \"...\"}')") from None
 
     @property
     def judge(self) -> Judge:
@@ -233,15 +239,17 @@ class StarsRun:
     def run(self) -> TrainResult:
         t0 = time.perf_counter()
         phases = self.phases()
-        # checked before trainer.json is written: a wrong source must not claim the folder
-        source = self._candidates_source(phases[0]) if self.t.candidates_from else None
+        # checked before trainer.json is written, by every process: a wrong source must not
+        # claim the folder, nor stop one rank while the others wait for it
+        source = (self._candidates_source(phases[0], self._items(phases[0]))
+                  if self.t.candidates_from else None)
         self.out.mkdir(parents=True, exist_ok=True)
         if check_run_folder(self.out, {"trainer": "stars", "arguments": self.t.arguments(),
                                        "model": self.model.identity()}, self.dist.is_main):
             self.log(f"resuming the stars run in {self.out}: finished stages are kept")
         summary: dict[str, Any] = {"phases": {}}
         for phase in phases:
-            items = [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
+            items = self._items(phase)
             self.log(f"stars {phase.name}: {len(items)} prompts x {self.t.k} candidates")
             self.stage1(phase, items, source if phase is phases[0] else None)
             acceptance = self.stage2(phase)
@@ -264,6 +272,10 @@ class StarsRun:
             atomic_write_json(self.out / "done.json", {"metrics": metrics})
         self.dist.barrier()
         return TrainResult(checkpoint=self.out / "model", metrics=metrics)
+
+    def _items(self, phase: Phase) -> list[tuple[Task, Sample]]:
+        """The phase's training prompts: every task's samples at the phase's levels."""
+        return [(t, s) for t in self.tasks for s in t.samples() if level_of(s) in phase.levels]
 
     def _stage_seconds(self, phase: Phase) -> dict[str, float | None]:
         """Wall time of each stage, as its done marker recorded it (the run that did it)."""
@@ -303,7 +315,7 @@ class StarsRun:
             return
         if source is not None:
             if self.dist.is_main:
-                self._copy_candidates(source, folder, items)
+                self._copy_candidates(source, folder)
             self.dist.barrier()
             return
         log = JsonlLog(folder / "candidates.jsonl")
@@ -333,7 +345,7 @@ class StarsRun:
                                      "seconds": round(time.perf_counter() - t0, 1)})
         self.dist.barrier()
 
-    def _candidates_source(self, first: Phase) -> Path:
+    def _candidates_source(self, first: Phase, items: Sequence[tuple[Task, Sample]]) -> Path:
         """The phase folder of ``candidates_from`` that the first phase copies, once checked
         to hold this run's candidates: the same model and the same prompts, seeds and order."""
         source = Path(self.t.candidates_from)
@@ -358,16 +370,15 @@ class StarsRun:
         if not (folder / "stage1.done").is_file():
             raise UserError(f"candidates_from: {folder} has no finished stage I (stage1.done); "
                             "finish that run's stage I first")
+        wanted = {(task.name, s.id, k) for task, s in items for k in range(self.t.k)}
+        if {key_of(r) for r in JsonlLog(folder / "candidates.jsonl").read()} != wanted:
+            raise UserError(f"candidates_from: {folder / 'candidates.jsonl'} holds other prompts "
+                            "than this run's (another task version?)")
         return folder
 
-    def _copy_candidates(self, source: Path, folder: Path,
-                         items: Sequence[tuple[Task, Sample]]) -> None:
+    def _copy_candidates(self, source: Path, folder: Path) -> None:
         t0 = time.perf_counter()
         records = list(JsonlLog(source / "candidates.jsonl").read())
-        wanted = {(task.name, s.id, k) for task, s in items for k in range(self.t.k)}
-        if {key_of(r) for r in records} != wanted:
-            raise UserError(f"candidates_from: {source / 'candidates.jsonl'} holds other prompts "
-                            "than this run's (another task version?)")
         bar = progress_bar(len(records), f"{folder.name} I copy", "img", self.t.progress)
         for r in records:
             parts = r["image"].split("/")
@@ -417,9 +428,14 @@ class StarsRun:
         candidates = list(JsonlLog(folder / "candidates.jsonl").read())
         verdicts_log = JsonlLog(folder / "verdicts.jsonl")
         verdicts_log.repair()
-        have = {key_of(r) for r in verdicts_log.read()}
-        todo = [c for c in candidates if key_of(c) not in have]
+        # a verdict that was an error (a judge server down, say) is asked again
+        latest = {key_of(r): r for r in verdicts_log.read()}
+        todo = [c for c in candidates
+                if key_of(c) not in latest or latest[key_of(c)]["verdict"] == "error"]
         samples = {(t.name, s.id): (t, s) for t in self.tasks for s in t.samples()}
+        for judge in (None if self.t.no_filter else self._inner["judge"], self._inner.get("audit")):
+            if todo and judge is not None and callable(getattr(judge, "ping", None)):
+                judge.ping()  # a judge server that is down stops here, before any verdict
         bar = progress_bar(len(todo), f"{folder.name} II judge", "img", self.t.progress)
         for start in range(0, len(todo), self.t.gen_batch):
             chunk = todo[start : start + self.t.gen_batch]
@@ -437,6 +453,16 @@ class StarsRun:
             bar.update(len(chunk))
         bar.close()
         latest = {key_of(r): r for r in verdicts_log.read()}
+        errors = [latest[key_of(c)] for c in candidates if latest[key_of(c)]["verdict"] == "error"]
+        if errors:
+            first = " ".join(str(errors[0].get("raw") or "").split())[:200]
+            message = (f"{folder.name} stage II: {len(errors)} of {len(candidates)} verdicts are "
+                       f"errors (the judge could not decide; the first: {first})")
+            if len(errors) == len(candidates):
+                # nothing judged at all: a judge that cannot be reached, not a filter's choice
+                raise UserError(f"{message}; fix the judge and run the same command: the errors "
+                                "are judged again")
+            self.log(f"warning: {message}; they count as rejected")
         kept = [c for c in candidates if latest[key_of(c)]["accepted"]]
         atomic_write_bytes(folder / "accepted.jsonl", _jsonl(kept))
         acceptance = acceptance_summary(candidates, latest, self.t.no_filter,

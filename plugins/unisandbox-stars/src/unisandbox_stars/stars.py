@@ -56,7 +56,8 @@ class StarsTrainer(Trainer):
                  weight_decay: float = 0.0, log_every: int = 10, gen_batch: int = 64,
                  distill: float = 0.0, keep_think: float = 0.0, internalize: float = 0.0,
                  think_temperature: float = 0.0,
-                 candidates_from: str | None = None, progress: bool = True) -> None:
+                 candidates_from: str | None = None, master_weights: bool = True,
+                 progress: bool = True) -> None:
         self.tasks = name_list("tasks", tasks)
         self.n = _positive_int("n", n)
         self.k = _positive_int("k", k)
@@ -84,7 +85,8 @@ class StarsTrainer(Trainer):
         self.options = FinetuneOptions(
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, micro_batch=micro_batch,
             warmup=warmup, schedule=schedule, seed=seed, save_every=save_every,
-            max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every)
+            max_grad_norm=max_grad_norm, weight_decay=weight_decay, log_every=log_every,
+            master_weights=master_weights)
         number = isinstance(max_epochs, (int, float)) and not isinstance(max_epochs, bool)
         if max_epochs is not None and (not number or max_epochs <= 0):
             raise ValueError(f"max_epochs must be a positive number (or null), got {max_epochs!r}")
