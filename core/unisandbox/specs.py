@@ -7,7 +7,7 @@ always see where a name came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -74,3 +74,9 @@ class TrainerSpec(_Spec):
 
 
 Spec = ModelSpec | TaskSpec | JudgeSpec | TrainerSpec
+
+
+def origins(specs: Iterable[Spec | None]) -> dict[str, str]:
+    """``{"kind:name": "distribution version"}`` for a run's config: where each component came
+    from (the report shows it beside the name)."""
+    return {f"{s.kind}:{s.name}": f"{s.distribution} {s.version}" for s in specs if s is not None}

@@ -13,9 +13,12 @@ from .common import arg_option, echo_json, json_option, percent, table
 def print_results(results: dict[str, Any]) -> None:
     """The per task / level / mode table every command that evaluates prints: accuracy with its
     95 % interval as [low, high] (Wilson intervals are not symmetric, so never "±")."""
+    from ..report.load import iter_levels
+
     rows = []
     for task, entry in results["tasks"].items():
-        for level, cells in entry["levels"].items():
+        # levels in order, "all" only where it pools several (as the report shows them)
+        for level, cells in iter_levels(entry["levels"]):
             row = [task, level]
             for mode in (*results["modes"], "understanding"):
                 cell = cells.get(mode)

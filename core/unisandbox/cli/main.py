@@ -49,6 +49,11 @@ cli.add_command(report.findings)
 
 cli.add_command(demo.demo)
 
+#: eval, score, train and demo keep what they finished (a probe is computed again)
+INTERRUPTED = ("Interrupted. Run the same command again: eval, score, train and demo continue "
+               "where they stopped.")
+
+
 @contextmanager
 def _plain_data_warnings() -> Iterator[None]:
     """A data file's known defect (the published mapping2 ID 36) is one ``warning:`` line on
@@ -76,7 +81,7 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
         with _plain_data_warnings():
             result = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo(INTERRUPTED, err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -85,7 +90,7 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
         click.echo(f"Error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        click.echo(INTERRUPTED, err=True)
         return 130
     except OSError as exc:
         if exc.filename is None:  # not a file the user named: a bug or the network, shown whole

@@ -186,7 +186,7 @@ def run_html(view: RunView) -> str:
         parts.append("<h3>U vs G per level (95 % intervals)</h3><div class=\"charts\">" + "".join(
             f'<figure><img alt="{_e(t.name)} chart" src="{png_uri(t.chart)}"></figure>'
             for t in charts if t.chart) + "</div>")
-    if run.modes:
+    if run.modes and (view.grid_note or any(t.items for t in view.tasks)):
         parts.append("<h3>Samples</h3>")
         if view.grid_note:
             parts.append(f'<p class="note">{_e(view.grid_note)}</p>')

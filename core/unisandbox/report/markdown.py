@@ -118,7 +118,7 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
         if charts:
             parts.append("### U vs G per level (95 % intervals)\n\n" + "\n".join(
                 f"![{t.name}]({chart_name(view, t.name)})" for t in charts))
-        if run.modes:
+        if run.modes and (view.grid_note or any(t.items for t in view.tasks)):
             parts.append("### Samples")
             if view.grid_note:
                 parts.append(f"> {view.grid_note}")

@@ -19,6 +19,7 @@ from ..progress import bar as progress_bar
 from ..protocols import AnalysisTask, Model
 from ..records import MODES
 from ..registry import Registry, get_registry
+from ..specs import origins
 from .config import Component
 from .store import atomic_write_json, differences
 
@@ -88,8 +89,7 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
         "modes": list(modes),
         "probe_identity": probe.identity(),
         "plugins": registry.versions(),
-        "specs": {s.kind + ":" + s.name: f"{s.distribution} {s.version}"
-                  for s in (spec, model_spec) if s is not None},
+        "specs": origins([spec, model_spec]),
     }
     _check_folder(out, config)
     if model_object is None and model_spec is not None:

@@ -25,6 +25,7 @@ from ..progress import bar as progress_bar
 from ..protocols import Judge, Model, Task, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
+from ..specs import origins
 from .aggregate import aggregate_task
 from .config import RunConfig
 from .seeds import sample_seed
@@ -114,8 +115,7 @@ class Runner:
             "tasks": {t.name: t.identity() for t in self.tasks},
             "judge_identity": judge_identity,
             "plugins": self.registry.versions(),
-            "specs": {s.kind + ":" + s.name: f"{s.distribution} {s.version}"
-                      for s in [self.model_spec, self.judge_spec, *self.task_specs]},
+            "specs": origins([self.model_spec, self.judge_spec, *self.task_specs]),
         }
 
     def _prepare_folder(self) -> None:

@@ -20,6 +20,7 @@ from ..progress import bar as progress_bar
 from ..protocols import Task
 from ..records import JudgeItem
 from ..registry import get_registry
+from ..specs import origins
 from .runner import chunks, compute_results, missing_image_verdict, problems
 from .store import RunStore, differences
 
@@ -124,7 +125,8 @@ def score_images(
                       "judge": {"name": judge_name, "args": dict(judge_args)},
                       "reference_scoring": reference_scoring},
               "tasks": {task.name: task.identity()}, "judge_identity": judge.identity(),
-              "plugins": registry.versions()}
+              "plugins": registry.versions(),
+              "specs": origins([task_spec, judge_spec])}
     config = json.loads(json.dumps(config, default=str))  # as it reads back, for comparing
     previous = store.read_config()
     if previous is not None and previous.get("kind") != "score":

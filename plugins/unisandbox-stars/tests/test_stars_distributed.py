@@ -45,8 +45,10 @@ def one_and_two_processes(trainer: str, checkpoint: Path, train_args: dict, tmp_
                          train_args=train_args, out=tmp_path / "one")
     cli = [f"--train-arg={k}={json.dumps(v) if not isinstance(v, str) else v}"
            for k, v in train_args.items()]
-    torchrun(["train", trainer, "--model", "query", "--model-arg", f"path={checkpoint}",
-              *cli, "--out", str(tmp_path / "two")], tmp_path)
+    done = torchrun(["train", trainer, "--model", "query", "--model-arg", f"path={checkpoint}",
+                     *cli, "--out", str(tmp_path / "two"), "--json"], tmp_path)
+    report = json.loads(done.stdout)  # one document: only rank 0 prints the result
+    assert report["checkpoint"] == str(tmp_path / "two" / "model") and report["metrics"]
     assert_close(single.checkpoint / "model.safetensors", tmp_path / "two" / "model" / "model.safetensors")
     return single.checkpoint
 

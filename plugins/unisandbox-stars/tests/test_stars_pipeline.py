@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -434,17 +435,24 @@ def test_candidates_from_copies_the_first_phase_of_a_run_with_the_same_candidate
     # candidates: a run with a query expert may copy them; resuming a run with them may not
     expert = QueryModel.from_pretrained(tiny_checkpoint, query_expert_rank=2, query_expert_scope="all")
     with_expert = StarsRun(StarsTrainer(**FAST, candidates_from=str(filtered)), expert, tmp_path / "expert")
-    assert with_expert._candidates_source(with_expert.phases()[0]) == filtered / "round1-level1"
+    first = with_expert.phases()[0]
+    assert with_expert._candidates_source(first, with_expert._items(first)) == filtered / "round1-level1"
     with pytest.raises(UserError, match=r"holds another training run \(model\."):
         StarsTrainer(**FAST, judge="glyph").train(expert, filtered)
 
     fresh = QueryModel.from_pretrained(tiny_checkpoint)
+    trimmed = tmp_path / "trimmed"  # the same run with one candidate fewer in its stage I
+    shutil.copytree(filtered, trimmed)
+    log = trimmed / "round1-level1" / "candidates.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
     for message, args in {
         r"has k=2, this run 3": {**FAST, "k": 3, "candidates_from": str(filtered)},
         r"has order='curriculum', this run 'mixed'": {**FAST, "order": "mixed",
                                                       "candidates_from": str(filtered)},
         "is not a stars run folder": {**FAST, "candidates_from": str(tmp_path)},
         "this run's own folder": {**FAST, "candidates_from": str(tmp_path / "self")},
+        # a stage I that holds other prompts is refused before the folder is claimed
+        "holds other prompts than this run's": {**FAST, "candidates_from": str(trimmed)},
     }.items():
         out = tmp_path / "self" if "own folder" in message else tmp_path / "bad"
         with pytest.raises(UserError, match=message):
@@ -485,11 +493,13 @@ def test_think_temperature_samples_a_reasoning_per_candidate(tiny_model, tmp_pat
 
 def test_stage_two_with_no_verdict_at_all_stops_and_judges_again_on_resume(
         tiny_model, tmp_path: Path) -> None:
-    """Every verdict an error (a judge that cannot decide anything: a server down) stops the
-    run without marking stage II done; the same command judges those candidates again."""
+    """Every verdict of a judge server an error (it answers every call with HTTP 500, say)
+    stops the run without marking stage II done; the same command judges them again. A local
+    judge that cannot decide (the self judge of an untrained model) rejects instead."""
     trainer = StarsTrainer(tasks="math-1", n=2, k=1, judge="glyph", steps=2, batch_size=2,
                            order="mixed", progress=False)
     run = StarsRun(trainer, tiny_model, tmp_path)
+    run._inner["judge"].ping = lambda: []  # the glyph judge stands in for a server here
     (phase,) = run.phases()
     folder = tmp_path / phase.name
     records = []

@@ -458,8 +458,10 @@ class StarsRun:
             first = " ".join(str(errors[0].get("raw") or "").split())[:200]
             message = (f"{folder.name} stage II: {len(errors)} of {len(candidates)} verdicts are "
                        f"errors (the judge could not decide; the first: {first})")
-            if len(errors) == len(candidates):
-                # nothing judged at all: a judge that cannot be reached, not a filter's choice
+            remote = callable(getattr(self._inner.get("judge"), "ping", None))
+            if remote and len(errors) == len(candidates):
+                # a judge server that answered nothing (HTTP errors on every call), not a
+                # filter's choice; a local judge (self, glyph) that cannot decide rejects
                 raise UserError(f"{message}; fix the judge and run the same command: the errors "
                                 "are judged again")
             self.log(f"warning: {message}; they count as rejected")
