@@ -247,7 +247,7 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
     (run / "samples.jsonl").write_text('{"task": "x", "mode": "normal", "id": "1"}\n')
     args = {"task_name": "gt-glyph", "task_args": {}, "judge_name": "glyph", "judge_args": {},
             "progress": False}
-    with pytest.raises(UserError, match="holds a run of another kind"):
+    with pytest.raises(UserError, match="holds another kind of run"):
         score_images(folder, **args, out=run)
     assert len((run / "samples.jsonl").read_text().splitlines()) == 1  # untouched
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from ..errors import DataError, UserError
 from ..records import UNDERSTANDING
-from ..run.store import atomic_write_json
-from .load import check_results, load_run, read_json
+from ..run.store import atomic_write_json, read_json
+from .load import check_results, load_run
 from .stats import Cell, one_sided_p, p_text, pct, pool, separated
 
 REPRODUCED, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "not reproduced", "not measured"

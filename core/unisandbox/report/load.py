@@ -7,29 +7,16 @@ traceback deep inside the writers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, UserError
-from ..run.store import JsonlLog, read_records
+from ..run.store import JsonlLog, read_json, read_records
 from .probes import ProbeSection, find_probe_sections
 
 CELL_KEYS = ("accuracy", "n", "n_yes", "n_error", "ci95")
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; a syntax error names the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
 
 
 def check_results(results: Any, path: Path | str) -> dict[str, Any]:

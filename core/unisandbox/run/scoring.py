@@ -60,11 +60,11 @@ def _check_folder(folder: Path, task: Task, samples: list[Any], is_run: bool, mo
                         f"there (named like {', '.join(names[:3])}; {held})")
 
 
-def _same_scoring(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Do two score configs judge the same images against the same answers the same way?"""
-    keys = ("source", "tasks", "judge_identity")
-    return old is not None and all(old.get(k) == new.get(k) for k in keys) \
-        and old.get("run", {}).get("modes") == new["run"]["modes"]
+def _scoring(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a score config's verdicts: the images, the answers, the judge, the mode."""
+    return {"source": config.get("source"), "tasks": config.get("tasks"),
+            "judge_identity": config.get("judge_identity"),
+            "modes": (config.get("run") or {}).get("modes")}
 
 
 def _set_aside(store: RunStore) -> Path:
@@ -130,14 +130,15 @@ def score_images(
     config = json.loads(json.dumps(config, default=str))  # as it reads back, for comparing
     previous = store.read_config()
     if previous is not None and previous.get("kind") != "score":
-        raise UserError(f"{out} holds a run of another kind ({previous.get('kind', 'eval')}); "
+        raise UserError(f"{out} holds another kind of run (an eval or a probe, not a score); "
                         "score into a folder of its own (--out), so that run is not overwritten")
     store.samples.repair()
     done = store.records()
-    if done and not _same_scoring(previous, config):
+    if done and (previous is None or _scoring(previous) != _scoring(config)):
         # another judge, task file, label set, source or mode: a fresh log, the old one kept
         kept = _set_aside(store)
-        what = differences(previous, config) if previous else "it has no config.json"
+        what = (differences(_scoring(previous), _scoring(config)) if previous
+                else "it has no config.json")
         print(f"{out}: the earlier scoring differs ({what}); its log is kept as {kept.name}",
               file=sys.stderr)
         done = {}

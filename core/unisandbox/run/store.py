@@ -50,6 +50,19 @@ def differences(old: Any, new: Any, where: str = "", limit: int = 3) -> str:
     return "; ".join(found)
 
 
+def read_json(path: Path) -> Any:
+    """Parse a JSON file of a run folder (config, results, a trainer's bookkeeping); a damaged
+    one is a user error naming the file and line, never a traceback."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` to write to; on success it is fsynced and renamed over
@@ -182,10 +195,7 @@ class RunStore:
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
             return None
-        try:
-            return json.loads(self.config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{self.config_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        return read_json(self.config_path)
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_path, config)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
-from unisandbox.run.store import atomic_write_json, differences
+from unisandbox.run.store import atomic_write_json, differences, read_json
 
 from . import __version__
 
@@ -31,7 +31,7 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
     path = out_dir / "trainer.json"
     wanted = as_json({**record, "plugin": f"unisandbox-stars {__version__}"})
     if path.is_file():
-        existing = read_run_record(path)
+        existing = read_json(path)
         for key in record:
             old, new = _computed({key: existing.get(key)})[key], _computed({key: wanted.get(key)})[key]
             if old != new:
@@ -59,14 +59,6 @@ def _computed(value: Any) -> Any:
 def as_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` as trainer.json holds it (JSON types, sorted keys), for comparisons."""
     return json.loads(json.dumps(record, sort_keys=True, default=str))
-
-
-def read_run_record(path: Path) -> dict[str, Any]:
-    """A run folder's trainer.json; a damaged one is a user error naming file and line."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def json_arg(name: str, value: Any) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from unisandbox.errors import UserError
 from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import CapabilityError, Model
 from unisandbox.run.seeds import sample_seed
-from unisandbox.run.store import JsonlLog, atomic_write_json
+from unisandbox.run.store import JsonlLog, atomic_write_json, read_json
 
 from .options import FinetuneOptions, lr_factor, warmup_steps
 
@@ -225,15 +225,6 @@ def _grads_to_masters(params: Sequence[torch.Tensor], masters: Sequence[torch.Te
         if m is not p:
             m.grad = None if p.grad is None else p.grad.float()
             p.grad = None
-
-
-def read_json(path: Path) -> Any:
-    """A bookkeeping file of a run folder; a damaged one is a user error naming it."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the run folder is "
-                        "damaged: use another --out") from None
 
 
 def _sync_start(dist: Dist, params: list[torch.nn.Parameter]) -> None:

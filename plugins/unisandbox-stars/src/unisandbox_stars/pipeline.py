@@ -55,9 +55,15 @@ from unisandbox.protocols import GENERATION_PARTS, Judge, Model, Task, TrainResu
 from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
 from unisandbox.registry import get_registry
 from unisandbox.run.seeds import sample_seed
-from unisandbox.run.store import JsonlLog, atomic_write_bytes, atomic_write_json, save_png
+from unisandbox.run.store import (
+    JsonlLog,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    save_png,
+)
 
-from .common import as_json, check_run_folder, read_run_record, stderr_log
+from .common import as_json, check_run_folder, stderr_log
 
 if TYPE_CHECKING:
     from .stars import StarsTrainer
@@ -283,7 +289,7 @@ class StarsRun:
         out: dict[str, float | None] = {}
         for stage in (1, 2, 3):
             path = folder / f"stage{stage}.done"
-            out[f"stage{stage}"] = _read_json(path).get("seconds") if path.is_file() else None
+            out[f"stage{stage}"] = read_json(path).get("seconds") if path.is_file() else None
         return out
 
     def _metrics(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -354,7 +360,7 @@ class StarsRun:
         record = source / "trainer.json"
         if not record.is_file():
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
-        theirs = read_run_record(record)
+        theirs = read_json(record)
         ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
         if _drawing_model(theirs.get("model")) != _drawing_model(ours["model"]):
             raise UserError(f"candidates_from: {source} was made from another model than this run's")
@@ -421,7 +427,7 @@ class StarsRun:
         if not done.is_file() and self.dist.is_main:
             self._judge_candidates(folder)
         self.dist.barrier()
-        return _read_json(folder / "acceptance.json")
+        return read_json(folder / "acceptance.json")
 
     def _judge_candidates(self, folder: Path) -> None:
         t0 = time.perf_counter()
@@ -480,8 +486,8 @@ class StarsRun:
 
         folder = self.out / phase.name
         done = folder / "stage3.done"
-        if done.is_file() and _read_json(done).get("skipped"):
-            return _read_json(done)
+        if done.is_file() and read_json(done).get("skipped"):
+            return read_json(done)
         examples: list[tuple[str, Path, str | None]] = []
         digest = hashlib.sha256()
         for source in sources or [phase]:
@@ -640,10 +646,6 @@ def acceptance_summary(candidates: Sequence[dict[str, Any]], verdicts: dict[Key,
 def _jsonl(records: Sequence[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n"
                     for r in records)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def _image(path: Path) -> Any:
