@@ -58,7 +58,7 @@ def generate(task_name: str, n: int | None, seed: int, world: str, split: str, c
     own = sorted(set(extra) & {"n", "seed", "world", "split", "counts", "n_characters"})
     if own:
         raise UserError(f"--task-arg {own[0]}=...: `data generate` has its own option for it, "
-                               f"--{own[0].replace('_', '-')}")
+                        f"--{own[0].replace('_', '-')}")
     args: dict[str, Any] = {"seed": seed, "world": world, "split": split, **extra}
     for key, value in (("n", n), ("counts", counts), ("n_characters", n_characters)):
         if value is not None:
