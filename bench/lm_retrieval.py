@@ -31,7 +31,8 @@ chains scores about half, and per pair, as the engine counts it). docs/sandbox-m
         --recall-sets 10000 --warmup lookup-echo-2:500,lookup-echo-3:500,lookup-echo-4:500,lookup-echo:500 \
         --weights '{"ask": 1, "facts": 3, "math": 1.5, "mapping": 3, "think": 3, "knowledge": 1.5, "recall": 3,
         "lookup-echo": 1.5}'                                      # the recipe's language phase (stop 17)
-    # the same with "lookup-chain": 1.5 added to --weights: chained, key-to-key lookups (stop 31)
+    # the same with "lookup-chain": 1.5 added to --weights: chained, key-to-key lookups (stop 31);
+    # "lookup-chain": 3 with --steps 10000 --every 2000 (stop 32)
 
 The lookup drills here are research variants (styles); the recipe's own are
 ``SandboxCorpus.lookup_drills``. Recall drills, here and in the recipe, are ``corpus.recall_drill``.
