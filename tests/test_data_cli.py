@@ -71,6 +71,7 @@ def test_generate_the_injection_corpus(tmp_path, capsys):
     (["knowledge-forward", "--n-characters", "1"], "n_characters must be between"),
     (["math-1", "--task-arg", "n=3", "--n", "5"], "has its own option for it, --n"),
     (["math-1", "--task-arg", "counts=1-3", "--task-arg", "counts=2-4"], "counts given twice"),
+    (["unisandbox-file", "--task-arg", "level=1", "--task-arg", "level=true"], "level given twice"),
 ])
 def test_generate_bad_arguments_are_one_line_errors(tmp_path, capsys, args, needle):
     code, _, err = run(capsys, "data", "generate", *args, "--out", str(tmp_path / "x.jsonl"))

@@ -229,9 +229,17 @@ def test_a_rescore_judges_added_and_replaced_images_and_keeps_an_earlier_log(
     # another mode is another scoring: a fresh log, the earlier one kept beside it
     capsys.readouterr()
     score_images(folder, **args, mode="think")
-    assert "kept as samples.replaced-1.jsonl" in capsys.readouterr().err
-    assert len((scored / "samples.replaced-1.jsonl").read_text().splitlines()) == lines + 2
+    assert "kept whole in replaced-1/" in capsys.readouterr().err
+    kept = scored / "replaced-1"  # the earlier scoring, whole: log, images, config, results
+    assert len((kept / "samples.jsonl").read_text().splitlines()) == lines + 2
+    assert (kept / "images" / "gt-glyph" / "normal" / "0.png").is_file()
+    assert json.loads((kept / "config.json").read_text())["run"]["modes"] == ["normal"]
     assert json.loads((scored / "config.json").read_text())["run"]["modes"] == ["think"]
+    # an image gone from the source: "missing", and its earlier copy goes with it
+    (folder / "1.png").unlink()
+    score_images(folder, **args, mode="think")
+    assert _verdicts(scored)["1"] == "no"
+    assert not (scored / "images" / "gt-glyph" / "think" / "1.png").exists()
 
 
 def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
@@ -256,6 +264,18 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
     gd.render(STARS).save(tmp_path / "outside.png")
     with pytest.raises(UserError, match="not a plain file name"):
         _find_image(folder, "../outside.png")
+
+    # a task with such an id is refused before the score folder is touched
+    from unisandbox.run.scoring import _check_folder
+
+    class Hostile:
+        name = "hostile"
+
+        def image_name(self, sample: Any) -> str:
+            return f"{sample}.png"
+
+    with pytest.raises(UserError, match="not a plain file name"):
+        _check_folder(folder, Hostile(), ["0", "../outside"], False, "normal")  # type: ignore[arg-type]
 
 
 def test_a_folder_with_none_of_the_images_is_refused_naming_what_it_holds(

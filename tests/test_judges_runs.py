@@ -126,9 +126,11 @@ def test_rescoring_a_run_with_the_same_judge_makes_no_calls(jt_plugin, tmp_path)
         # the painter draws what is asked; the scenes say which of them should pass
         assert cell["n"] == 12 and cell["accuracy"] == pytest.approx(8 / 12)
         assert first_calls > 0
+        run_cache = (run / "judge_cache.jsonl").read_bytes()
         score_images(run, task_name="jt-scenes", task_args={"repeat": 2}, judge_name="vlm-openai",
                      judge_args=judge_args(server), progress=False)
         assert len(server.posts) == first_calls  # every verdict came from the run's cache
+        assert (run / "judge_cache.jsonl").read_bytes() == run_cache  # read, never written
         # another judge model: a different identity, so the cache does not apply
         score_images(run, task_name="jt-scenes", task_args={"repeat": 2}, judge_name="vlm-openai",
                      judge_args={**judge_args(server), "model": "other"}, progress=False,

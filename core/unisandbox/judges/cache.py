@@ -30,15 +30,18 @@ class CachedJudge(Judge):
     every rank reads them all, so no two processes ever append to one file.
     """
 
-    def __init__(self, inner: Judge, path: Path, rank: int = 0) -> None:
+    def __init__(self, inner: Judge, path: Path, rank: int = 0,
+                 read_from: Sequence[Path] = ()) -> None:
         self.inner = inner
         own = path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
         self.log = JsonlLog(own)
         self.log.repair()
         self.judge_key = identity_hash(inner.identity())
         self.entries: dict[str, dict[str, Any]] = {}
-        for file in sorted(path.parent.glob(f"{path.stem}*{path.suffix}")):
-            if file == path or file.name.startswith(f"{path.stem}.rank"):
+        # ``read_from``: another folder's caches, read and never written (scoring an eval run
+        # into a folder of its own reuses the run's verdicts without touching the run)
+        for file in [*read_from, *sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))]:
+            if file in read_from or file == path or file.name.startswith(f"{path.stem}.rank"):
                 self.entries.update((r["key"], r) for r in JsonlLog(file).read())
         self.hits = 0
         self.misses = 0

@@ -94,7 +94,7 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserError(f"{option} expects key=value, got {pair!r}")
         key, value = key.strip(), parse_value(value)
-        if key in out and out[key] != value:
+        if key in out and (type(out[key]), out[key]) != (type(value), value):  # 1 is not true
             raise UserError(f"{option} {key} given twice ({out[key]!r} and {value!r}); give it once")
         out[key] = value
     return out

@@ -46,13 +46,15 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
 
 
 def _check_folder(folder: Path, task: Task, samples: list[Any], is_run: bool, mode: str) -> None:
-    """Refuse a folder that holds none of the task's images: a wrong folder, task or mode,
-    or another naming scheme, would otherwise score 0 % with every image "missing"."""
+    """Refuse, before anything is written, a folder that holds none of the task's images (a
+    wrong folder, task or mode, or another naming scheme would score 0 % with every image
+    "missing") and a task whose ids are not plain file names."""
     if not folder.is_dir():
         what = f"no images of task {task.name!r} in mode {mode!r}" if is_run else "no such folder"
         raise UserError(f"{folder}: {what}")
     names = [task.image_name(s) for s in samples]
-    if samples and not any(_find_image(folder, name) for name in names):
+    found = [_find_image(folder, name) for name in names]  # every name checked, all up front
+    if samples and not any(found):
         present = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         held = f"it holds {', '.join(present[:3])}{' ...' if len(present) > 3 else ''}" if present \
             else "it holds no images"
@@ -68,11 +70,17 @@ def _scoring(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _set_aside(store: RunStore) -> Path:
-    """Keep the log of an earlier, different scoring beside the new one (never deleted)."""
+    """Keep an earlier, different scoring whole (its log, images, config, results and sheet)
+    in ``replaced-N/``, itself a score folder that ``unisandbox report`` reads: the new scoring
+    starts empty and overwrites nothing the earlier one's records name."""
     n = 1
-    while (kept := store.root / f"samples.replaced-{n}.jsonl").exists():
+    while (kept := store.root / f"replaced-{n}").exists():
         n += 1
-    store.samples.path.rename(kept)
+    kept.mkdir()
+    for name in (store.samples.path.name, "images", store.config_path.name,
+                 store.results_path.name, CSV_NAME):
+        if (store.root / name).exists():
+            (store.root / name).rename(kept / name)
     return kept
 
 
@@ -116,9 +124,12 @@ def score_images(
     if single is None:
         _check_folder(folder, task, samples, is_run, mode)
 
-    # re-scoring a run folder shares that run's cache: the same judge makes no calls
-    cache = (source / "judge_cache.jsonl") if is_run else store.judge_cache_path
-    judge = CachedJudge(build(judge_spec, judge_args, **judge_task_context(judge_spec, [task])), cache)
+    # re-scoring a run folder reads that run's cache (the same judge makes no calls) and
+    # writes new verdicts to the score folder's own: the run is never written to
+    run_cache = source / "judge_cache.jsonl"
+    judge = CachedJudge(build(judge_spec, judge_args, **judge_task_context(judge_spec, [task])),
+                        store.judge_cache_path,
+                        read_from=[run_cache] if is_run and run_cache.is_file() else [])
     config = {"unisandbox": __version__, "kind": "score", "source": str(source.resolve()),
               "run": {"model": {"name": "external", "args": {}}, "modes": [mode],
                       "tasks": [{"name": task_spec.name, "args": dict(task_args)}],
@@ -139,7 +150,7 @@ def score_images(
         kept = _set_aside(store)
         what = (differences(_scoring(previous), _scoring(config)) if previous
                 else "it has no config.json")
-        print(f"{out}: the earlier scoring differs ({what}); its log is kept as {kept.name}",
+        print(f"{out}: the earlier scoring differs ({what}); it is kept whole in {kept.name}/",
               file=sys.stderr)
         done = {}
     if previous != config:
@@ -158,6 +169,9 @@ def score_images(
                     "group": sample.group, "prompt": sample.prompt, "expected": sample.answer,
                     "image": store.relative(target)}
             if found is None:
+                # an image gone from the source since an earlier score: its copy goes too, so
+                # the sheet and the report agree with the "missing" verdict
+                target.unlink(missing_ok=True)
                 v = missing_image_verdict(target)
                 records.append({**base, **v.fields()})
                 continue

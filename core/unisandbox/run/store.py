@@ -63,6 +63,19 @@ def read_json(path: Path) -> Any:
         raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
 
 
+def read_object(path: Path, required: Iterable[str] = ()) -> dict[str, Any]:
+    """A run-folder file that holds one JSON object with the ``required`` keys (a trainer's
+    markers and bookkeeping); any other shape is an error naming the file and the field."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise DataError(path, None, None, f"expected a JSON object, got {type(value).__name__}; "
+                        "the file is damaged")
+    for key in required:
+        if key not in value:
+            raise DataError(path, None, key, "missing; the file is damaged")
+    return value
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` to write to; on success it is fsynced and renamed over
@@ -195,7 +208,7 @@ class RunStore:
     def read_config(self) -> dict[str, Any] | None:
         if not self.config_path.exists():
             return None
-        return read_json(self.config_path)
+        return read_object(self.config_path)
 
     def write_config(self, config: dict[str, Any]) -> None:
         atomic_write_json(self.config_path, config)

@@ -96,3 +96,35 @@ def test_a_resumed_run_logs_each_step_once_and_may_change_its_bookkeeping(tmp_pa
     straight = Line()
     run(straight, tmp_path / "straight", lr=1e-2)
     assert torch.equal(straight.net.weight, resumed.net.weight)
+
+
+@pytest.mark.parametrize(("damage", "needle"), [
+    (lambda f: (f / "state" / "latest.json").write_text("[]"), "latest.json: expected a JSON object"),
+    (lambda f: (f / "state" / "latest.json").write_text('{"step": true}'), "field 'step' must be a step number"),
+    (lambda f: (f / "state" / "latest.json").write_text('{"step": 999}'), "step 999 is past the run's 20 steps"),
+    (lambda f: (f / "finetune.json").write_text("{}"), "finetune.json: field 'fingerprint': missing"),
+    (lambda f: (f / "state" / "params-10.safetensors").write_bytes(b"junk"),
+     "params-10.safetensors: cannot be read"),
+    (lambda f: (f / "state" / "optimizer-10.pt").unlink(), "optimizer-10.pt: missing"),
+])
+def test_a_damaged_run_folder_is_an_error_naming_the_file(tmp_path, damage, needle):
+    folder = tmp_path / "run"
+    model = Line()
+
+    def killed_at_12(batch, seed, step):
+        if step == 12:
+            raise SystemExit("killed")
+        return model.loss(batch)
+
+    with pytest.raises(SystemExit):
+        run(model, folder, loss=killed_at_12, save_every=10)
+    damage(folder)
+    with pytest.raises(UserError, match=needle):
+        run(Line(), folder, save_every=10)
+
+
+def test_a_finished_run_without_its_final_parameters_is_an_error(tmp_path):
+    run(Line(), tmp_path / "done")
+    (tmp_path / "done" / "final.safetensors").unlink()
+    with pytest.raises(UserError, match=r"final\.safetensors: missing"):
+        run(Line(), tmp_path / "done")

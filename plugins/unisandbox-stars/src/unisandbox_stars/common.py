@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
-from unisandbox.run.store import atomic_write_json, differences, read_json
+from unisandbox.run.store import atomic_write_json, differences, read_object
 
 from . import __version__
 
@@ -31,7 +31,7 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
     path = out_dir / "trainer.json"
     wanted = as_json({**record, "plugin": f"unisandbox-stars {__version__}"})
     if path.is_file():
-        existing = read_json(path)
+        existing = read_object(path)
         for key in record:
             old, new = _computed({key: existing.get(key)})[key], _computed({key: wanted.get(key)})[key]
             if old != new:

@@ -40,7 +40,7 @@ from unisandbox.errors import UserError
 from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import CapabilityError, Model
 from unisandbox.run.seeds import sample_seed
-from unisandbox.run.store import JsonlLog, atomic_write_json, read_json
+from unisandbox.run.store import JsonlLog, atomic_write_json, read_object
 
 from .options import FinetuneOptions, lr_factor, warmup_steps
 
@@ -176,17 +176,17 @@ def finetune(model: Model, part: str, examples: Sequence[Any], loss_fn: LossFn,
     done_path = folder / "done.json"
     with only_part(model, part) as params:
         if done_path.is_file():
-            done = read_json(done_path)
-            if done.get("fingerprint") not in keys:
+            done = read_object(done_path, ("fingerprint", "metrics"))
+            if done["fingerprint"] not in keys:
                 raise UserError(f"{folder} holds a finished run with other settings or data; "
                                 "use another output folder")
-            load_params(params, folder / "final.safetensors")
+            _load_saved(folder / "final.safetensors", lambda path: load_params(params, path))
             return done["metrics"]
         # the optimizer steps fp32 copies of low-precision (bf16) parameters: an update of
         # lr 1e-5 is below bf16's resolution at most weights and would round away
         masters = master_copies(params) if options.master_weights else list(params)
         optimizer = torch.optim.AdamW(masters, lr=options.lr, weight_decay=options.weight_decay)
-        start = _resume(masters, optimizer, folder, key, keys, say)
+        start = _resume(masters, optimizer, folder, key, keys, total, say)
         if start == 0:
             _sync_start(dist, masters)
         copy_masters(params, masters)
@@ -248,10 +248,10 @@ def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Te
         folder.mkdir(parents=True, exist_ok=True)
         metrics_log.repair()
         # steps logged after the state this run resumes from are taken again: their records go
-        kept = metrics_log.keep(lambda r: isinstance(r.get("step"), int) and r["step"] < start)
+        kept = metrics_log.keep(lambda r: isinstance(r, dict) and isinstance(r.get("step"), int)
+                                and r["step"] < start)
         if kept and start == 0:
-            say(f"{desc}: no saved state to resume from (save_every=0 saves none): starting "
-                "over at step 0")
+            say(f"{desc}: no saved state to resume from: starting over at step 0")
     pending: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     bar = progress_bar(total, desc, "step", show, initial=start)
@@ -281,8 +281,9 @@ def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Te
                 if dist.is_main:
                     metrics_log.append(pending)
                 raise UserError(f"{desc}: the loss is not finite (nan or inf) at step {step}; "
-                                f"lower lr (now {options.lr:g}) or set max_grad_norm; the steps "
-                                "before it are in metrics.jsonl")
+                                f"lower lr (now {options.lr:g}) or set max_grad_norm, with another "
+                                "--out (a run's settings are fixed); the steps before it are in "
+                                "metrics.jsonl")
             _grads_to_masters(params, masters)
             grad_norm = None
             if options.max_grad_norm is not None:
@@ -381,21 +382,21 @@ def _latest(folder: Path) -> int | None:
     path = folder / "state" / "latest.json"
     if not path.is_file():
         return None
-    step = read_json(path).get("step")
-    if not isinstance(step, int) or step < 0:
+    step = read_object(path, ("step",))["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise UserError(f"{path}: field 'step' must be a step number, got {step!r}; the run "
                         "folder is damaged: use another --out")
     return step
 
 
 def _resume(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, folder: Path,
-            key: str, keys: set[str], say: Callable[[str], None]) -> int:
+            key: str, keys: set[str], total: int, say: Callable[[str], None]) -> int:
     """The step to start at: 0 for a fresh folder, else the last saved state's step. ``key``
     marks a new folder; ``keys`` are the marks it may already hold (the legacy form too)."""
     dist = get_dist()
     mark = folder / "finetune.json"
     if mark.is_file():
-        if read_json(mark).get("fingerprint") not in keys:
+        if read_object(mark, ("fingerprint",))["fingerprint"] not in keys:
             raise UserError(f"{folder} holds a run with other settings or data; resume only "
                             "with the same ones, or use another output folder")
     elif dist.is_main:
@@ -404,12 +405,26 @@ def _resume(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, folder
     step = _latest(folder)
     if step is None:
         return 0
+    if step > total:
+        raise UserError(f"{folder / 'state' / 'latest.json'}: step {step} is past the run's "
+                        f"{total} steps; the run folder is damaged: use another --out")
     state = folder / "state"
-    for path in (state / f"params-{step}.safetensors", state / f"optimizer-{step}.pt"):
-        if not path.is_file():
-            raise UserError(f"{path}: missing, though state/latest.json names step {step}; the "
-                            "run folder is damaged: use another --out")
-    load_params(params, state / f"params-{step}.safetensors")
-    optimizer.load_state_dict(torch.load(state / f"optimizer-{step}.pt", weights_only=True))
+    _load_saved(state / f"params-{step}.safetensors", lambda path: load_params(params, path))
+    _load_saved(state / f"optimizer-{step}.pt", lambda path: optimizer.load_state_dict(
+        torch.load(path, weights_only=True)))
     say(f"resuming {folder} at step {step}")
     return step
+
+
+def _load_saved(path: Path, load: Callable[[Path], Any]) -> None:
+    """Load a saved state or final file; missing or unreadable is an error naming it."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing, though the run's markers name it; the run folder is "
+                        "damaged: use another --out")
+    try:
+        load(path)
+    except UserError:
+        raise
+    except Exception as exc:  # safetensors' and torch's own errors for a damaged file
+        raise UserError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:120]}); the "
+                        "run folder is damaged: use another --out") from None

@@ -59,7 +59,7 @@ from unisandbox.run.store import (
     JsonlLog,
     atomic_write_bytes,
     atomic_write_json,
-    read_json,
+    read_object,
     save_png,
 )
 
@@ -289,7 +289,7 @@ class StarsRun:
         out: dict[str, float | None] = {}
         for stage in (1, 2, 3):
             path = folder / f"stage{stage}.done"
-            out[f"stage{stage}"] = read_json(path).get("seconds") if path.is_file() else None
+            out[f"stage{stage}"] = read_object(path).get("seconds") if path.is_file() else None
         return out
 
     def _metrics(self, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -360,7 +360,7 @@ class StarsRun:
         record = source / "trainer.json"
         if not record.is_file():
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
-        theirs = read_json(record)
+        theirs = read_object(record)
         ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
         if _drawing_model(theirs.get("model")) != _drawing_model(ours["model"]):
             raise UserError(f"candidates_from: {source} was made from another model than this run's")
@@ -427,7 +427,7 @@ class StarsRun:
         if not done.is_file() and self.dist.is_main:
             self._judge_candidates(folder)
         self.dist.barrier()
-        return read_json(folder / "acceptance.json")
+        return read_object(folder / "acceptance.json", ("all",))
 
     def _judge_candidates(self, folder: Path) -> None:
         t0 = time.perf_counter()
@@ -486,8 +486,8 @@ class StarsRun:
 
         folder = self.out / phase.name
         done = folder / "stage3.done"
-        if done.is_file() and read_json(done).get("skipped"):
-            return read_json(done)
+        if done.is_file() and read_object(done).get("skipped"):
+            return read_object(done)
         examples: list[tuple[str, Path, str | None]] = []
         digest = hashlib.sha256()
         for source in sources or [phase]:
