@@ -266,7 +266,7 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
         _find_image(folder, "../outside.png")
 
     # a task with such an id is refused before the score folder is touched
-    from unisandbox.run.scoring import _check_folder
+    from unisandbox.run.scoring import _found_images
 
     class Hostile:
         name = "hostile"
@@ -275,7 +275,7 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
             return f"{sample}.png"
 
     with pytest.raises(UserError, match="not a plain file name"):
-        _check_folder(folder, Hostile(), ["0", "../outside"], False, "normal")  # type: ignore[arg-type]
+        _found_images(folder, Hostile(), ["0", "../outside"], False, "normal")  # type: ignore[arg-type]
 
 
 def test_a_folder_with_none_of_the_images_is_refused_naming_what_it_holds(

@@ -45,10 +45,11 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
     return None
 
 
-def _check_folder(folder: Path, task: Task, samples: list[Any], is_run: bool, mode: str) -> None:
-    """Refuse, before anything is written, a folder that holds none of the task's images (a
-    wrong folder, task or mode, or another naming scheme would score 0 % with every image
-    "missing") and a task whose ids are not plain file names."""
+def _found_images(folder: Path, task: Task, samples: list[Any], is_run: bool,
+                  mode: str) -> list[Path | None]:
+    """Each sample's image in ``folder`` (None: missing), found before anything is written;
+    refuses a folder that holds none of them (a wrong folder, task or mode, or another naming
+    scheme would score 0 % with every image "missing") and ids that are not plain file names."""
     if not folder.is_dir():
         what = f"no images of task {task.name!r} in mode {mode!r}" if is_run else "no such folder"
         raise UserError(f"{folder}: {what}")
@@ -60,6 +61,7 @@ def _check_folder(folder: Path, task: Task, samples: list[Any], is_run: bool, mo
             else "it holds no images"
         raise UserError(f"{folder}: none of the {len(names)} images task {task.name!r} expects is "
                         f"there (named like {', '.join(names[:3])}; {held})")
+    return found
 
 
 def _scoring(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,8 +123,8 @@ def score_images(
     if single is not None and len(samples) != 1:
         raise UserError(f"{source} is one image but task {task.name!r} has {len(samples)} samples; "
                         "pass the folder that holds them")
-    if single is None:
-        _check_folder(folder, task, samples, is_run, mode)
+    found_at = ([single] * len(samples) if single is not None
+                else _found_images(folder, task, samples, is_run, mode))
 
     # re-scoring a run folder reads that run's cache (the same judge makes no calls) and
     # writes new verdicts to the score folder's own: the run is never written to
@@ -159,11 +161,10 @@ def score_images(
     # every sample is judged on every score, through the cache: an unchanged image costs
     # nothing, while earlier errors, images added since and replaced images get new verdicts
     bar = progress_bar(len(samples), f"score {task.name}", "sample", progress)
-    for batch in chunks(samples, batch_size):
+    for batch in chunks(list(zip(samples, found_at, strict=True)), batch_size):
         items, records = [], []
-        for sample in batch:
+        for sample, found in batch:
             name = task.image_name(sample)
-            found = single or _find_image(folder, name)
             target = store.image_path(task.name, mode, name)
             base = {"task": task.name, "mode": mode, "id": sample.id, "level": sample.level,
                     "group": sample.group, "prompt": sample.prompt, "expected": sample.answer,
