@@ -120,6 +120,12 @@ def save_png(path: Path, image: Image) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+    """Records as JSON lines, the one encoding every log and JSONL file of a run uses."""
+    return b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
+                    for r in records)
+
+
 class JsonlLog:
     """An append-only JSON-lines file that survives being killed mid-write.
 
@@ -169,17 +175,12 @@ class JsonlLog:
         records = list(self.read())
         kept = [r for r in records if wanted(r)]
         if len(kept) != len(records):
-            atomic_write_bytes(self.path, b"".join(
-                json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
-                for r in kept))
+            atomic_write_bytes(self.path, jsonl_bytes(kept))
         return len(records)
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Append records with one write and an fsync, so a batch lands whole or is torn once."""
-        payload = b"".join(
-            json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
-            for r in records
-        )
+        payload = jsonl_bytes(records)
         if not payload:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

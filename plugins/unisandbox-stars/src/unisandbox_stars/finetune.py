@@ -261,9 +261,7 @@ def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Te
             lr = options.lr * lr_factor(step, total, warm, options.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            for p in params:
-                p.grad = None
+            optimizer.zero_grad(set_to_none=True)  # the masters' (_grads_to_masters clears the rest)
             batch = stream.batch(step)
             local_loss, bad = 0.0, 0.0
             for i, piece in enumerate(pieces(batch, size)):

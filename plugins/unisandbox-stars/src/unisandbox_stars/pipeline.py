@@ -30,7 +30,6 @@ stage III trains data-parallel.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import shutil
@@ -59,6 +58,7 @@ from unisandbox.run.store import (
     JsonlLog,
     atomic_write_bytes,
     atomic_write_json,
+    jsonl_bytes,
     read_object,
     save_png,
 )
@@ -393,7 +393,7 @@ class StarsRun:
             shutil.copyfile(inside(source, *parts), target)
             bar.update(1)
         bar.close()
-        atomic_write_bytes(folder / "candidates.jsonl", _jsonl(records))
+        atomic_write_bytes(folder / "candidates.jsonl", jsonl_bytes(records))
         atomic_write_json(folder / "stage1.done",
                           {"candidates": len(records), "generated": 0, "copied_from": str(source),
                            "seconds": round(time.perf_counter() - t0, 1)})
@@ -472,7 +472,7 @@ class StarsRun:
                                 "are judged again")
             self.log(f"warning: {message}; they count as rejected")
         kept = [c for c in candidates if latest[key_of(c)]["accepted"]]
-        atomic_write_bytes(folder / "accepted.jsonl", _jsonl(kept))
+        atomic_write_bytes(folder / "accepted.jsonl", jsonl_bytes(kept))
         acceptance = acceptance_summary(candidates, latest, self.t.no_filter,
                                         self.t.audit_judge is not None)
         acceptance["judge"] = None if self.t.no_filter else self.judge.identity()
@@ -641,11 +641,6 @@ def acceptance_summary(candidates: Sequence[dict[str, Any]], verdicts: dict[Key,
             "by_task": {k: cell(v) for k, v in sorted(groups["by_task"].items())},
             "by_level": {k: cell(v) for k, v in sorted(groups["by_level"].items())},
             "all": cell(everything)}
-
-
-def _jsonl(records: Sequence[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(r, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-                    for r in records)
 
 
 def _image(path: Path) -> Any:
