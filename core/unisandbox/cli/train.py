@@ -48,11 +48,11 @@ def _trainer_help(name: str) -> str:
     lines = [f"Trainer {spec.name} ({spec.distribution} {spec.version}): {spec.description}",
              f"Needs a model providing: {', '.join(sorted(spec.requires)) or 'nothing special'}",
              "", "--train-arg KEY=VALUE, for KEY in:"]
-    for key, default in argument_defaults(spec):
-        if key in JUDGE_CONTEXT and key != "tasks":
-            continue
+    listed = [(k, d) for k, d in argument_defaults(spec) if k not in JUDGE_CONTEXT or k == "tasks"]
+    width = max((len(k) for k, _ in listed), default=0) + 1
+    for key, default in listed:
         shown = "(required)" if default is inspect.Parameter.empty else f"default {_as_value(default)}"
-        lines.append(f"  {key:<18} {shown}")
+        lines.append(f"  {key:<{width}}{shown}")
     if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
         lines.append("  keywords the trainer's docs list (an unknown one is refused, naming "
                      "the accepted ones)")

@@ -779,3 +779,17 @@ def test_direct_accuracy_draws_each_target_with_the_seeds_of_successive_draws():
     assert three["per_draw"] == [1.0, 0.0, 1.0]
     with pytest.raises(ValueError, match="draws"):
         direct_accuracy(model, targets, draws=0)
+
+
+def test_train_help_lists_the_recipe_and_an_unknown_key_is_refused_naming_it(capsys, tmp_path):
+    from unisandbox.cli.main import main
+
+    assert main(["train", "sandbox-pretrain", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  text_steps          default 4000" in out and "  traces_in_knowledge default true" in out
+    assert "keywords the trainer's docs list" not in out
+    code = main(["train", "sandbox-pretrain", "--model", "query-tiny", "--model-arg", "init=scratch",
+                 "--train-arg", "txt_steps=3", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown argument 'txt_steps'; accepted: progress, checkpoint_every, text_steps" in err
+    assert not (tmp_path / "run").exists()

@@ -6,6 +6,7 @@ and diffusers load inside the factories (factories.py imports none of them at th
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +23,24 @@ CAPABILITIES = frozenset({caps.GENERATE, caps.UNDERSTAND, caps.CHAT, caps.QUERY_
                           caps.THINK_SAMPLING})
 
 
-def sandbox_pretrain(**kwargs: Any) -> Any:
-    from .sandbox.pretrain import SandboxPretrain
+class _SandboxPretrainFactory:
+    """Builds the ``sandbox-pretrain`` trainer; its signature is the recipe's fields, read when
+    asked (``unisandbox train sandbox-pretrain --help`` lists them, an unknown ``--train-arg`` is
+    refused naming them) so that importing the plugin does not import torch."""
 
-    return SandboxPretrain(**kwargs)
+    def __call__(self, **kwargs: Any) -> Any:
+        from .sandbox.pretrain import SandboxPretrain
+
+        return SandboxPretrain(**kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        from .sandbox.pretrain import SandboxPretrain
+
+        return SandboxPretrain.signature()
+
+
+sandbox_pretrain = _SandboxPretrainFactory()
 
 
 @hookimpl

@@ -258,6 +258,16 @@ class SandboxPretrain(Trainer):
         self.progress = progress
         self.checkpoint_every = checkpoint_every
 
+    @staticmethod
+    def signature() -> inspect.Signature:
+        """The keyword arguments the trainer takes (``__init__``'s own, then every recipe
+        field) with their defaults: what the CLI lists and checks."""
+        own = [p for p in inspect.signature(SandboxPretrain.__init__).parameters.values()
+               if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+        fields = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_default(f))
+                  for f in attrs.fields(Recipe)]
+        return inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in own] + fields)
+
     def train(self, model: QueryModel, out_dir: Path) -> TrainResult:
         r = self.recipe
         umm = model.umm
