@@ -28,6 +28,7 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
     if missing:
         raise UserError(f"trainer {trainer_name!r} needs {', '.join(missing)}, which model "
                         f"{model_name!r} does not provide")
+    _check_out_apart_from_model(out, model_args)
     trainer = build(trainer_spec, train_args)
     model = build(model_spec, model_args)
     fresh = not out.exists()
@@ -42,3 +43,16 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
         raise PluginError(f"{type(trainer).__name__}.train() returned {type(result).__name__}; expected "
                           "a TrainResult (unisandbox.protocols.TrainResult(checkpoint, metrics))")
     return result
+
+
+def _check_out_apart_from_model(out: Path, model_args: Mapping[str, Any]) -> None:
+    """A training folder that is, holds or sits inside the checkpoint being trained would have
+    the run's checkpoints written over the weights it reads (a trainer's ``model/`` is a
+    checkpoint folder name too)."""
+    source = model_args.get("path")
+    if not isinstance(source, str) or not source:
+        return
+    src, dst = Path(source).expanduser().resolve(), out.expanduser().resolve()
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise UserError(f"--out {out} and the model's path={source} overlap: the run would write its "
+                        "checkpoints where the model it trains is read from; give a separate --out")

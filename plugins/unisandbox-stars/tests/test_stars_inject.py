@@ -206,6 +206,14 @@ def test_cli_runs_inject_and_reports_data_errors(tiny_checkpoint: Path, corpus_f
                  "--train-arg", f"data={bad}", "--out", str(tmp_path / "cli2")])
     assert code == 2
     assert f"{bad}:1:" in capsys.readouterr().err
+    # a run folder that is, holds or sits in the model it trains would write over its weights
+    for where in (out / "model", out, out / "model" / "run"):
+        before = (out / "model" / "model.safetensors").read_bytes()
+        code = main(["train", "inject", "--model", "query", "--model-arg", f"path={out / 'model'}",
+                     "--train-arg", f"data={corpus_file}", "--train-arg", "steps=2", "--out", str(where)])
+        assert code == 2 and "overlap" in capsys.readouterr().err
+        assert (out / "model" / "model.safetensors").read_bytes() == before
+    assert not (out / "model" / "run").exists()
 
 
 @pytest.mark.skipif(not (REFERENCE / "knowledge_train").is_dir(), reason="reference data absent")
