@@ -221,3 +221,25 @@ def test_score_refuses_the_self_judge(jt_plugin, tmp_path):
     with pytest.raises(UserError, match="needs the model under test"):
         score_images(tmp_path, task_name="jt-scenes", task_args={}, judge_name="self",
                      judge_args={}, progress=False)
+
+
+@pytest.mark.parametrize(("replies", "needle"), [
+    (lambda questions: ["Final Answer: YES"] * (len(questions) - 1),
+     r"Short.understand\(\) returned 1 items for 2 inputs"),
+    (lambda questions: [1] * len(questions), r"Short.understand\(\) returned a int at position 0; expected str"),
+])
+def test_a_model_whose_understand_returns_the_wrong_thing_is_named(tmp_path, replies, needle):
+    from unisandbox.protocols.returns import PluginError
+
+    class Short:
+        def understand(self, images, questions):
+            return replies(questions)
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        scene_image(0).save(paths[-1])
+    items = [JudgeItem("t", "math", Sample(id=str(i), prompt="Draw 1 cup.", answer="1 cup"), p)
+             for i, p in enumerate(paths)]
+    with pytest.raises(PluginError, match=needle):
+        SelfJudge(model_loader=Short).judge(items)

@@ -70,14 +70,47 @@ def test_duplicate_names_fail_naming_both_distributions(plugin_site):
     assert statuses["one"] == statuses["two"] == "conflict"
 
 
-def test_a_plugin_taking_a_built_in_name_is_the_one_marked_and_told_to_rename(plugin_site):
+def test_a_plugin_taking_a_built_in_name_is_ignored_marked_and_told_to_rename(plugin_site):
     plugin_site("dist-dup", "1.0", {"mod_dup": GOOD.format(name="glyph-oracle")}, {"dup": "mod_dup"})
     reg = get_registry()
-    with pytest.raises(UserError, match="names built into unisandbox are reserved: dist-dup must register"):
-        reg.model("glyph-oracle")
-    statuses = {p.name: p.status for p in reg.plugins}
-    assert statuses["dup"] == statuses["models"] == "conflict"  # the built-in module that has it
-    assert statuses["tasks"] == statuses["judges"] == statuses["glyph"] == "ok"
+    assert reg.model("glyph-oracle").distribution == "unisandbox"  # the built-in keeps working
+    info = {p.name: p for p in reg.plugins}
+    assert info["dup"].status == "conflict" and "rename it in dist-dup" in info["dup"].error
+    assert info["tasks"].status == info["models"].status == info["glyph"].status == "ok"
+
+
+def test_a_name_registered_twice_by_one_plugin_keeps_the_first_and_says_so(plugin_site):
+    source = GOOD.format(name="twice").replace(
+        "capabilities={\"chat\"}))", "capabilities={\"chat\"}))\n    register(ModelSpec(name=\"twice\", "
+        "factory=list, description=\"again\", capabilities=set()))")
+    plugin_site("dist-twice", "1.0", {"mod_twice": source}, {"twice": "mod_twice"})
+    reg = get_registry()
+    assert reg.model("twice").description == "a model"
+    info = {p.name: p for p in reg.plugins}["twice"]
+    assert info.status == "conflict" and "registers model 'twice' twice" in info.error
+
+
+def test_a_misspelt_hook_is_a_broken_plugin_with_a_suggestion(plugin_site):
+    source = GOOD.format(name="typo").replace("def register_models", "def register_model")
+    plugin_site("dist-typo", "1.0", {"mod_typo": source}, {"typo": "mod_typo"})
+    info = {p.name: p for p in get_registry().plugins}["typo"]
+    assert info.status == "broken"
+    assert info.error == "unknown hook register_model (did you mean register_models?)"
+
+
+@pytest.mark.parametrize("name", ["名字", "x²", "--help", "a/b", ""])
+def test_record_names_are_ascii_and_start_with_a_letter_or_digit(plugin_site, name):
+    plugin_site("dist-name", "1.0", {"mod_name": GOOD.format(name=name)}, {"badname": "mod_name"})
+    info = {p.name: p for p in get_registry().plugins}["badname"]
+    assert info.status == "broken" and "must be ASCII letters" in info.error
+    assert "mod_name.py" in info.error  # the plugin's line, not the engine's check
+
+
+def test_a_factory_must_be_callable(plugin_site):
+    plugin_site("dist-fac", "1.0", {"mod_fac": GOOD.format(name="fac").replace("factory=dict", "factory=3")},
+                {"fac": "mod_fac"})
+    info = {p.name: p for p in get_registry().plugins}["fac"]
+    assert info.status == "broken" and "factory must be callable" in info.error
 
 
 def test_a_name_in_unisandbox_plugins_that_matches_nothing_is_listed(toy_plugin, monkeypatch):
@@ -94,9 +127,12 @@ def test_plugin_for_another_api_version_is_refused(plugin_site):
         "PLUGIN_API_VERSION = 1", "PLUGIN_API_VERSION = 7")}, {"future": "future_mod"})
     plugin_site("undeclared-dist", "1.0", {"undeclared_mod": GOOD.format(name="und").replace(
         "PLUGIN_API_VERSION = 1", "")}, {"undeclared": "undeclared_mod"})
+    plugin_site("text-dist", "1.0", {"text_mod": GOOD.format(name="txt").replace(
+        "PLUGIN_API_VERSION = 1", "PLUGIN_API_VERSION = '1'")}, {"text": "text_mod"})
     reg = get_registry()
     info = {p.name: p for p in reg.plugins}
     assert info["future"].status == "refused" and "plugin API 7" in info["future"].error
+    assert info["text"].status == "refused" and "plugin API '1'" in info["text"].error
     assert info["undeclared"].status == "refused" and "PLUGIN_API_VERSION" in info["undeclared"].error
     with pytest.raises(UserError, match="unknown model 'future'"):
         reg.model("future")

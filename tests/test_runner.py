@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from PIL import Image
 from support import run_cli
+from unisandbox.records import Generation
 from unisandbox.run.config import Component, RunConfig
 from unisandbox.run.runner import Runner
 from unisandbox.run.seeds import sample_seed
@@ -183,6 +185,14 @@ def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
      r"ToyPainter.chat\(\) returned a int at position 0; expected str"),
     ("PixelJudge", "judge", lambda self, items: [True for _ in items],
      r"PixelJudge.judge\(\) returned a bool at position 0; expected Verdict"),
+    ("ToyPainter", "generate", lambda self, requests: [Generation(Image.new("F", (8, 8))) for _ in requests],
+     r"ToyPainter.generate\(\) returned a 8x8 image in mode 'F' at position 0; run folders keep PNGs"),
+    ("ToyTask", "samples", lambda self: [attrs.evolve(s, id="same") for s in self._samples],
+     r"ToyTask.samples\(\): the id 'same' is given twice \(position 1\)"),
+    ("ToyTask", "samples", lambda self: [attrs.evolve(s, id=i) for i, s in enumerate(self._samples)],
+     r"ToyTask.samples\(\): the sample at position 0 has the id 0; ids are non-empty strings"),
+    ("ToyTask", "samples", lambda self: [s.to_json() for s in self._samples],
+     r"ToyTask.samples\(\) returned a dict at position 0; expected Sample"),
 ])
 def test_a_plugin_returning_the_wrong_thing_is_named_in_one_line(toy_plugin, tmp_path, monkeypatch,
                                                                  target, method, returns, needle):
@@ -226,3 +236,46 @@ def test_an_exception_inside_a_plugin_says_where_it_happened(toy_plugin, tmp_pat
     if notes is not None:  # Python 3.11+
         assert "in task toy-shades, mode normal, samples 0, 1, 2, 3" in notes[0]
         assert "run the same command to resume" in notes[0]
+
+
+def test_a_task_class_without_a_name_is_named_by_its_record_and_two_names_for_one_task_are_refused(
+        toy_plugin, tmp_path, monkeypatch):
+    import toy_unisandbox
+    from unisandbox.errors import UserError
+    from unisandbox.protocols import Task
+    from unisandbox.registry import get_registry
+    from unisandbox.specs import TaskSpec
+
+    registry = get_registry()
+    registry.records["task"]["toy-again"] = TaskSpec(name="toy-again", factory=toy_unisandbox.ToyTask,
+                                                     description="the same class again")
+    with pytest.raises(UserError, match="task 'toy-shades' and 'toy-again' both build a task named "
+                                        "'toy-shades'"):
+        Runner(config(tmp_path / "two", tasks=(Component("toy-shades"), Component("toy-again"))),
+               registry=registry, progress=False)
+    monkeypatch.setattr(toy_unisandbox.ToyTask, "name", Task.name)  # a class that names no task
+    Runner(config(tmp_path / "run", tasks=(Component("toy-again"),)), registry=registry, progress=False).run()
+    assert (tmp_path / "run/images/toy-again/normal/0.png").is_file()
+
+
+@pytest.mark.parametrize(("raised", "needle"), [
+    (ImportError("No module named 'torchvision'"),
+     "model 'toy-painter' (toy-unisandbox 0.3) needs a package that is not installed: No module named"),
+    (RuntimeError("weights are damaged"), None),
+])
+def test_a_factory_that_fails_says_which_component_and_distribution(toy_plugin, tmp_path, monkeypatch,
+                                                                     raised, needle):
+    import toy_unisandbox
+    from unisandbox.errors import UserError
+
+    def fail(self, skill=5, delay=0.0):
+        raise raised
+
+    monkeypatch.setattr(toy_unisandbox.ToyPainter, "__init__", fail)
+    with pytest.raises(UserError if needle else RuntimeError) as err:
+        Runner(config(tmp_path / "run"), progress=False).run()
+    if needle:
+        assert needle in str(err.value)
+    elif hasattr(err.value, "add_note"):  # a plugin's bug keeps its traceback, and says whose it is
+        assert err.value.__notes__ == ["unisandbox: raised while building model 'toy-painter' "
+                                       "(toy-unisandbox 0.3)"]

@@ -8,6 +8,8 @@ from typing import Any
 
 from .errors import UserError
 from .protocols.model import Model
+from .protocols.returns import task_samples
+from .protocols.task import Task
 from .specs import Spec
 
 
@@ -83,16 +85,28 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
                if a not in args and a not in context and a not in engine]
     if missing:
         raise UserError(f"{spec.kind} {spec.name!r} needs {flag} {missing[0]}=...")
+    who = f"{spec.kind} {spec.name!r}"
     try:
         built = spec.factory(**args, **context)
     except UserError:
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        raise UserError(f"{spec.kind} {spec.name!r}: {exc}") from exc
+        raise UserError(f"{who}: {exc}") from exc
+    except ImportError as exc:  # an optional dependency of the plugin is not installed
+        raise UserError(f"{who} ({spec.distribution} {spec.version}) needs a package that is not "
+                        f"installed: {exc}") from exc
+    except Exception as exc:  # the plugin's bug: the traceback is for its author, this says whose
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"unisandbox: raised while building {who} ({spec.distribution} {spec.version})")
+        raise
     if isinstance(built, Model) and not built.capabilities:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
         built.capabilities = frozenset(getattr(spec, "capabilities", ()))
+    if isinstance(built, Task):
+        if built.name == Task.name:  # a class that names no task is the task it was registered as
+            built.name = spec.name
+        task_samples(built, built.samples())
     return built
 
 

@@ -8,6 +8,7 @@ are a *conflict* and using that name is an error naming both distributions;
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import traceback
@@ -63,10 +64,7 @@ class Registry:
         if (kind, name) in self.conflicts:
             specs = self.conflicts[kind, name]
             owners = " and ".join(f"{s.distribution} {s.version}" for s in specs)
-            plugins = [s.distribution for s in specs if s.distribution != BUILTIN_DISTRIBUTION]
-            fix = (f"{kind} names built into unisandbox are reserved: {', '.join(plugins)} must "
-                   "register it under another name" if len(plugins) < len(specs) else
-                   "Uninstall one, or load only one with UNISANDBOX_PLUGINS=<entry point>.")
+            fix = "Uninstall one, or load only one with UNISANDBOX_PLUGINS=<entry point>."
             raise UserError(f"{kind} {name!r} is registered by two distributions: {owners}. {fix}")
         try:
             return self.records[kind][name]
@@ -100,19 +98,35 @@ class Registry:
     # --- building -----------------------------------------------------------------------
     def _add(self, kind: str, spec: Spec, info: PluginInfo) -> None:
         table = self.records[kind]
+        key = f"{kind}:{spec.name}"
+        first = table.get(spec.name)
+        if key in info.provides:  # one plugin module registering a name twice: the first stands
+            _flag(info, f"registers {kind} {spec.name!r} twice; the first record is used")
+            return
+        if first is not None and first.distribution == BUILTIN_DISTRIBUTION:
+            # the built-ins always load and keep their names: a plugin cannot take one over
+            _flag(info, f"{kind} {spec.name!r} is a name built into unisandbox; this plugin's record is "
+                        f"ignored (rename it in {spec.distribution})")
+            return
         if (kind, spec.name) in self.conflicts:
             self.conflicts[kind, spec.name].append(spec)
-        elif spec.name in table:
-            first = table.pop(spec.name)
+            _flag(info, f"{kind} {spec.name!r} registered by more than one distribution")
+        elif first is not None:
+            table.pop(spec.name)
             self.conflicts[kind, spec.name] = [first, spec]
             for p in self.plugins:  # the two modules that registered the name, not their siblings
-                if p is info or (p.distribution == first.distribution and f"{kind}:{spec.name}" in p.provides):
-                    p.status = "conflict"
-                    p.error = (f"{kind} {spec.name!r} registered by both "
-                               f"{first.distribution} and {spec.distribution}")
+                if p is info or (p.distribution == first.distribution and key in p.provides):
+                    _flag(p, f"{kind} {spec.name!r} registered by both {first.distribution} and "
+                             f"{spec.distribution}")
         else:
             table[spec.name] = spec
-        info.provides.append(f"{kind}:{spec.name}")
+        info.provides.append(key)
+
+
+def _flag(info: PluginInfo, problem: str) -> None:
+    """Mark a plugin as in conflict, keeping every problem it has (``plugins list`` shows all)."""
+    info.status = "conflict"
+    info.error = f"{info.error}; {problem}" if info.error else problem
 
 
 def _selected(entry_point: metadata.EntryPoint, only: set[str] | None) -> bool:
@@ -129,8 +143,18 @@ def _plugin_filter() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+_ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def _short_error(exc: BaseException) -> str:
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    """The error and where it happened: the last line of the plugin's own code, not the
+    engine's check that caught it (the line the plugin's author has to change)."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    engine = os.path.join(_ENGINE_DIR, "")
+    own = [f for f in frames if not f.filename.startswith("<")  # attrs' generated __init__
+           and (not os.path.abspath(f.filename).startswith(engine)
+                or os.path.join(_ENGINE_DIR, "builtins", "") in os.path.abspath(f.filename))]
+    last = (own or frames)[-1:]
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
@@ -140,10 +164,23 @@ def _check_api(module: ModuleType) -> str | None:
     if declared is None:
         return (f"module {module.__name__} does not declare PLUGIN_API_VERSION; "
                 f"add `PLUGIN_API_VERSION = {PLUGIN_API_VERSION}` (see PLUGINS.md)")
-    if declared != PLUGIN_API_VERSION:
-        return (f"written for plugin API {declared}, this unisandbox {__version__} provides "
-                f"API {PLUGIN_API_VERSION}; upgrade the plugin or unisandbox")
+    if type(declared) is not int or declared != PLUGIN_API_VERSION:
+        return (f"written for plugin API {declared!r}, this unisandbox {__version__} provides "
+                f"API {PLUGIN_API_VERSION} (an int); upgrade the plugin or unisandbox")
     return None
+
+
+def _unknown_hooks(module: ModuleType) -> str | None:
+    """A hook implementation whose name is no hook (``register_model``): pluggy would keep it
+    and never call it, so the plugin would load and register nothing, silently."""
+    marker = f"{hookspecs.PROJECT}_impl"
+    names = sorted(n for n in dir(module) if getattr(getattr(module, n, None), marker, None) is not None)
+    unknown = [n for n in names if n not in _KIND_OF_HOOK]
+    if not unknown:
+        return None
+    close = difflib.get_close_matches(unknown[0], list(_KIND_OF_HOOK), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f"; the hooks are {', '.join(_KIND_OF_HOOK)}"
+    return f"unknown hook {unknown[0]}{hint}"
 
 
 def _candidates() -> Iterable[tuple[str, str, str, Callable[[], ModuleType]]]:
@@ -188,6 +225,9 @@ def build_registry() -> Registry:
             info.status, info.error = "broken", _short_error(exc)
             continue
         problem = _check_api(module)
+        if problem is None and (unknown := _unknown_hooks(module)):
+            info.status, info.error = "broken", unknown
+            continue
         if problem:
             info.status, info.error = "refused", problem
             continue

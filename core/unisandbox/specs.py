@@ -7,12 +7,16 @@ always see where a name came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from .capabilities import check_capabilities
+
+#: a record's name: it appears in CLI options, folder names and config files
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -30,8 +34,11 @@ class _Spec:
     version: str = ""
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"name {self.name!r} must be ASCII letters, digits, '-' or '_', starting "
+                             "with a letter or digit")
+        if not callable(self.factory):
+            raise ValueError(f"{self.name}: factory must be callable, got {type(self.factory).__name__}")
         if "\n" in self.description:
             raise ValueError(f"{self.name}: description must be one line")
 

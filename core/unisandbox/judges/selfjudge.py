@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import UserError
+from ..protocols import returns
 from ..protocols.judge import Judge
 from ..protocols.model import Model
 from ..protocols.task import Task
@@ -132,10 +133,7 @@ class SelfJudge(Judge):
         replies: list[str] = []
         for start in range(0, len(columns[0]), self.batch_size):
             rows = [c[start : start + self.batch_size] for c in columns]
-            chunk = call(*rows)
-            if len(chunk) != len(rows[0]):
-                raise RuntimeError(f"{name} returned {len(chunk)} replies for {len(rows[0])} inputs")
-            replies += chunk
+            replies += returns.returned(self.model, name, call(*rows), str, len(rows[0]))
         return replies
 
     def _by_consistency(self, items: Sequence[JudgeItem], ready: list[tuple[int, Any]],

@@ -42,4 +42,35 @@ def generations(owner: object, got: Any, n: int) -> list[Any]:
         if not isinstance(g.image, Image):
             raise PluginError(f"{type(owner).__name__}.generate() returned a Generation whose image is a "
                               f"{type(g.image).__name__} at position {i}; expected a PIL image")
+        if g.image.mode not in PNG_MODES or 0 in g.image.size:
+            raise PluginError(f"{type(owner).__name__}.generate() returned a {g.image.size[0]}x{g.image.size[1]} "
+                              f"image in mode {g.image.mode!r} at position {i}; run folders keep PNGs: "
+                              "return an RGB image (image.convert('RGB'))")
     return out
+
+
+#: PIL modes a PNG file holds (what the run folder saves every image as)
+PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})
+
+
+def task_samples(owner: object, got: Any) -> list[Any]:
+    """``Task.samples()``'s items as a list of ``Sample`` records with distinct string ids:
+    results, images and resumption are keyed by id, so a repeated one would be scored from
+    one image as many times as it repeats."""
+    from ..records import Sample
+
+    who = f"{type(owner).__name__}.samples()"
+    if not isinstance(got, Sequence) or isinstance(got, str | bytes):
+        raise PluginError(f"{who} returned {type(got).__name__}; expected a list of Sample records")
+    seen: set[str] = set()
+    for i, sample in enumerate(got):
+        if not isinstance(sample, Sample):
+            raise PluginError(f"{who} returned a {type(sample).__name__} at position {i}; expected Sample")
+        if not isinstance(sample.id, str) or not sample.id:
+            raise PluginError(f"{who}: the sample at position {i} has the id {sample.id!r}; "
+                              "ids are non-empty strings")
+        if sample.id in seen:
+            raise PluginError(f"{who}: the id {sample.id!r} is given twice (position {i}); ids name "
+                              "each sample's image and verdict, so each must be unique within a task")
+        seen.add(sample.id)
+    return list(got)

@@ -65,8 +65,13 @@ class Runner:
         self.tasks: list[Task] = [build(spec, comp.args) for spec, comp in
                                   zip(self.task_specs, config.tasks, strict=True)]
         names = [t.name for t in self.tasks]
-        if len(set(names)) != len(names):
-            raise UserError(f"the same task appears twice: {names}; give each task once")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                first = config.tasks[names.index(name)].name
+                same = "is given twice" if first == config.tasks[i].name else \
+                    f"and {config.tasks[i].name!r} both build a task named {name!r}"
+                raise UserError(f"task {first!r} {same}: each task's images and results are kept "
+                                "under its name; give each task once")
 
     # --- set-up -------------------------------------------------------------------------
     def _check_capabilities(self) -> None:
@@ -185,7 +190,7 @@ class Runner:
                 note = getattr(exc, "add_note", None)
                 if note is not None and not isinstance(exc, UserError):
                     note(f"unisandbox: in task {task.name}, mode {mode}, samples "
-                         f"{', '.join(s.id for s in batch[:4])}{' ...' if len(batch) > 4 else ''}; "
+                         f"{', '.join(str(s.id) for s in batch[:4])}{' ...' if len(batch) > 4 else ''}; "
                          f"what {self.store.root} holds is kept: run the same command to resume")
                 raise
             records = dist.gather(records)
