@@ -88,7 +88,9 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     who = f"{spec.kind} {spec.name!r}"
     try:
         built = spec.factory(**args, **context)
-    except UserError:
+    except UserError as exc:
+        if type(exc) is UserError and spec.name not in str(exc):  # "steps must be ...": whose?
+            raise UserError(f"{who}: {exc}") from exc
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise UserError(f"{who}: {exc}") from exc

@@ -35,9 +35,13 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
     out.mkdir(parents=True, exist_ok=True)
     try:
         result = trainer.train(model, out)
-    except BaseException:
+    except BaseException as exc:
         if fresh and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run stopped by its own checks leaves no empty folder behind
+        elif isinstance(exc, Exception) and not isinstance(exc, UserError) and hasattr(exc, "add_note"):
+            exc.add_note(f"unisandbox: in trainer {trainer_name!r} ({trainer_spec.distribution} "
+                         f"{trainer_spec.version}); what {out} holds is kept: run the same command "
+                         "again to resume")
         raise
     if not isinstance(result, TrainResult):
         raise PluginError(f"{type(trainer).__name__}.train() returned {type(result).__name__}; expected "

@@ -1,0 +1,43 @@
+"""run_trainer, the engine side of `unisandbox train`: what a failing trainer leaves and says."""
+
+from __future__ import annotations
+
+import pytest
+from unisandbox.training import run_trainer
+
+SOURCE = '''
+from pathlib import Path
+from unisandbox.hookspecs import hookimpl
+from unisandbox.protocols import Model, Trainer
+from unisandbox.specs import ModelSpec, TrainerSpec
+PLUGIN_API_VERSION = 1
+
+class Plain(Model):
+    capabilities = frozenset({"chat"})
+    def chat(self, prompts):
+        return ["x" for _ in prompts]
+
+class HalfWay(Trainer):
+    def train(self, model, out_dir):
+        (Path(out_dir) / "step-1.txt").write_text("kept")
+        raise RuntimeError("the trainer's own bug")
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="plain", factory=Plain, description="a model", capabilities={"chat"}))
+
+@hookimpl
+def register_trainers(register):
+    register(TrainerSpec(name="halfway", factory=HalfWay, description="fails after one step"))
+'''
+
+
+def test_a_trainer_failing_mid_way_keeps_its_folder_and_says_whose_bug_and_how_to_resume(plugin_site, tmp_path):
+    plugin_site("halfway-dist", "0.2", {"halfway_mod": SOURCE}, {"halfway": "halfway_mod"})
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="the trainer's own bug") as err:
+        run_trainer("halfway", model_name="plain", model_args={}, train_args={}, out=out)
+    assert (out / "step-1.txt").read_text() == "kept"
+    if hasattr(err.value, "add_note"):  # Python 3.11+
+        assert err.value.__notes__ == [f"unisandbox: in trainer 'halfway' (halfway-dist 0.2); what {out} "
+                                       "holds is kept: run the same command again to resume"]
