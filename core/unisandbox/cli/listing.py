@@ -25,7 +25,8 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         echo_json([p.to_json() for p in registry.plugins])
         return
-    rows = [(p.name, p.distribution, p.version, p.status, ", ".join(p.provides) or p.error)
+    rows = [(p.name, p.distribution, p.version, p.status,
+             ", ".join(p.provides) or p.error or "(registers nothing)")
             for p in registry.plugins]
     click.echo(table(rows, ["plugin", "distribution", "version", "status", "provides / error"]))
     problems = [p for p in registry.plugins if p.status != "ok"]
