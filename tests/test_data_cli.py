@@ -63,6 +63,7 @@ def test_generate_the_injection_corpus(tmp_path, capsys):
 @pytest.mark.parametrize(("args", "needle"), [
     (["mapping-1", "--counts", "1-3"], "unknown argument 'counts'"),
     (["math-1", "--counts", "0-3"], "counts must lie within"),
+    (["math-1", "--world", "glyph", "--counts", "15-18"], "a picture of the glyph world shows 1 to 16 objects"),
     (["math-1", "--world", "moon"], "unknown world 'moon'"),
     (["nope"], "'nope' is not a task that generates items; choose from knowledge-forward"),
     (["unisandbox-file"], "'unisandbox-file' is not a task that generates items"),

@@ -280,3 +280,10 @@ def test_any_target_roundtrips(target: dict[str, Any], layout: str, seed: int, s
     r = roundtrip(target, layout=layout, seed=seed, size=size)
     if "portrait" not in target:
         assert r.count == target.get("count", 1)
+
+
+def test_the_glyph_worlds_largest_count_is_what_its_grid_holds():
+    from unisandbox.world import get_world
+    from unisandbox.world.glyph_draw import N_CELLS
+
+    assert get_world("glyph").max_count == N_CELLS

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
+from .protocols.analysis import AnalysisTask
 from .protocols.model import Model
 from .protocols.returns import task_samples
 from .protocols.task import Task
@@ -108,7 +109,8 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     if isinstance(built, Task):
         if built.name == Task.name:  # a class that names no task is the task it was registered as
             built.name = spec.name
-        task_samples(built, built.samples())
+        if not isinstance(built, AnalysisTask):  # a probe may pool several tasks' items
+            task_samples(built, built.samples())
     return built
 
 

@@ -70,6 +70,8 @@ def glyph_judge(tasks: Sequence[Any] = ()) -> GlyphJudge:
         try:
             glyph_draw.check_target(sample.target or {})
         except ValueError as exc:
+            if getattr(getattr(task, "world", None), "name", None) == "glyph":
+                raise ValueError(f"task {task.name!r}: its first item has no glyph-world answer ({exc})") from None
             raise ValueError(f"task {task.name!r} is not in the glyph world ({exc}); the glyph judge "
                              "reads glyph-world images: add --task-arg world=glyph") from None
     return GlyphJudge()

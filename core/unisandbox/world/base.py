@@ -50,6 +50,8 @@ class World:
     flowers: tuple[Thing, ...]
     portrait: Mapping[str, tuple[str, ...]]
     description: str = ""
+    #: the most objects one picture of this world can show (what ``counts`` may ask for)
+    max_count: int = 20
 
     def thing(self, kind: str, colour: str | None = None) -> Thing:
         for t in (*self.objects, *self.fruits, *self.flowers):

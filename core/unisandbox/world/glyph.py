@@ -33,6 +33,7 @@ def glyph_world() -> World:
         flowers=tuple(Thing(k, p) for k, p in FLOWERS),
         portrait=PORTRAIT,
         description="coloured glyph shapes, fruits, flowers and portraits on a 32x32 grid",
+        max_count=16,  # one object a cell of the 4x4 grid (glyph_draw.N_CELLS)
     )
 
 
