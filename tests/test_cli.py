@@ -67,6 +67,10 @@ def test_unknown_names_and_missing_options(toy_plugin, tmp_path):
                               "toy-pixel", "--out", str(tmp_path)), "unknown model 'nope'")
     assert_user_error(run_cli("eval", "--model", "toy-painter"), "missing --task, --judge, --out")
     assert_user_error(run_cli("eval", "--bogus"), "No such option")
+    # an empty --out would be the current folder: the run's files among the user's own
+    assert_user_error(run_cli(*BASE, "--out", "", cwd=tmp_path), "'--out': is empty")
+    assert_user_error(run_cli("report", str(tmp_path), "--out", " ", cwd=tmp_path), "'--out': is empty")
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # the test plugin's, nothing else
 
 
 def test_capability_mismatch_is_explained(toy_plugin, plugin_site, tmp_path):

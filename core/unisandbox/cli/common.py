@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,7 +30,20 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def arg_option(name: str, what: str) -> Callable[..., Any]:
     return click.option(f"--{name}-arg", f"{name}_args", multiple=True, metavar="KEY=VALUE",
                         help=f"Argument for the {what}; repeat for several. Values parse as "
-                             "JSON scalars when they can (3, 0.5, true), else as text.")
+                             "JSON scalars or lists when they can (3, 0.5, true, [1,2]), else as text.")
+
+
+class OutPath(click.Path):
+    """Where a command writes: a path that names something. An empty ``--out ""`` would be
+    the current folder, and the run's files would land among the user's own."""
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True) -> None:
+        super().__init__(path_type=Path, file_okay=file_okay, dir_okay=dir_okay)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; name the folder (or file) to write", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def percent(value: float | None) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import arg_option, echo_json, json_option, percent, table
+from .common import OutPath, arg_option, echo_json, json_option, percent, table
 
 CORPUS = "knowledge-corpus"
 
@@ -36,7 +36,7 @@ def data() -> None:
 @click.option("--n-characters", type=int, default=None,
               help="Knowledge: invented characters  [default: 10].")
 @arg_option("task", "task factory (any other keyword it takes)")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", required=True, type=OutPath(dir_okay=False),
               help="File to write (JSON lines, the published schema of the task's family).")
 @click.option("--plain", is_flag=True,
               help="Write only the published fields (drop the 'unisandbox' extras: question, "

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, json_option
+from .common import OutPath, echo_json, json_option
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/demo"),
+@click.option("--out", type=OutPath(file_okay=False), default=Path("runs/demo"),
               show_default=True, help="Demo folder; running again on it resumes.")
 @click.option("--quick", is_flag=True,
               help="A reduced size of every stage, a tiny model pretrained here included (about "

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import arg_option, echo_json, json_option, percent, table
+from .common import OutPath, arg_option, echo_json, json_option, percent, table
 
 
 def print_results(results: dict[str, Any]) -> None:
@@ -45,7 +45,7 @@ def print_results(results: dict[str, Any]) -> None:
 @click.option("--mode", "modes", default=None, metavar="MODES",
               help="Comma-separated generation modes: normal, think; none measures understanding "
                    "(U) alone  [default: normal,think].")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", type=OutPath(file_okay=False),
               help="Run folder. An existing folder with the same configuration is resumed.")
 @click.option("--seed", type=int, default=None, help="Run seed  [default: 0].")
 @click.option("--batch-size", type=int, default=None, help="Samples per batch  [default: 16].")
@@ -115,7 +115,7 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
 @arg_option("judge", "judge factory")
 @click.option("--mode", default="normal", show_default=True,
               help="Which mode the images are (a label; for a run folder, the sub-folder read).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--out", type=OutPath(file_okay=False), default=None,
               help="Run folder to write  [default: SOURCE/score-JUDGE-MODE for a run folder, else FOLDER/score].")
 @click.option("--reference-scoring", is_flag=True, help="Count judge errors as wrong.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

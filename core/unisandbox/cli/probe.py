@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import arg_option, echo_json, json_option, table
+from .common import OutPath, arg_option, echo_json, json_option, table
 
 
 @click.command()
@@ -19,7 +19,7 @@ from .common import arg_option, echo_json, json_option, table
 @arg_option("task", "probe (e.g. task=math-1, world=glyph, top_k=5, threshold=0.05)")
 @click.option("--mode", "modes", default="normal,think", show_default=True, metavar="MODES",
               help="Comma-separated generation modes to probe: normal, think.")
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", required=True, type=OutPath(file_okay=False),
               help="Folder for probe.json, the figures and the report section.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @json_option

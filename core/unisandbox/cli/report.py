@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .common import echo_json, json_option, table
+from .common import OutPath, echo_json, json_option, table
 
 
 def _width() -> int:
@@ -21,7 +21,7 @@ _folder = click.Path(path_type=Path, exists=True, file_okay=False)
 
 @click.command()
 @click.argument("folders", nargs=-1, required=True, type=_folder, metavar="RUN_DIR...")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--out", type=OutPath(file_okay=False), default=None,
               help="Folder for report.html, report.md and figures/  [default: RUN_DIR/report "
                    "for one run; required for several].")
 @click.option("--title", default=None, help="Report title.")
@@ -59,7 +59,7 @@ def report(folders: tuple[Path, ...], out: Path | None, title: str | None,
 @click.command()
 @click.argument("run_a", type=_folder)
 @click.argument("run_b", type=_folder)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--out", type=OutPath(file_okay=False), default=None,
               help="Also write a report of both runs with the comparison on top, into this folder.")
 @json_option
 def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
@@ -103,7 +103,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
 @click.option("--inject", type=_folder, default=None, help="Run folder after knowledge injection.")
 @click.option("--probes", type=click.Path(path_type=Path, exists=True), default=None,
               help="A probe folder (its probe.json) or a JSON file with per-item probe rows.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", type=OutPath(dir_okay=False), default=None,
               help="Write findings.json here (for `unisandbox report --findings`).")
 @json_option
 def findings(base: Path | None, stars: Path | None, stars_nofilter: Path | None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import arg_option, echo_json, json_option
+from .common import OutPath, arg_option, echo_json, json_option
 
 
 def _help(ctx: click.Context, _param: click.Parameter, wanted: bool) -> None:
@@ -66,7 +66,7 @@ def _trainer_help(name: str) -> str:
 @click.option("--model", required=True, help="Model to start from (see `unisandbox models list`).")
 @arg_option("model", "model factory (e.g. path=DIR)")
 @arg_option("train", "trainer (`unisandbox train TRAINER --help` lists them)")
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out", required=True, type=OutPath(file_okay=False),
               help="Training folder; running again on it resumes.")
 @click.option("--quiet", is_flag=True, help="No progress bars (for trainers that show them).")
 @json_option
