@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from unisandbox.factories import build
+from unisandbox.errors import DataWarning
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.judges.glyph import GlyphJudge
 from unisandbox.records import JudgeItem, Sample, Verdict
@@ -108,6 +109,13 @@ def test_undecidable_items_are_errors(judge: GlyphJudge, tmp_path: Path) -> None
     assert "no structured target" in verdicts[3].raw and "world=glyph" in verdicts[3].raw
     assert "unknown kind 'cup'" in verdicts[4].raw
     assert "symbol" in verdicts[5].raw
+    # an image past PIL's decompression-bomb limit is unreadable, not the end of a whole score
+    from PIL import Image
+
+    Image.new("1", (20000, 20000), 1).save(tmp_path / "huge.png")
+    huge = JudgeItem("t", "math", Sample(id="huge", prompt="p", answer="a", target=STARS), tmp_path / "huge.png")
+    verdict = judge.judge([huge])[0]
+    assert verdict.verdict == "error" and "cannot read image" in verdict.raw
 
 
 def test_byo_images_of_larger_sizes_are_downsampled(judge: GlyphJudge, tmp_path: Path) -> None:
@@ -134,6 +142,13 @@ def test_judge_through_the_verdict_cache(judge: GlyphJudge, tmp_path: Path) -> N
     v2 = again.judge(items)
     assert v2[:2] == v1[:2] and again.hits == 2 and again.misses == 1  # errors are retried
     assert isinstance(v2[0], Verdict) and v2[0].description == "3 red stars"
+    # a damaged cache entry is a verdict to compute again, with one warning naming the line
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(['{"foo": 1}', "[1, 2]", lines[1]]) + "\n")
+    with pytest.warns(DataWarning, match=r"cache.jsonl:1: field 'key': not a cached verdict; 2 such entries"):
+        damaged = CachedJudge(GlyphJudge(), cache)
+    assert [v.verdict for v in damaged.judge(items)] == ["yes", "no", "error"]
+    assert damaged.hits == 1 and damaged.misses == 2
     # the identity names the parser and the template bank, so a changed parser re-judges
     ident = judge.identity()
     assert ident["kind"] == "glyph" and ident["parser"] == gd.PARSER_VERSION

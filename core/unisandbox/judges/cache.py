@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataWarning
 from ..paths import file_sha256
 from ..protocols import returns
 from ..protocols.judge import Judge
@@ -21,6 +23,38 @@ from ..run.store import JsonlLog
 
 def identity_hash(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _entries(file: Path) -> list[dict[str, Any]]:
+    """A cache file's usable entries. A damaged one (hand-edited, a foreign file) is only a
+    verdict to compute again: it is skipped, with one warning naming the first such line."""
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[int, str]] = []
+    for number, entry in enumerate(JsonlLog(file).read(), 1):
+        problem = _problem(entry)
+        if problem is None:
+            good.append(entry)
+        else:
+            bad.append((number, problem))
+    if bad:
+        line, field = bad[0]
+        warnings.warn(f"{file}:{line}: field {field!r}: not a cached verdict; {len(bad)} such "
+                      f"entr{'y is' if len(bad) == 1 else 'ies are'} judged again", DataWarning, stacklevel=2)
+    return good
+
+
+def _problem(entry: Any) -> str | None:
+    """The first field a cache entry lacks or has wrong, None when it is whole."""
+    if not isinstance(entry, dict):
+        return "key"
+    for field, kinds in (("key", str), ("verdict", str), ("raw", str), ("description", str)):
+        if not isinstance(entry.get(field), kinds):
+            return field
+    if entry["verdict"] not in ("yes", "no"):
+        return "verdict"
+    if not isinstance(entry.get("facets") or {}, dict):
+        return "facets"
+    return None
 
 
 class CachedJudge(Judge):
@@ -42,7 +76,7 @@ class CachedJudge(Judge):
         # into a folder of its own reuses the run's verdicts without touching the run)
         for file in [*read_from, *sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))]:
             if file in read_from or file == path or file.name.startswith(f"{path.stem}.rank"):
-                self.entries.update((r["key"], r) for r in JsonlLog(file).read())
+                self.entries.update((r["key"], r) for r in _entries(file))
         self.hits = 0
         self.misses = 0
 

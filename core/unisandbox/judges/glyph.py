@@ -49,7 +49,7 @@ class GlyphJudge(Judge):
                 pixels = glyph_draw.as_array(image)
         except FileNotFoundError:
             return Verdict("error", raw=f"missing image {item.image_path}")
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
             return Verdict("error", raw=f"cannot read image {item.image_path}: {exc}")
         except ValueError as exc:
             return Verdict("error", raw=f"{item.image_path.name}: {exc}")

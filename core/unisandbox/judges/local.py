@@ -186,7 +186,7 @@ class LocalVLMJudge(Judge):
                 try:
                     with Image.open(request.image) as image:
                         images.append(image.convert("RGB"))
-                except OSError as exc:
+                except (OSError, Image.DecompressionBombError) as exc:  # a huge image is unreadable too
                     out[i] = Reply(None, error=f"cannot read image {request.image.name}: {exc}")
                     continue
                 content.insert(0, {"type": "image"})

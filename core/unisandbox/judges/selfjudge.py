@@ -113,7 +113,7 @@ class SelfJudge(Judge):
             try:
                 with Image.open(item.image_path) as image:
                     ready.append((i, image.convert("RGB")))
-            except OSError as exc:
+            except (OSError, Image.DecompressionBombError) as exc:  # a huge image is unreadable too
                 out[i] = Verdict("error", raw=f"cannot read image {item.image_path.name}: {exc}")
         if self.mode == "consistency":
             self._by_consistency(items, ready, out)

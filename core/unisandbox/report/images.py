@@ -39,5 +39,5 @@ def thumbnail(path: Path, max_side: int = 256) -> tuple[str, int] | None:
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="JPEG", quality=85)
             return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), side
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None
