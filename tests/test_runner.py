@@ -92,6 +92,22 @@ def test_resume_refuses_a_different_configuration(toy_plugin, tmp_path):
         Runner(config(tmp_path / "run", seed=3), progress=False).run()
 
 
+def test_resume_accepts_what_decides_no_verdict_and_records_it(toy_plugin, tmp_path):
+    """A judge server's new address, the batch size, the modes' order: a resume, not a new run."""
+    first = Runner(config(tmp_path / "run"), progress=False).run()
+    log = (tmp_path / "run/samples.jsonl").read_text()
+    messages: list[str] = []
+    changed = config(tmp_path / "run", batch_size=3, modes=("think", "normal"),
+                     judge=Component("toy-pixel", {}))
+    again = Runner(changed, progress=False, log=messages.append).run()
+    assert again["tasks"] == first["tasks"] and (tmp_path / "run/samples.jsonl").read_text() == log
+    assert any("run.batch_size: 4 -> 3" in m for m in messages)
+    recorded = json.loads((tmp_path / "run/config.json").read_text())["run"]
+    assert recorded["batch_size"] == 3 and recorded["modes"] == ["think", "normal"]
+    with pytest.raises(Exception, match=r"different run \(run.modes"):
+        Runner(config(tmp_path / "run", modes=("normal",)), progress=False).run()
+
+
 def test_errors_are_judged_again_on_resume_and_warned_about(toy_plugin, tmp_path, monkeypatch, capsys):
     import toy_unisandbox
     from unisandbox.records import Verdict
@@ -279,3 +295,19 @@ def test_a_factory_that_fails_says_which_component_and_distribution(toy_plugin, 
     elif hasattr(err.value, "add_note"):  # a plugin's bug keeps its traceback, and says whose it is
         assert err.value.__notes__ == ["unisandbox: raised while building model 'toy-painter' "
                                        "(toy-unisandbox 0.3)"]
+
+
+@pytest.mark.parametrize(("config_json", "kind"), [({"probe": {"name": "probe-lens"}, "model": {}}, "probe"),
+                                                   ({"kind": "score", "run": {}}, "score"),
+                                                   ({"anything": 1}, "folder")])
+def test_eval_into_a_folder_of_another_kind_is_refused_and_leaves_it_alone(toy_plugin, tmp_path,
+                                                                           config_json, kind):
+    from unisandbox.errors import UserError
+
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config_json))
+    with pytest.raises(UserError, match=f"holds a {kind}, not an eval run"):
+        Runner(config(folder), progress=False).run()
+    assert [p.name for p in folder.iterdir()] == ["config.json"]
+    assert json.loads((folder / "config.json").read_text()) == config_json

@@ -126,9 +126,14 @@ class Runner:
     def _prepare_folder(self) -> None:
         resolved = self.resolved_config()
         existing = self.store.read_config()
+        other = existing is not None and (existing.get("kind") or ("probe" if "probe" in existing else
+                                                                   None if "run" in existing else "folder"))
+        if other:
+            raise UserError(f"{self.store.root} holds a {other}, not an eval run (its config.json says "
+                            "so); evaluate into a folder of its own (--out), so that one is not overwritten")
         self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
         changed = [k for k in ("run", "tasks", "judge_identity")
-                   if existing is not None and existing.get(k) != resolved[k]]
+                   if existing is not None and _resumable(existing.get(k), k) != _resumable(resolved[k], k)]
         if changed and next(iter(self.store.samples.read()), None) is None:
             # a start that failed before it recorded anything (a bad --model-arg, say): the
             # corrected command takes the folder over, there is nothing to keep
@@ -136,10 +141,16 @@ class Runner:
             existing = None
         if existing is not None:
             if changed:
-                what = differences(existing[changed[0]], resolved[changed[0]], changed[0])
+                what = differences(_resumable(existing[changed[0]], changed[0]),
+                                   _resumable(resolved[changed[0]], changed[0]), changed[0])
                 raise UserError(f"{self.store.root} holds a different run ({what}); resume only "
                                 "with the same configuration, or choose another --out")
             self.log(f"resuming run in {self.store.root}")
+            if existing.get("run") != resolved["run"]:
+                what = differences(existing["run"], resolved["run"], "run")
+                self.log(f"  with {what} (these decide no verdict; config.json records them)")
+                if self.dist.is_main:
+                    self.store.write_config({**existing, "run": resolved["run"]})
         elif self.dist.is_main:
             self.store.write_config(resolved)
         self.dist.barrier()
@@ -322,3 +333,18 @@ def problems(store: RunStore, images_from: Path | None = None) -> list[str]:
         out.append(f"warning: {len(missing)} of {len(records)} images were not found{where} "
                    f"(scored wrong), e.g. {Path(missing[0]['image']).name}")
     return out
+
+
+def _resumable(section: Any, name: str) -> Any:
+    """What of a run's configuration a resume must match: not the batch size (each sample's
+    seed is its own), not the judge's arguments (its identity, compared on its own, holds what
+    decides a verdict: a server's new address or concurrency does not), not the order of the
+    modes."""
+    if name != "run" or not isinstance(section, dict):
+        return section
+    kept = {k: v for k, v in section.items() if k != "batch_size"}
+    if isinstance(kept.get("judge"), dict):
+        kept["judge"] = {k: v for k, v in kept["judge"].items() if k != "args"}
+    if isinstance(kept.get("modes"), list):
+        kept["modes"] = sorted(kept["modes"])
+    return kept
