@@ -37,3 +37,24 @@ def test_quick_demo_runs_every_stage_and_writes_a_self_contained_report(tmp_path
     resumed = json.loads((out / "timings.json").read_text())
     assert resumed == timings  # the total is recomputed from the stages, not added to
     assert timings["total"] == round(sum(v for k, v in timings.items() if k != "total"), 1)
+    # other options on the same folder would reuse the quick stages as if they were theirs
+    other = run_cli("demo", "--quick", "--seed", "7", "--quiet", "--out", str(out), timeout=300)
+    assert other.returncode == 2 and "holds a demo run with other options (options.seed: 0 -> 7)" in other.stderr
+
+
+def test_a_damaged_or_foreign_demo_folder_is_a_one_line_error(tmp_path):
+    from unisandbox.demo import Demo
+    from unisandbox.errors import UserError
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    demo = Demo(out, quick=True, log=lambda m: None, progress=False)
+    (out / "demo.json").write_text(json.dumps({"options": demo.options()}))
+    (out / "timings.json").write_text('{"pretrain": 1')
+    with pytest.raises(UserError, match="timings.json"):
+        demo.run()
+    (out / "demo.json").unlink()
+    (out / ".done").mkdir()
+    (out / ".done" / "pretrain").write_text("1.0\n")
+    with pytest.raises(UserError, match="did not record its options"):
+        demo.run()

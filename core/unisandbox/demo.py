@@ -21,7 +21,6 @@ Everything goes through the registry, so the stages use exactly what users call:
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -34,7 +33,7 @@ import attrs
 from .errors import UserError
 from .registry import Registry, get_registry
 from .run.config import Component, RunConfig
-from .run.store import atomic_write_json
+from .run.store import atomic_write_json, differences, read_object
 
 REQUIRED = {"model": ("query", "query-tiny"), "trainer": ("sandbox-pretrain", "inject", "stars"),
             "task": ("probe-lens", "probe-transfer")}
@@ -134,11 +133,34 @@ class Demo:
         return self.path("inject", "model")
 
     # --- driver --------------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """What decides the demo's stages: a folder resumes only under the same options."""
+        return {"quick": self.quick, "seed": self.seed, "default_checkpoint": self.use_default}
+
+    def _check_folder(self) -> None:
+        """The finished stages of a folder are reused only by the demo that made them (a full
+        demo resumed on a quick one's folder would report the quick one's 70-step model)."""
+        path = self.path("demo.json")
+        if path.is_file():
+            recorded = read_object(path, ("options",))["options"]
+            if recorded != self.options():
+                raise UserError(f"{self.out} holds a demo run with other options "
+                                f"({differences(recorded, self.options(), 'options')}); run it with "
+                                "the same options to resume, or choose another --out")
+        elif (self.path(".done").is_dir() and any(self.path(".done").iterdir())) or \
+                self.path("runs").is_dir():
+            raise UserError(f"{self.out} holds stages of a demo run that did not record its options "
+                            "(demo.json, written since this version); remove it or choose another --out")
+        else:
+            atomic_write_json(path, {"options": self.options()})
+
     def run(self) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
+        self._check_folder()
         timings_path = self.path("timings.json")
         if timings_path.is_file():
-            self.timings = json.loads(timings_path.read_text())
+            self.timings = {k: v for k, v in read_object(timings_path).items()
+                            if k in STAGES and isinstance(v, int | float)}
         start = time.perf_counter()
         for i, stage in enumerate(STAGES, 1):
             marker = self.path(".done", stage)
@@ -284,7 +306,7 @@ class Demo:
         if not probe.is_file():
             probe = self.path("runs", "base", "probes", "lens-math", "probe.json")
         if probe.is_file():
-            inputs["probes"] = json.loads(probe.read_text())
+            inputs["probes"] = read_object(probe)
         findings = evaluate_findings(inputs)
         save_findings(self.path("findings.json"), findings)
         self.log("\n" + findings_table(findings))

@@ -11,7 +11,7 @@ from .common import OutPath, echo_json, json_option
 
 @click.command()
 @click.option("--out", type=OutPath(file_okay=False), default=Path("runs/demo"),
-              show_default=True, help="Demo folder; running again on it resumes.")
+              show_default=True, help="Demo folder; running again on it (same options) resumes.")
 @click.option("--quick", is_flag=True,
               help="A reduced size of every stage, a tiny model pretrained here included (about "
                    "a minute on idle cores): checks the pipeline, the numbers mean little.")
@@ -36,7 +36,8 @@ def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json
     (about 5 minutes in all on 2 CPU cores); --pretrain (or a seed other than 0) trains it
     from scratch with the same recipe first (about 45 minutes more). Each stage prints the
     time elapsed and an estimate of the time left; a finished stage is skipped when the demo
-    runs again on the same --out.
+    runs again on the same --out with the same options (a folder made with others is
+    refused, so a full demo never reports a quick one's stages).
     """
     from ..demo import Demo
 
