@@ -263,21 +263,25 @@ def test_malformed_run_folder_gives_a_clear_error(glyph, tmp_path, capsys, damag
     assert_user_error(main(["report", str(broken), "--out", str(tmp_path / "o")]), capsys, *needles)
 
 
-@pytest.mark.parametrize("absent", [True, False])
-def test_partial_run_is_reported_as_not_finished(glyph, tmp_path, absent):
+def test_partial_run_is_reported_as_not_finished_with_what_it_lacks(glyph, tmp_path, capsys):
     import shutil
 
     partial = tmp_path / "partial"
     shutil.copytree(glyph, partial, ignore=shutil.ignore_patterns("report", "probes"))
-    results = json.loads((partial / "results.json").read_text())
-    if absent:
-        del results["tasks"]["knowledge-forward"]
-    else:  # as the runner writes a task it has not reached: listed, with nothing measured
-        results["tasks"]["knowledge-forward"]["levels"] = {"all": {"gap": {}}}
-    (partial / "results.json").write_text(json.dumps(results))
+    log = partial / "samples.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    normal = [r for r in records if r["task"] == "knowledge-forward" and r["mode"] == "normal"]
+    # interrupted in knowledge-forward's normal stage: one item of it recorded, nothing after
+    kept = [r for r in records if r["task"] != "knowledge-forward"] + normal[:1]
+    log.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    n = json.loads((partial / "config.json").read_text())["tasks"]["knowledge-forward"]["n"]
     write_report([partial], tmp_path / "o")
     text = (tmp_path / "o" / "report.html").read_text()
-    assert "Not finished: no results yet for knowledge-forward" in text
+    modes = json.loads((partial / "config.json").read_text())["run"]["modes"]
+    lacks = ", ".join([f"{m} {1 if m == 'normal' else 0} of {n}" for m in modes] + [f"U 0 of {n}"])
+    assert f"Not finished: knowledge-forward ({lacks})" in text
+    assert main(["compare", str(glyph), str(partial)]) == 0
+    assert f"warning: B ({partial}) is not finished: knowledge-forward" in capsys.readouterr().err
 
 
 def test_several_runs_need_out(glyph, capsys):

@@ -79,7 +79,9 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
         raise UserError(f"{run_a} and {run_b} share no measured task, level and mode: nothing to "
                         f"compare (A: {', '.join(a.results['tasks']) or 'none'}; B: "
                         f"{', '.join(b.results['tasks']) or 'none'})")
-    for note in comparability(a.config, b.config, rows):
+    unfinished = [f"{label} ({folder}) is not finished: {'; '.join(run.missing_tasks)}"
+                  for label, folder, run in (("A", run_a, a), ("B", run_b, b)) if run.missing_tasks]
+    for note in [*unfinished, *comparability(a.config, b.config, rows)]:
         click.echo(f"warning: {note}", err=True)
     if out is not None:
         from ..report import write_report
@@ -88,7 +90,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
                      title=f"unisandbox compare: {run_a.name} → {run_b.name}")
     if as_json:
         echo_json({"a": str(run_a), "b": str(run_b), "rows": [r.to_json() for r in rows],
-                   "warnings": comparability(a.config, b.config, rows)})
+                   "warnings": [*unfinished, *comparability(a.config, b.config, rows)]})
         return
     click.echo(f"A = {run_a}\nB = {run_b}\n")
     click.echo(table([r.cells() for r in rows], COMPARE_HEADERS))

@@ -7,12 +7,14 @@ traceback deep inside the writers.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, UserError
+from ..records import UNDERSTANDING
 from ..run.store import JsonlLog, read_json, read_records
 from .probes import ProbeSection, find_probe_sections
 
@@ -75,7 +77,8 @@ class RunData:
     label: str
     config: dict[str, Any]
     results: dict[str, Any]
-    #: tasks the configuration lists that results.json does not hold yet (a run that died)
+    #: tasks the configuration lists that are not wholly measured (a run that died), each
+    #: with what it lacks
     missing_tasks: list[str] = field(default_factory=list)
     probes: list[ProbeSection] = field(default_factory=list)
 
@@ -133,10 +136,36 @@ def load_run(root: Path, label: str | None = None) -> RunData:
         raise UserError(f"{root} has no results.json: the run has not finished its first task; "
                         "resume it with the same `unisandbox eval` command")
     results = check_results(read_json(results_path), results_path)
-    listed = [t.get("name") for t in config["run"].get("tasks", []) if isinstance(t, dict)]
-    missing = [str(t) for t in listed if not _measured(results["tasks"].get(t))]
-    return RunData(root=root, label=label or root.name, config=config, results=results,
-                   missing_tasks=missing, probes=find_probe_sections(root))
+    run = RunData(root=root, label=label or root.name, config=config, results=results,
+                  probes=find_probe_sections(root))
+    run.missing_tasks = _unfinished(run)
+    return run
+
+
+def _unfinished(run: RunData) -> list[str]:
+    """The tasks of the run's configuration that are not wholly measured, each with what it
+    lacks ("math-2 (normal 8 of 20, think 0 of 20, U 0 of 20)"): an interrupted run's results
+    hold the task it was in the middle of, and its figures would read as finished ones.
+
+    An eval run is checked record by record against each task's item count; a score folder
+    (its images may be missing for good) only for tasks with nothing measured.
+    """
+    config = run.config
+    listed = [str(t.get("name")) for t in config["run"].get("tasks", []) if isinstance(t, dict)]
+    sizes = {name: ((config.get("tasks") or {}).get(name) or {}).get("n") for name in listed}
+    if config.get("kind") == "score" or not all(isinstance(n, int) for n in sizes.values()):
+        return [t for t in listed if not _measured(run.results["tasks"].get(t))]
+    modes = [str(m) for m in config["run"].get("modes") or []]
+    if config["run"].get("understanding", True):
+        modes.append(UNDERSTANDING)
+    counts = Counter((task, mode) for task, mode, _ in run.records())
+    out = []
+    for name in listed:
+        short = [f"{'U' if mode == UNDERSTANDING else mode} {counts[name, mode]} of {sizes[name]}"
+                 for mode in modes if counts[name, mode] < sizes[name]]
+        if short:
+            out.append(f"{name} ({', '.join(short)})")
+    return out
 
 
 def load_folders(folders: list[Path]) -> tuple[list[RunData], list[ProbeSection]]:
