@@ -189,6 +189,29 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
         query_from_path(str(tmp_path), query_expert_scope="every")
 
 
+@pytest.mark.parametrize(("damage", "needle"), [
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:5000]),
+     "model.safetensors: not a readable safetensors file"),
+    (lambda d: (d / "model.safetensors").write_bytes(b""), "model.safetensors: not a readable safetensors file"),
+    (lambda d: (d / "config.json").write_text("[1, 2]"), "config.json: must hold a JSON object, got list"),
+    (lambda d: (d / "config.json").write_text('{"num_queries": 4,'), "config.json: not valid JSON"),
+    (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()),
+                                                          "num_queries": 6})),
+     "model.safetensors does not fit"),
+    (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()),
+                                                          "num_queries": "4"})),
+     "config.json: field 'num_queries' must be int, got '4'"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(small, tmp_path, damage, needle):
+    from unisandbox.errors import UserError
+    from unisandbox_query.factories import query_from_path
+
+    small.save_pretrained(tmp_path / "ckpt")
+    damage(tmp_path / "ckpt")
+    with pytest.raises(UserError, match=needle):
+        query_from_path(str(tmp_path / "ckpt"))
+
+
 def test_sampling_options_are_checked_when_the_model_is_built(small, tmp_path):
     from unisandbox.factories import build
     from unisandbox.registry import get_registry
@@ -793,3 +816,63 @@ def test_train_help_lists_the_recipe_and_an_unknown_key_is_refused_naming_it(cap
     err = capsys.readouterr().err
     assert code == 2 and "unknown argument 'txt_steps'; accepted: progress, checkpoint_every, text_steps" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_path, monkeypatch, capsys):
+    """A kill inside a state save leaves the previous whole state (weights, optimizer, step and
+    random state of one step): the resumed run ends where an uninterrupted one does. A rerun of a
+    finished folder does nothing; another recipe there is refused, not written over it."""
+    from safetensors.torch import load_file
+    from unisandbox_query.sandbox import pretrain
+    from unisandbox_query.sandbox.pretrain import Recipe, SandboxPretrain, scratch_model
+
+    small = dict(text_steps=4, joint_steps=2, batch_size=2, n_train=20, n_characters=4, curriculum=())
+    recipe = Recipe(**small)
+    SandboxPretrain(progress=False, checkpoint_every=0, **small).train(scratch_model(recipe), tmp_path / "whole")
+
+    saves = []
+    original = pretrain.atomic_write_json
+
+    def killed_at_the_second_state(path, data):
+        if path.name == "trainer_state.json":
+            saves.append(path)
+            if len(saves) == 2:
+                raise KeyboardInterrupt  # after the weights and optimizer, before the counters
+        original(path, data)
+
+    monkeypatch.setattr(pretrain, "atomic_write_json", killed_at_the_second_state)
+    with pytest.raises(KeyboardInterrupt):
+        SandboxPretrain(progress=False, checkpoint_every=2, **small).train(scratch_model(recipe), tmp_path / "cut")
+    monkeypatch.setattr(pretrain, "atomic_write_json", original)
+    assert (tmp_path / "cut/state.new/model/model.safetensors").is_file()  # the half-written one
+    SandboxPretrain(progress=False, checkpoint_every=2, **small).train(scratch_model(recipe), tmp_path / "cut")
+    assert "resuming sandbox-pretrain at step 2" in capsys.readouterr().err
+    whole = load_file(str(tmp_path / "whole/model/model.safetensors"))
+    cut = load_file(str(tmp_path / "cut/model/model.safetensors"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    assert not (tmp_path / "cut/state").exists() and not (tmp_path / "cut/state.new").exists()
+
+    before = (tmp_path / "whole/model/model.safetensors").read_bytes()
+    again = SandboxPretrain(progress=False, checkpoint_every=0, **small).train(scratch_model(recipe), tmp_path / "whole")
+    assert again.checkpoint == tmp_path / "whole/model" and "already holds this recipe's model" in capsys.readouterr().err
+    with pytest.raises(UserError, match="holds a finished sandbox pretraining of another recipe"):
+        SandboxPretrain(progress=False, **{**small, "text_steps": 3}).train(scratch_model(recipe), tmp_path / "whole")
+    assert (tmp_path / "whole/model/model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    ({"checkpoint_every": "abc"}, "checkpoint_every must be a whole number"),
+    ({"progress": "maybe"}, "progress must be true or false"),
+    ({"lr": -1}, "recipe field lr must be > 0"),
+    ({"batch_size": 0}, "recipe field batch_size must be >= 1"),
+    ({"noise_aug": 5}, "noise_aug must be between 0 and 1"),
+    ({"text_weights": '{"math": 0}'}, "text_weights gives every category weight 0"),
+    ({"text_weights": "[1]"}, "category weights must map categories to numbers"),
+    ({"text_steps": 0, "joint_steps": 0}, "text_steps \\+ joint_steps must be at least 1"),
+])
+def test_pretraining_arguments_out_of_range_fail_when_built(args, needle):
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+
+    with pytest.raises(UserError, match=needle):
+        build(get_registry().trainer("sandbox-pretrain"), args)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,12 +98,11 @@ def default_checkpoint(progress: bool = True) -> Path:
         return shipped
     folder = cache_root() / f"query-tiny-{recipe.digest()}"
     model_dir = folder / "model"
-    if (model_dir / "model.safetensors").is_file():
-        return model_dir
+    if (folder / "pretrain_log.json").is_file() and (model_dir / "config.json").is_file():
+        return model_dir  # finished: the log and config.json are the last files a run writes
     print(f"query-tiny: no pretrained sandbox checkpoint for recipe {recipe.digest()} yet; "
           f"training one now (about 45 minutes on 2 CPU cores, once) into {folder}", file=sys.stderr)
-    SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)
-    shutil.rmtree(folder / "state", ignore_errors=True)  # resume state; the model is complete
+    SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)  # resumes a killed one
     return model_dir
 
 

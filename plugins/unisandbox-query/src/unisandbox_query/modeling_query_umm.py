@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,14 @@ class QueryUMMConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"config.json: unknown fields {sorted(unknown)}")
+        for name, value in data.items():  # a hand-edited value fails here, not inside torch
+            f = cls.__dataclass_fields__[name]
+            default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+            if default is None:
+                continue
+            kinds: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and not isinstance(default, bool)):
+                raise ValueError(f"config.json: field {name!r} must be {type(default).__name__}, got {value!r}")
         return cls(**data)
 
 
@@ -562,7 +570,7 @@ class QueryUMM(nn.Module):
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
-        config = QueryUMMConfig.from_json(json.loads((path / CONFIG_NAME).read_text()))
+        config = QueryUMMConfig.from_json(_read_config(path / CONFIG_NAME))
         saved_expert = config.query_expert_rank
         added = []  # generation-path parts this load adds fresh (inert until trained)
         for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
@@ -582,8 +590,15 @@ class QueryUMM(nn.Module):
         if query_expert_scope is not None:
             config = replace(config, query_expert_scope=query_expert_scope)  # validates it
         model = cls(config, load_tokenizer(path))
-        state = load_file(str(path / WEIGHTS_NAME))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            state = load_file(str(path / WEIGHTS_NAME))
+        except Exception as exc:  # safetensors' own error type: a truncated or foreign file
+            raise ValueError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({exc})") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shapes that config.json does not give
+            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+            raise ValueError(f"{path / WEIGHTS_NAME} does not fit {path / CONFIG_NAME}: {detail}") from None
         missing = [k for k in missing if not (k == "lm.lm_head.weight" and model.lm.config.tie_word_embeddings)
                    and not k.startswith(tuple(added))]
         if missing or unexpected:
@@ -591,6 +606,17 @@ class QueryUMM(nn.Module):
         if model.lm.config.tie_word_embeddings:
             model.lm.tie_weights()
         return model.to(device).eval()
+
+
+def _read_config(file: Path) -> dict[str, Any]:
+    """A checkpoint's config.json as a dict; damage is an error naming the file."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import random
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -24,9 +25,10 @@ import attrs
 import numpy as np
 import torch
 from unisandbox.errors import UserError
+from unisandbox.factories import check_number
 from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import Trainer, TrainResult
-from unisandbox.run.store import atomic_write_json
+from unisandbox.run.store import atomic_write_json, read_object
 from unisandbox.world.glyph_draw import render_array
 
 from ..model import QueryModel
@@ -64,9 +66,13 @@ def _phases(value: Any) -> tuple[str, ...]:
 
 def _weights(value: Mapping[str, Any]) -> dict[str, float]:
     """Category weights as floats, so {"math": 4} and {"math": 4.0} are one recipe (one digest)."""
-    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float)}
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"category weights must map categories to numbers, got {value!r}")
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float) or v < 0}
     if bad:
-        raise ValueError(f"category weights must be numbers, got {bad}")
+        raise ValueError(f"category weights must be numbers >= 0, got {bad}")
     return {str(k): float(v) for k, v in value.items()}
 
 
@@ -104,6 +110,20 @@ TASK_SCALE: Mapping[str, float] = {
 _SCALARS: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "float | None": (int, float, type(None)),
 }
+
+
+#: (field, low, high) of the recipe's numbers; fields in ``_ZERO_OK`` may be 0, the others with
+#: low 0 must be above it (a learning rate)
+_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("text_steps", 0, float("inf")), ("joint_steps", 0, float("inf")), ("batch_size", 1, float("inf")),
+    ("text_batch_size", 1, float("inf")), ("text_tokens", 1, float("inf")), ("lr", 0, float("inf")),
+    ("lm_lr", 0, float("inf")), ("curriculum_lr", 0, float("inf")), ("warmup", 0, float("inf")),
+    ("text_weight", 0, float("inf")), ("seed", 0, float("inf")), ("noise_aug", 0, 1),
+    ("n_train", 1, float("inf")), ("n_characters", 1, float("inf")), ("think_format_share", 0, 1),
+    ("think_filler", 0, 1),
+)
+_ZERO_OK = frozenset({"text_steps", "joint_steps", "warmup", "text_weight", "seed", "noise_aug",
+                      "think_format_share", "think_filler"})
 
 
 #: field metadata of options added after a checkpoint shipped: the digest leaves them out at
@@ -172,6 +192,18 @@ class Recipe:
             kinds, value = _SCALARS.get(f.type), getattr(self, f.name)
             if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
                 raise ValueError(f"recipe field {f.name} must be {f.type}, got {value!r}")
+        for name, low, high in _RANGES:  # checked here, not thousands of steps later
+            value = getattr(self, name)
+            if value is not None and not (low <= value <= high and (low > 0 or name in _ZERO_OK or value > 0)):
+                bound = f"between {low:g} and {high:g}" if high != float("inf") else \
+                    (f">= {low:g}" if name in _ZERO_OK or low > 0 else "> 0")
+                raise ValueError(f"recipe field {name} must be {bound}, got {value!r}")
+        if self.steps < 1:
+            raise ValueError("text_steps + joint_steps must be at least 1")
+        for table, phase_steps in (("text_weights", self.text_steps - sum(n for _, n in self.curriculum_steps)),
+                                   ("joint_weights", self.joint_steps)):
+            if phase_steps > 0 and not any(w > 0 for w in getattr(self, table).values()):
+                raise ValueError(f"{table} gives every category weight 0: its phase would have nothing to train on")
         if sum(n for _, n in self.curriculum_steps) > self.text_steps:
             raise ValueError(f"the curriculum's {sum(n for _, n in self.curriculum_steps)} steps do not fit "
                              f"in text_steps={self.text_steps}")
@@ -254,6 +286,9 @@ class SandboxPretrain(Trainer):
         for key in ("text_weights", "joint_weights"):
             if isinstance(recipe.get(key), str):
                 recipe[key] = json.loads(recipe[key])
+        check_number("checkpoint_every", checkpoint_every, whole=True, low=0)
+        if not isinstance(progress, bool):
+            raise ValueError(f"progress must be true or false, got {progress!r}")
         self.recipe = Recipe(**recipe)
         self.progress = progress
         self.checkpoint_every = checkpoint_every
@@ -290,6 +325,10 @@ class SandboxPretrain(Trainer):
             phases[phase] = (names, [table[c] for c in names])
         sizes = {c: self._batch_size(umm, cats[c]) for c in cats if cats[c]}
         state_dir = out_dir / "state"
+        finished = self._finished(out_dir)
+        if finished is not None:
+            return finished
+        _recover_state(state_dir)
         params = [p for p in umm.parameters() if p.requires_grad]
         understanding = {id(p) for p in umm.understanding_parameters()}
         groups = [{"params": [p for p in params if id(p) in understanding], "peak": r.lm_lr or r.lr},
@@ -341,7 +380,25 @@ class SandboxPretrain(Trainer):
                    "final_text_loss": log[-1]["text"] if log else None, "recipe": r.digest()}
         atomic_write_json(out_dir / "pretrain_log.json", {"recipe": attrs.asdict(r), "log": log,
                                                           "metrics": metrics})
+        shutil.rmtree(state_dir, ignore_errors=True)  # the resume state of a finished run
         return TrainResult(checkpoint=final, metrics=metrics)
+
+    def _finished(self, out_dir: Path) -> TrainResult | None:
+        """A folder that holds a finished pretraining: this recipe's is returned as it is (a
+        rerun does nothing), another recipe's is refused (it would be overwritten)."""
+        log_path = out_dir / "pretrain_log.json"
+        if not log_path.is_file():
+            return None
+        metrics = read_object(log_path, ("metrics",))["metrics"]
+        digest = metrics.get("recipe") if isinstance(metrics, dict) else None
+        if digest != self.recipe.digest():
+            raise UserError(f"{out_dir} holds a finished sandbox pretraining of another recipe "
+                            f"({digest}, this one is {self.recipe.digest()}); choose another --out")
+        if not (out_dir / "model" / "config.json").is_file():
+            raise UserError(f"{out_dir}/model is incomplete although {log_path.name} says the run "
+                            "finished; choose another --out")
+        print(f"sandbox-pretrain: {out_dir} already holds this recipe's model", file=sys.stderr)
+        return TrainResult(checkpoint=out_dir / "model", metrics=metrics)
 
     def _batch_size(self, umm: QueryUMM, examples: list[TextExample]) -> int:
         """Sequences per batch so that a batch holds about ``text_tokens`` tokens."""
@@ -369,20 +426,30 @@ class SandboxPretrain(Trainer):
     # --- resumable state ---------------------------------------------------------------
     def _save_state(self, umm: QueryUMM, optimizer: torch.optim.Optimizer, rng: random.Random,
                     generator: torch.Generator, state_dir: Path, step: int, log: list) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        umm.save_pretrained(state_dir / "model")
-        tmp = state_dir / ".optimizer.pt.tmp"
-        torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state()}, tmp)
-        tmp.replace(state_dir / "optimizer.pt")
-        atomic_write_json(state_dir / "trainer_state.json",
+        """The model, optimizer and counters of one step, written whole into ``state.new`` and
+        swapped in: a kill at any moment leaves one complete state (``_recover_state``), never
+        weights of one step beside the step counter and random state of another."""
+        new, old = _sibling(state_dir, "new"), _sibling(state_dir, "old")
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir(parents=True)
+        umm.save_pretrained(new / "model")
+        torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state()},
+                   new / "optimizer.pt")
+        atomic_write_json(new / "trainer_state.json",  # last: its presence marks the state whole
                           {"step": step, "rng": rng.getstate(), "log": log,
                            "recipe": self.recipe.digest()})
+        shutil.rmtree(old, ignore_errors=True)
+        if state_dir.exists():
+            state_dir.rename(old)
+        new.rename(state_dir)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _resume(self, umm: QueryUMM, optimizer: torch.optim.Optimizer, rng: random.Random,
                 generator: torch.Generator, state_dir: Path) -> tuple[int, list]:
-        state = json.loads((state_dir / "trainer_state.json").read_text())
+        state = read_object(state_dir / "trainer_state.json", ("step", "rng", "log", "recipe"))
         if state["recipe"] != self.recipe.digest():
-            raise ValueError(f"{state_dir} holds a run of another recipe; use a fresh --out")
+            raise UserError(f"{state_dir} holds a run of another recipe ({state['recipe']}, this one is "
+                            f"{self.recipe.digest()}); choose another --out")
         saved = QueryUMM.from_pretrained(state_dir / "model")
         umm.load_state_dict(saved.state_dict())
         blob = torch.load(state_dir / "optimizer.pt", weights_only=True)
@@ -392,3 +459,19 @@ class SandboxPretrain(Trainer):
         rng.setstate((version, tuple(internal), gauss))
         print(f"resuming sandbox-pretrain at step {state['step']}", file=sys.stderr)
         return state["step"], state["log"]
+
+
+def _sibling(state_dir: Path, suffix: str) -> Path:
+    return state_dir.with_name(f"{state_dir.name}.{suffix}")
+
+
+def _recover_state(state_dir: Path) -> None:
+    """After a kill between the two renames of ``_save_state`` no ``state`` is left: the new
+    one when it was whole, else the old one, becomes it."""
+    if (state_dir / "trainer_state.json").is_file():
+        return
+    for candidate in (_sibling(state_dir, "new"), _sibling(state_dir, "old")):
+        if (candidate / "trainer_state.json").is_file():
+            shutil.rmtree(state_dir, ignore_errors=True)
+            candidate.rename(state_dir)
+            return
