@@ -833,15 +833,18 @@ def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_
     saves = []
     original = pretrain.atomic_write_json
 
+    class Killed(BaseException):  # kill -9: no handler runs
+        pass
+
     def killed_at_the_second_state(path, data):
         if path.name == "trainer_state.json":
             saves.append(path)
             if len(saves) == 2:
-                raise KeyboardInterrupt  # after the weights and optimizer, before the counters
+                raise Killed  # after the weights and optimizer, before the counters
         original(path, data)
 
     monkeypatch.setattr(pretrain, "atomic_write_json", killed_at_the_second_state)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         SandboxPretrain(progress=False, checkpoint_every=2, **small).train(scratch_model(recipe), tmp_path / "cut")
     monkeypatch.setattr(pretrain, "atomic_write_json", original)
     assert (tmp_path / "cut/state.new/model/model.safetensors").is_file()  # the half-written one
@@ -851,6 +854,23 @@ def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_
     cut = load_file(str(tmp_path / "cut/model/model.safetensors"))
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
     assert not (tmp_path / "cut/state").exists() and not (tmp_path / "cut/state.new").exists()
+
+    # Ctrl-C in the middle of step 3 (after its draws, before its update), no periodic state
+    class CutInStep3(SandboxPretrain):
+        calls = 0
+
+        def _text_loss(self, *args, **kwargs):
+            CutInStep3.calls += 1
+            if CutInStep3.calls == 4:
+                raise KeyboardInterrupt
+            return super()._text_loss(*args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        CutInStep3(progress=False, checkpoint_every=0, **small).train(scratch_model(recipe), tmp_path / "ctrl-c")
+    assert "interrupted; state saved at step 3" in capsys.readouterr().err
+    SandboxPretrain(progress=False, checkpoint_every=0, **small).train(scratch_model(recipe), tmp_path / "ctrl-c")
+    resumed = load_file(str(tmp_path / "ctrl-c/model/model.safetensors"))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
     before = (tmp_path / "whole/model/model.safetensors").read_bytes()
     again = SandboxPretrain(progress=False, checkpoint_every=0, **small).train(scratch_model(recipe), tmp_path / "whole")

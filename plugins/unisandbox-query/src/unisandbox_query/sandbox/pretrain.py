@@ -343,34 +343,50 @@ class SandboxPretrain(Trainer):
         umm.train()
         t0 = time.perf_counter()
         bar = progress_bar(r.steps, "sandbox-pretrain", "step", self.progress, initial=start)
-        for step in range(start, r.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = r.rate(step, group["peak"])
-            joint = step >= r.text_steps
-            if joint:
-                gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
-                contexts = [umm.generation_context(p, plan) for p, plan, _ in gen]
-                x0 = _images([t for _, _, t in gen], ["canonical"] * len(gen), [0] * len(gen))
-                flow = umm.flow_loss(contexts, x0.to(umm.device), generator)
-            else:
-                flow = torch.zeros(())
-            names, weights = phases["joint" if joint else "text"]
-            category = schedule[step] if step < len(schedule) else rng.choices(names, weights)[0]
-            size = sizes[category] if not joint else max(2, (2 * sizes[category]) // 3)
-            batch = rng.sample(cats[category], size)
-            text = self._text_loss(umm, batch, rng, generator)
-            loss = flow + r.text_weight * text
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            if step % 25 == 0 or step == r.steps - 1:
-                log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
-                            "category": category, "seconds": round(time.perf_counter() - t0, 1)})
-                bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}", refresh=False)
-            bar.update(1)
-            if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and step + 1 < r.steps:
-                self._save_state(umm, optimizer, rng, generator, state_dir, step + 1, log)
+        done = saved = start  # steps whose update is in the weights; the last saved state's
+        try:
+            for step in range(start, r.steps):
+                drawn = (rng.getstate(), generator.get_state())  # this step's draws start here
+                for group in optimizer.param_groups:
+                    group["lr"] = r.rate(step, group["peak"])
+                joint = step >= r.text_steps
+                if joint:
+                    gen = [corpus.generation_example(rng) for _ in range(r.batch_size)]
+                    contexts = [umm.generation_context(p, plan) for p, plan, _ in gen]
+                    x0 = _images([t for _, _, t in gen], ["canonical"] * len(gen), [0] * len(gen))
+                    flow = umm.flow_loss(contexts, x0.to(umm.device), generator)
+                else:
+                    flow = torch.zeros(())
+                names, weights = phases["joint" if joint else "text"]
+                category = schedule[step] if step < len(schedule) else rng.choices(names, weights)[0]
+                size = sizes[category] if not joint else max(2, (2 * sizes[category]) // 3)
+                batch = rng.sample(cats[category], size)
+                text = self._text_loss(umm, batch, rng, generator)
+                loss = flow + r.text_weight * text
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                done = step + 1
+                if step % 25 == 0 or step == r.steps - 1:
+                    log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
+                                "category": category, "seconds": round(time.perf_counter() - t0, 1)})
+                    bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}", refresh=False)
+                bar.update(1)
+                if self.checkpoint_every and done % self.checkpoint_every == 0 and done < r.steps:
+                    self._save_state(umm, optimizer, rng, generator, state_dir, done, log)
+                    saved = done
+        except KeyboardInterrupt:
+            # Ctrl-C (or a scheduler's SIGINT): keep the steps taken since the last state; a
+            # step cut before its update is drawn again on resume, with the same draws
+            if done > saved:
+                if done == step:
+                    rng.setstate(drawn[0])
+                    generator.set_state(drawn[1])
+                self._save_state(umm, optimizer, rng, generator, state_dir, done, log)
+                print(f"\nsandbox-pretrain: interrupted; state saved at step {done}: run the same "
+                      "command to resume", file=sys.stderr)
+            raise
         bar.close()
         final = out_dir / "model"
         umm.eval()
