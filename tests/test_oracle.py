@@ -103,3 +103,11 @@ def test_oracle_scores_everything_through_the_engine(tmp_path, capsys):
     assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "### What the pictures got right" in report and "| math-1 | 1 | G-normal | 100.0 (n 12) | 100.0 (n 12) |" in report
+
+
+def test_a_glyph_size_that_is_not_a_whole_scale_is_refused_when_built():
+    from unisandbox.errors import UserError
+
+    with pytest.raises(UserError, match="size must be a multiple of 32 in the glyph world, got 100"):
+        build(get_registry().model("glyph-oracle"), {"size": 100})
+    assert build(get_registry().model("glyph-oracle"), {"size": 96}).size == 96

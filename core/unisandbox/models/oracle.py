@@ -52,6 +52,8 @@ class GlyphOracle(Model):
         self.n_characters = check_int("n_characters", n_characters, 2, 5000)
         self.split = check_split(split)
         self.size = check_int("size", size, 32, 1024)
+        if self.world.name == "glyph" and self.size % 32:  # a glyph picture is 32 px, scaled up whole
+            raise ValueError(f"size must be a multiple of 32 in the glyph world, got {self.size}")
         if layout not in ("canonical", "random"):
             raise ValueError(f"layout must be canonical or random, got {layout!r}")
         self.layout = layout
