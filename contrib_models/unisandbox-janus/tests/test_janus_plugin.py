@@ -159,8 +159,26 @@ def test_loading_rules(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.Mon
         build(spec, {"path": str(tmp_path / "missing")})
     with pytest.raises(UserError, match="dtype"):
         build(spec, {"path": str(checkpoint), "dtype": "int8", "device": "cpu"})
-    with pytest.raises(UserError, match="cfg >= 1"):
+    with pytest.raises(UserError, match="cfg must be a number >= 1"):
         build(spec, {"path": str(checkpoint), "cfg": 0.5, "device": "cpu"})
+    with pytest.raises(UserError, match="cfg must be a number >= 1, got 'abc'"):
+        build(spec, {"path": str(checkpoint), "cfg": "abc", "device": "cpu"})
+    with pytest.raises(UserError, match="think_tokens must be a whole number >= 1, got 2.7"):
+        build(spec, {"path": str(checkpoint), "think_tokens": 2.7, "device": "cpu"})
+    with pytest.raises(UserError, match="device must be cpu, cuda or cuda:N, got 'bogus'"):
+        build(spec, {"path": str(checkpoint), "device": "bogus"})
+    # a damaged or foreign folder is one line naming it, and only safetensors are read
+    for damage in ("delete", "truncate"):
+        broken = tmp_path / damage
+        shutil.copytree(checkpoint, broken)
+        weights = next(broken.glob("*.safetensors"))
+        if damage == "delete":
+            weights.unlink()
+            (broken / "pytorch_model.bin").write_bytes(b"not loaded")
+        else:
+            weights.write_bytes(weights.read_bytes()[:4000])
+        with pytest.raises(UserError, match=f"janus.*{broken}"):
+            build(spec, {"path": str(broken), "device": "cpu"})
     with pytest.raises(UserError, match="trust_remote_code"):
         build(spec, {"path": str(checkpoint), "trust_remote_code": "maybe"})
     with pytest.raises(UserError, match="unknown argument"):

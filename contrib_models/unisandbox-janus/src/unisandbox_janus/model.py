@@ -91,15 +91,30 @@ class JanusUMM(Model):
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: not a checkpoint folder (no config.json)")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+        if kind == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
         remote = {"local_files_only": True, "trust_remote_code": bool(trust_remote_code)}
-        processor = JanusProcessor.from_pretrained(folder, **remote)
-        net = JanusForConditionalGeneration.from_pretrained(folder, dtype=DTYPES[dtype], **remote)
+        try:
+            processor = JanusProcessor.from_pretrained(folder, **remote)
+            net = JanusForConditionalGeneration.from_pretrained(folder, dtype=DTYPES[dtype],
+                                                                use_safetensors=True, **remote)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # and safetensors' own error
+            raise ValueError(f"{folder}: not a loadable Janus checkpoint in transformers' format "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        except Exception as exc:
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise ValueError(f"{folder}: a weights file is not readable safetensors ({exc})") from None
         return cls(net.to(device).eval(), processor, folder, **settings)
 
     def identity(self) -> dict[str, Any]:

@@ -23,12 +23,21 @@ def janus(path: str, device: str | None = None, dtype: str = "auto", cfg: float 
     ``think_tokens``: the plan's budget in think mode; ``answer_tokens``: chat / understand
     budget; ``max_batch``: split larger batches. ``trust_remote_code`` stays off unless asked.
     """
+    from unisandbox.factories import check_number
+
     from .model import JanusUMM
 
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"path must name a checkpoint folder, got {path!r}")
+    check_number("cfg", cfg, whole=False, low=1)
+    check_number("temperature", temperature, whole=False, low=0)
+    for name, value in (("think_tokens", think_tokens), ("answer_tokens", answer_tokens),
+                        ("max_batch", max_batch)):
+        check_number(name, value, whole=True, low=1)
     return JanusUMM.from_pretrained(
         path, device=device, dtype=str(dtype), trust_remote_code=_flag(trust_remote_code),
-        cfg=float(cfg), temperature=float(temperature), think_tokens=int(think_tokens),
-        answer_tokens=int(answer_tokens), max_batch=int(max_batch))
+        cfg=float(cfg), temperature=float(temperature), think_tokens=think_tokens,
+        answer_tokens=answer_tokens, max_batch=max_batch)
 
 
 def _flag(value: Any) -> bool:
