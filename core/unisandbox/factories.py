@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,7 +53,7 @@ def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
     if value is None:
         return
     kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < low:
         kind = "a whole number" if whole else "a number"
         raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 

@@ -225,6 +225,10 @@ def test_sampling_options_are_checked_when_the_model_is_built(small, tmp_path):
                           ({"batch_size": "abc"}, "batch_size must be a whole number >= 1"),
                           ({"threads": "abc"}, "threads must be a whole number >= 1"),
                           ({"device": "nowhere"}, "device must be a torch device"),
+                          ({"device": "meta"}, "device must be cpu or cuda"),
+                          ({"cfg_scale": float("inf")}, "cfg_scale must be a number >= 0, got inf"),
+                          ({"path": 5}, "path must name a checkpoint folder, got 5"),
+                          ({"path": " "}, "path must name a checkpoint folder"),
                           ({"bogus": 1}, "model 'query': unknown argument 'bogus'; accepted: path, device")):
         with pytest.raises(UserError, match=message):
             build(spec, {"path": str(tmp_path / "m"), **args})

@@ -38,6 +38,8 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
         raise UserError(f"device must be a torch device such as cpu or cuda:0, got {device!r}") from None
+    if kind not in ("cpu", "cuda"):
+        raise UserError(f"device must be cpu or cuda[:N], got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r}: no CUDA device is available to this torch ({torch.__version__})")
     return {"device": device, "batch_size": batch_size, "steps": steps, "cfg_scale": cfg_scale,
@@ -58,6 +60,8 @@ def query_from_path(path: str, device: str = "cpu", batch_size: int = 64, steps:
     from .model import QueryModel
     from .modeling_query_umm import EXPERT_SCOPES
 
+    if not isinstance(path, str) or not path.strip():  # path=5 arrives as a number, path= as ""
+        raise UserError(f"path must name a checkpoint folder, got {path!r}")
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise UserError(f"model path {folder} is not a folder")
@@ -116,6 +120,8 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
     (``key_tokens``: its tokenizer makes each quoted rule key one token, for a recipe with
     ``key_tokens``), nothing the default pretrained checkpoint (trained into the user cache on
     first use, with a progress bar unless ``progress`` is false)."""
+    if not isinstance(key_tokens, bool):
+        raise UserError(f"key_tokens must be true or false, got {key_tokens!r}")
     if key_tokens and init != "scratch":
         raise UserError("key_tokens is for an untrained model (init=scratch): a checkpoint keeps its tokenizer")
     if path is not None:
@@ -132,7 +138,7 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
         from .model import QueryModel
 
         opts = _options(device, batch_size, steps, cfg_scale, threads, precision)
-        umm = scratch_model(Recipe(key_tokens=bool(key_tokens))).umm.to(opts.pop("device"))
+        umm = scratch_model(Recipe(key_tokens=key_tokens)).umm.to(opts.pop("device"))
         try:
             return QueryModel(umm, source="scratch", **opts)
         except ValueError as exc:  # a bad option value
