@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from unisandbox.factories import build
 from unisandbox.errors import DataWarning
+from unisandbox.factories import build
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.judges.glyph import GlyphJudge
 from unisandbox.records import JudgeItem, Sample, Verdict
