@@ -51,7 +51,7 @@ def test_a_damaged_or_foreign_demo_folder_is_a_one_line_error(tmp_path):
     demo = Demo(out, quick=True, log=lambda m: None, progress=False)
     (out / "demo.json").write_text(json.dumps({"options": demo.options()}))
     (out / "timings.json").write_text('{"pretrain": 1')
-    with pytest.raises(UserError, match="timings.json"):
+    with pytest.raises(UserError, match=r"timings\.json"):
         demo.run()
     (out / "demo.json").unlink()
     (out / ".done").mkdir()

@@ -163,7 +163,7 @@ def test_loading_rules(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.Mon
         build(spec, {"path": str(checkpoint), "cfg": 0.5, "device": "cpu"})
     with pytest.raises(UserError, match="cfg must be a number >= 1, got 'abc'"):
         build(spec, {"path": str(checkpoint), "cfg": "abc", "device": "cpu"})
-    with pytest.raises(UserError, match="think_tokens must be a whole number >= 1, got 2.7"):
+    with pytest.raises(UserError, match=r"think_tokens must be a whole number >= 1, got 2\.7"):
         build(spec, {"path": str(checkpoint), "think_tokens": 2.7, "device": "cpu"})
     with pytest.raises(UserError, match="device must be cpu, cuda or cuda:N, got 'bogus'"):
         build(spec, {"path": str(checkpoint), "device": "bogus"})
