@@ -144,7 +144,7 @@ def test_understand_sees_the_image_and_batches_like_singles(model) -> None:
 
 def test_greedy_images_ignore_the_seed(checkpoint: Path) -> None:
     spec = get_registry().model("janus")
-    greedy = build(spec, {"path": str(checkpoint), "temperature": "0", "cfg": "1", **CPU})
+    greedy = build(spec, {"path": str(checkpoint), "temperature": 0, "cfg": 1, **CPU})
     a, b = greedy.generate([GenerationRequest("Draw a cat.", "normal", 1),
                             GenerationRequest("Draw a cat.", "normal", 2)])
     assert np.array_equal(pixels(a.image), pixels(b.image))
