@@ -50,8 +50,11 @@ def _trainer_help(name: str) -> str:
              "", "--train-arg KEY=VALUE, for KEY in:"]
     listed = [(k, d) for k, d in argument_defaults(spec) if k not in JUDGE_CONTEXT or k == "tasks"]
     width = max((len(k) for k, _ in listed), default=0) + 1
+    notes = getattr(spec.factory, "argument_notes", None) or {}
     for key, default in listed:
         shown = "(required)" if default is inspect.Parameter.empty else f"default {_as_value(default)}"
+        if key in notes:
+            shown += f": {notes[key]}"
         lines.append(f"  {key:<{width}}{shown}")
     if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
         lines.append("  keywords the trainer's docs list (an unknown one is refused, naming "

@@ -231,6 +231,7 @@ def test_train_help_after_a_trainer_lists_its_arguments(capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("Trainer inject (unisandbox-stars")
     assert "  data           (required)" in out and "  lr             default 0.001" in out
-    assert "  steps          default null" in out and "Usage: unisandbox train" in out
+    assert "  steps          default null: from epochs" in out
+    assert "  epochs         default null: 12 when steps is not given" in out and "Usage: unisandbox train" in out
     assert main(["train", "--help"]) == 0
     assert capsys.readouterr().out.startswith("Usage: unisandbox train")

@@ -73,6 +73,10 @@ def load_conversations(files: Sequence[Path]) -> tuple[list[Conversation], int]:
 class InjectTrainer(Trainer):
     """Knowledge injection; every argument is a ``--train-arg`` (see docs/trainers.md)."""
 
+    #: what a ``None`` default means (``unisandbox train inject --help`` prints it)
+    argument_notes = {"steps": "from epochs", "epochs": f"{DEFAULT_EPOCHS:g} when steps is not given",
+                      "micro_batch": "the whole batch at once"}
+
     def __init__(self, data: Any, steps: int | None = None, epochs: float | None = None,
                  lr: float = 1e-3, batch_size: int = 16, micro_batch: int | None = None,
                  warmup: float = 0.05, schedule: str = "cosine", seed: int = 0,

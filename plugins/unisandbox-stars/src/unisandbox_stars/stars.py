@@ -45,6 +45,12 @@ DEFAULT_STEPS = 240
 class StarsTrainer(Trainer):
     """STARS; every argument is a ``--train-arg`` (see docs/trainers.md)."""
 
+    #: what a ``None`` default means (``unisandbox train stars --help`` prints it)
+    argument_notes = {"steps": f"{DEFAULT_STEPS} a round when epochs is not given",
+                      "epochs": "from steps", "judge_args": "{}, the judge's own defaults",
+                      "micro_batch": "the whole batch at once",
+                      "candidates_from": "stage I draws its own"}
+
     def __init__(self, tasks: Any = DEFAULT_TASKS, n: int = 32, k: int = 4, world: str = "glyph",
                  task_seed: int = 0, judge: str = "self", judge_args: Any = None,
                  audit_judge: str | None = None, no_filter: bool = False,
