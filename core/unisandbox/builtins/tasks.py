@@ -76,4 +76,4 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
                                   "who likes X (n, n_characters, seed, split, world)"))
     register(TaskSpec(name="unisandbox-file", factory=_file,
                       description="A published (or written) UniSandbox file or folder: path=, "
-                                  "family= (math|mapping|knowledge), name=, level="))
+                                  "family= (math|mapping|knowledge), name=, level=, world="))

@@ -44,9 +44,10 @@ def print_results(results: dict[str, Any]) -> None:
 @arg_option("judge", "judge factory (e.g. base_url=..., model=...)")
 @click.option("--mode", "modes", default=None, metavar="MODES",
               help="Comma-separated generation modes: normal, think; none measures understanding "
-                   "(U) alone  [default: normal,think].")
+                   "(U) alone (a --judge is still named: the run records it)  [default: normal,think].")
 @click.option("--out", type=OutPath(file_okay=False),
-              help="Run folder. An existing folder with the same configuration is resumed.")
+              help="Run folder (required, here or in --config). An existing folder with the same "
+                   "configuration is resumed.")
 @click.option("--seed", type=int, default=None, help="Run seed  [default: 0].")
 @click.option("--batch-size", type=int, default=None, help="Samples per batch  [default: 16].")
 @click.option("--understanding/--no-understanding", default=None,
@@ -72,7 +73,8 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
     verdict was an error are judged again).
 
     \b
-    A run.toml for --config (every key optional but model, tasks and judge):
+    A run.toml for --config (every key optional but model, tasks, judge and out; the
+    command line may give them):
       out = "runs/math"
       modes = ["normal", "think"]      # --mode
       seed = 0

@@ -18,8 +18,9 @@ def plugins() -> None:
 def plugins_list(as_json: bool) -> None:
     """List plugin modules with distribution, version, status and error.
 
-    Status is ok, broken (import or hook failed), refused (another plugin API version) or
-    conflict (a name registered twice). Set UNISANDBOX_PLUGINS=a,b to load only some.
+    Status is ok, broken (import or hook failed, or a hook misnamed), refused (another plugin
+    API version), conflict (a name registered twice, or a built-in's name taken) or missing (named
+    in UNISANDBOX_PLUGINS, not installed). Set UNISANDBOX_PLUGINS=a,b to load only some.
     """
     registry = get_registry()
     if as_json:

@@ -1,10 +1,10 @@
 """The run configuration: CLI options and ``--config run.toml`` resolve to one RunConfig.
 
-TOML layout (every key optional except model, tasks and judge)::
+TOML layout (every key optional except model, tasks, judge and out, which the command line may give)::
 
     out = "runs/math"
     seed = 0
-    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone
+    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone (a judge is still named)
     batch_size = 16
     understanding = true          # also measure U on the same items
     reference_scoring = false     # count judge errors as wrong, like the original scorer

@@ -44,7 +44,7 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     register(TaskSpec(
         name="probe-lens", factory=probe_lens, analysis=True, requires={caps.QUERY_STATES},
         description="logit lens at query tokens / baseline / context: P(answer words) per layer "
-                    "(task=, top_k, threshold, + the task's args)",
+                    "(task=, top_k, threshold, batch_size, + the task's args)",
     ))
     register(TaskSpec(
         name="probe-transfer", factory=probe_transfer, analysis=True,
