@@ -56,6 +56,8 @@ def test_config_file_runs(toy_plugin, tmp_path):
         (["--mode", "none", "--no-understanding"], ["nothing to measure"]),
         (["--task-arg", "colour=red"], ["task 'toy-shades'", "unknown argument 'colour'", "accepted: n"]),
         (["--batch-size", "0"], ["--batch-size must be at least 1"]),
+        (["--seed", "-1"], ["--seed must be between 0 and 2**63 - 1, got -1"]),
+        (["--task-arg", "n=3", "--task-arg", "n=true"], ["--task-arg n given twice (3 and true)"]),
     ],
 )
 def test_malformed_cli_input(toy_plugin, tmp_path, args, needles):

@@ -210,6 +210,11 @@ def test_an_everyday_world_task_is_refused_when_the_judge_is_built():
         build(reg.judge("glyph"), {}, tasks=(everyday,))
     glyph = build(reg.task("math-1"), {"n": 2, "world": "glyph"})
     assert build(reg.judge("glyph"), {}, tasks=(glyph,)).identity()["kind"] == "glyph"
+    # a knowledge task's first item may be a portrait (both worlds have them): every item counts
+    knowledge = build(reg.task("knowledge-forward"), {"n": 30})
+    assert knowledge.samples()[0].target.get("portrait")
+    with pytest.raises(UserError, match=r"task 'knowledge-forward' is not in the glyph world"):
+        build(reg.judge("glyph"), {}, tasks=(knowledge,))
 
 
 def _verdicts(folder: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,16 @@ import click
 from .common import OutPath, arg_option, echo_json, json_option, percent, table
 
 
-def print_results(results: dict[str, Any]) -> None:
+def print_results(results: dict[str, Any], order: Sequence[str] = ()) -> None:
     """The per task / level / mode table every command that evaluates prints: accuracy with its
     95 % interval as [low, high] (Wilson intervals are not symmetric, so never "±")."""
     from ..report.load import iter_levels
 
     rows = []
-    for task, entry in results["tasks"].items():
+    # the tasks in the order the user gave them (results.json keeps its keys sorted)
+    tasks = sorted(results["tasks"], key=lambda t: (list(order).index(t) if t in order else len(order), t))
+    for task in tasks:
+        entry = results["tasks"][task]
         # levels in order, "all" only where it pools several (as the report shows them)
         for level, cells in iter_levels(entry["levels"]):
             row = [task, level]
@@ -101,11 +105,12 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
         batch_size=batch_size, understanding=understanding,
         reference_scoring=reference_scoring or None,
     )
-    results = Runner(config, progress=not quiet and not as_json).run()
+    runner = Runner(config, progress=not quiet and not as_json)
+    results = runner.run()
     if as_json:
         echo_json(results)
     else:
-        print_results(results)
+        print_results(results, order=[t.name for t in runner.tasks])
         click.echo(f"\nrun folder: {config.out}")
 
 

@@ -61,17 +61,26 @@ class GlyphJudge(Judge):
 
 def glyph_judge(tasks: Sequence[Any] = ()) -> GlyphJudge:
     """Factory registered as ``glyph`` (no user arguments). The engine hands it the run's
-    ``tasks``: a task whose first item has no glyph-world answer (an everyday-world task, most
+    ``tasks``: a task with an item that has no glyph-world answer (an everyday-world task, most
     often: ``--task-arg world=glyph`` forgotten) is refused before anything is drawn."""
     for task in tasks:
-        sample = next(iter(task.samples()), None)
-        if sample is None:
+        problem = _first_problem(task)
+        if problem is None:
             continue
+        sample_id, why = problem
+        if getattr(getattr(task, "world", None), "name", None) == "glyph":
+            raise ValueError(f"task {task.name!r}: item {sample_id} has no glyph-world answer ({why})")
+        raise ValueError(f"task {task.name!r} is not in the glyph world ({why}); the glyph judge "
+                         "reads glyph-world images: add --task-arg world=glyph")
+    return GlyphJudge()
+
+
+def _first_problem(task: Any) -> tuple[str, str] | None:
+    """(id, why) of the task's first item without a glyph-world answer; every item is checked
+    (a knowledge task's first may be a portrait, drawable in both worlds)."""
+    for sample in task.samples():
         try:
             glyph_draw.check_target(sample.target or {})
         except ValueError as exc:
-            if getattr(getattr(task, "world", None), "name", None) == "glyph":
-                raise ValueError(f"task {task.name!r}: its first item has no glyph-world answer ({exc})") from None
-            raise ValueError(f"task {task.name!r} is not in the glyph world ({exc}); the glyph judge "
-                             "reads glyph-world images: add --task-arg world=glyph") from None
-    return GlyphJudge()
+            return sample.id, str(exc)
+    return None

@@ -95,7 +95,8 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
             raise UserError(f"{option} expects key=value, got {pair!r}")
         key, value = key.strip(), parse_value(value)
         if key in out and (type(out[key]), out[key]) != (type(value), value):  # 1 is not true
-            raise UserError(f"{option} {key} given twice ({out[key]!r} and {value!r}); give it once")
+            raise UserError(f"{option} {key} given twice ({json.dumps(out[key])} and {json.dumps(value)}); "
+                            "give it once")
         out[key] = value
     return out
 
@@ -243,6 +244,9 @@ def resolve(
     chosen_batch = batch_size if batch_size is not None else base.get("batch_size", 16)
     if chosen_batch < 1:
         raise UserError(f"--batch-size must be at least 1, got {chosen_batch}")
+    chosen_seed = seed if seed is not None else base.get("seed", 0)
+    if not 0 <= chosen_seed < 2**63:  # a sample's seed is derived from it (run/seeds.py)
+        raise UserError(f"--seed must be between 0 and 2**63 - 1, got {chosen_seed}")
     return RunConfig(
         model=model_c,
         tasks=tuple(task_list),
@@ -250,7 +254,7 @@ def resolve(
         out=Path(out or base["out"]),
         modes=chosen_modes,
         understanding=chosen_understanding,
-        seed=seed if seed is not None else base.get("seed", 0),
+        seed=chosen_seed,
         batch_size=chosen_batch,
         reference_scoring=reference_scoring if reference_scoring is not None
         else base.get("reference_scoring", False),
