@@ -311,3 +311,17 @@ def test_eval_into_a_folder_of_another_kind_is_refused_and_leaves_it_alone(toy_p
         Runner(config(folder), progress=False).run()
     assert [p.name for p in folder.iterdir()] == ["config.json"]
     assert json.loads((folder / "config.json").read_text()) == config_json
+
+
+def test_a_recorded_image_gone_from_the_folder_is_drawn_again_on_resume(toy_plugin, tmp_path):
+    first = Runner(config(tmp_path / "run"), progress=False).run()
+    image = tmp_path / "run/images/toy-shades/normal/3.png"
+    original = image.read_bytes()
+    image.unlink()
+    lines = len((tmp_path / "run/samples.jsonl").read_text().splitlines())
+    messages: list[str] = []
+    again = Runner(config(tmp_path / "run"), progress=False, log=messages.append).run()
+    assert image.read_bytes() == original  # its own seed: the same picture
+    assert again["tasks"] == first["tasks"]
+    assert len((tmp_path / "run/samples.jsonl").read_text().splitlines()) == lines + 1
+    assert any("toy-shades normal: 1 recorded image(s) are gone" in m for m in messages)

@@ -181,6 +181,7 @@ class Runner:
     def _stage(self, task: Task, samples: list[Sample], mode: str,
                done: dict[tuple[str, str, str], Any]) -> None:
         if mode != UNDERSTANDING:
+            self._draw_missing_again(task, mode, done)
             self._judge_again(task, samples, mode, done)
         pending = [c for c in chunks(samples, self.config.batch_size)
                    if any((task.name, mode, s.id) not in done for s in c)]
@@ -220,6 +221,18 @@ class Runner:
         if not self._pinged and callable(getattr(inner, "ping", None)):
             inner.ping()
             self._pinged = True
+
+    def _draw_missing_again(self, task: Task, mode: str, done: dict[tuple[str, str, str], Any]) -> None:
+        """On resume, a recorded image that is gone from the folder (deleted, a copy that
+        lost it) makes its sample pending again: drawn with its own seed (the same picture) and
+        judged, a new record replacing the stale one, so no verdict stands without its image."""
+        gone = [key for key, r in done.items() if key[0] == task.name and key[1] == mode and r.get("image")
+                and not inside(self.store.root, *Path(r["image"]).parts).is_file()]
+        for key in gone:
+            del done[key]
+        if gone and self.dist.is_main:
+            self.log(f"{task.name} {mode}: {len(gone)} recorded image(s) are gone from the folder; "
+                     "drawing them again")
 
     def _judge_again(self, task: Task, samples: list[Sample], mode: str,
                      done: dict[tuple[str, str, str], Any]) -> None:
