@@ -557,8 +557,23 @@ def test_default_checkpoint_is_trained_once_into_the_cache(tmp_path, monkeypatch
     assert calls == [1] and "training one now" in capsys.readouterr().err
     second = factories.query_tiny(progress=False)
     assert calls == [1] and "training one now" not in capsys.readouterr().err
-    folder = next((tmp_path / "cache").iterdir())
+    folder = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
     assert folder.name.startswith("query-tiny-") and not (folder / "state").exists()
+    # a second process arriving while the first trains waits for it, then loads what it made
+    import fcntl
+    import threading
+
+    with open(tmp_path / "cache" / f"{folder.name}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (folder / "pretrain_log.json").rename(folder / "log.kept")  # as if not finished yet
+        waiter = threading.Thread(target=lambda: results.append(factories.default_checkpoint(progress=False)))
+        results: list = []
+        waiter.start()
+        waiter.join(timeout=3)
+        assert waiter.is_alive() and "waiting for it" in capsys.readouterr().err
+        (folder / "log.kept").rename(folder / "pretrain_log.json")  # the first one finishes
+    waiter.join(timeout=30)
+    assert results == [folder / "model"] and calls == [1]
     assert first.source == second.source == str(folder / "model")
     with pytest.raises(UserError, match="progress must be true or false"):
         factories.query_tiny(progress="maybe")

@@ -12,9 +12,9 @@ This module imports no torch (the CLI loads it at start-up); training lives in f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from unisandbox.paths import file_sha256
 from unisandbox.protocols import Model, Trainer, TrainResult
@@ -74,7 +74,7 @@ class InjectTrainer(Trainer):
     """Knowledge injection; every argument is a ``--train-arg`` (see docs/trainers.md)."""
 
     #: what a ``None`` default means (``unisandbox train inject --help`` prints it)
-    argument_notes = {"steps": "from epochs", "epochs": f"{DEFAULT_EPOCHS:g} when steps is not given",
+    argument_notes: ClassVar[Mapping[str, str]] = {"steps": "from epochs", "epochs": f"{DEFAULT_EPOCHS:g} when steps is not given",
                       "micro_batch": "the whole batch at once"}
 
     def __init__(self, data: Any, steps: int | None = None, epochs: float | None = None,

@@ -27,8 +27,9 @@ pipeline.py. See docs/trainers.md for the folder layout and every argument.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from unisandbox.protocols import Model, Trainer, TrainResult
 
@@ -46,7 +47,7 @@ class StarsTrainer(Trainer):
     """STARS; every argument is a ``--train-arg`` (see docs/trainers.md)."""
 
     #: what a ``None`` default means (``unisandbox train stars --help`` prints it)
-    argument_notes = {"steps": f"{DEFAULT_STEPS} a round when epochs is not given",
+    argument_notes: ClassVar[Mapping[str, str]] = {"steps": f"{DEFAULT_STEPS} a round when epochs is not given",
                       "epochs": "from steps", "judge_args": "{}, the judge's own defaults",
                       "micro_batch": "the whole batch at once",
                       "candidates_from": "stage I draws its own"}
