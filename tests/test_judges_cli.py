@@ -99,3 +99,24 @@ def test_check_the_glyph_judge_on_the_exact_render_of_a_glyph_world_item(capsys)
     # the hand-drawn picture has no structured answer: the glyph judge cannot decide on it
     assert main(["judges", "check", "glyph", "--world", "drawn"]) == 1
     assert "no structured target" in capsys.readouterr().out
+
+
+def test_check_judges_your_image_against_an_item_of_any_task(tmp_path, capsys):
+    from unisandbox.factories import build
+    from unisandbox.registry import get_registry
+    from unisandbox.world.glyph_draw import render
+
+    task = build(get_registry().task("math-2"), {"world": "glyph", "n": 3})
+    second = task.samples()[1]
+    render(second.target, size=64).save(tmp_path / "right.png")
+    args = ["judges", "check", "glyph", "--task", "math-2", "--task-arg", "world=glyph", "--task-arg", "n=3",
+            "--image", str(tmp_path / "right.png")]
+    assert main([*args, "--item", second.id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["task"], report["item"], report["verdict"], report["expected"]) == ("math-2", second.id, "yes", None)
+    assert main(args) == 0  # the first item: another answer, a verdict all the same
+    assert "math-2 item 1: expected answer" in capsys.readouterr().out
+    assert main([*args, "--item", "nope"]) == 2
+    assert "has no item 'nope'" in capsys.readouterr().err
+    assert main(["judges", "check", "glyph", "--image", str(tmp_path / "right.png")]) == 2
+    assert "--task and --image go together" in capsys.readouterr().err

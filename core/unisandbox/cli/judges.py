@@ -73,9 +73,17 @@ def check_example(family: str) -> tuple[Sample, Image]:
               help="The example: a large hand-drawn picture (for VLM judges) or the exact render of "
                    "a glyph-world test item, which judges that read its structured answer need  "
                    "[default: glyph for the glyph judge, else drawn].")
+@click.option("--task", "task_name", default=None, metavar="TASK",
+              help="Judge your own --image against an item of this registered task instead of the "
+                   "built-in example (a plugin judge on its own task, say).")
+@arg_option("task", "task factory, with --task (e.g. n=5, world=glyph)")
+@click.option("--item", default=None, metavar="ID", help="With --task: the item's id [default: its first].")
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="With --task: the image to judge.")
 @json_option
 def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: str,
-          world: str | None, as_json: bool) -> int:
+          world: str | None, task_name: str | None, task_args: tuple[str, ...], item: str | None,
+          image: Path | None, as_json: bool) -> int:
     """Check that judge NAME answers: reachability, then one scored example.
 
     \b
@@ -83,15 +91,23 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
       unisandbox judges check vlm-openai --base-url http://localhost:8000/v1 \\
           --judge-arg model=Qwen2.5-VL-7B-Instruct
 
+    \b
+    Your own image against an item of any task (a plugin judge on its own task):
+      unisandbox judges check glyph --task math-2 --task-arg world=glyph --image my.png
+
     Exit 0 when the example got a verdict, 1 when it got none (a failed call or a reply
     without a verdict),
     2 when it cannot be reached or built.
     """
-    from ..factories import build
+    from ..factories import build, judge_task_context
     from ..records import JudgeItem
     from ..registry import get_registry
     from ..run.config import parse_pairs
 
+    if (task_name is None) != (image is None) or (item is not None and task_name is None) or \
+            (task_args and task_name is None):
+        raise UserError("--task and --image go together (--item and --task-arg with them): the "
+                        "image is judged against an item of the task")
     spec = get_registry().judge(name)
     if spec.requires:
         raise UserError(f"judge {name!r} borrows the model under test ({', '.join(sorted(spec.requires))}); "
@@ -99,7 +115,11 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
     args = parse_pairs(judge_args, "--judge-arg")
     if base_url:
         args["base_url"] = base_url
-    judge = build(spec, args)
+    task = None
+    if task_name is not None:
+        task = build(get_registry().task(task_name), parse_pairs(task_args, "--task-arg"))
+        family = task.family
+    judge = build(spec, args, **judge_task_context(spec, [task] if task is not None else []))
     report: dict[str, Any] = {"judge": name, "identity": judge.identity(), "family": family}
     try:
         if hasattr(judge, "ping"):
@@ -113,24 +133,31 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             wanted = getattr(judge, "model", None)
             if served and isinstance(wanted, str) and wanted not in served:
                 click.echo(f"warning: the server does not list model {wanted!r}", err=True)
-        world = world or ("glyph" if name == "glyph" else "drawn")
-        sample, image = glyph_example(family) if world == "glyph" else check_example(family)
-        report["world"] = world
         with tempfile.TemporaryDirectory(prefix="unisandbox-check-") as tmp:
-            path = Path(tmp) / "check.png"
-            image.save(path)
+            if task is not None and image is not None:
+                sample, path, expected = _task_item(task, item), image, None
+                report.update(task=task.name, item=sample.id, image=str(image))
+            else:
+                world = world or ("glyph" if name == "glyph" else "drawn")
+                sample, drawn = glyph_example(family) if world == "glyph" else check_example(family)
+                report["world"] = world
+                path, expected = Path(tmp) / "check.png", "yes"
+                drawn.save(path)
             t0 = time.perf_counter()
-            verdict = judge.judge([JudgeItem("check", family, sample, path)])[0]
+            verdict = judge.judge([JudgeItem(task.name if task is not None else "check", family, sample,
+                                             path)])[0]
             latency = time.perf_counter() - t0
     finally:
         judge.close()
-    report.update(verdict=verdict.verdict, expected="yes", latency_s=round(latency, 3),
+    report.update(verdict=verdict.verdict, expected=expected, latency_s=round(latency, 3),
                   description=verdict.description, raw=verdict.raw)
     if as_json:
         echo_json(report)
     else:
-        click.echo(f"example ({family}): expected answer {sample.answer!r}")
-        click.echo(f"verdict: {verdict.verdict} (expected yes) in {latency:.3f} s")
+        what = f"{task.name} item {sample.id}" if task is not None else f"example ({family})"
+        click.echo(f"{what}: expected answer {sample.answer!r}")
+        click.echo(f"verdict: {verdict.verdict}{f' (expected {expected})' if expected else ''} in "
+                   f"{latency:.3f} s")
         if verdict.description:
             click.echo(f"description: {verdict.description}")
         click.echo("judge text:\n  " + "\n  ".join(verdict.raw.splitlines() or [""]))
@@ -139,3 +166,17 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
                    "or a reply without a verdict)", err=True)
         return 1
     return 0
+
+
+def _task_item(task: Any, item: str | None) -> Sample:
+    """The task's item ``item`` (its first when None), or an error listing a few ids."""
+    samples = list(task.samples())
+    if not samples:
+        raise UserError(f"task {task.name!r} has no items")
+    if item is None:
+        return samples[0]
+    for sample in samples:
+        if sample.id == item:
+            return sample
+    shown = ", ".join(s.id for s in samples[:5])
+    raise UserError(f"task {task.name!r} has no item {item!r} (ids like {shown}{' ...' if len(samples) > 5 else ''})")
