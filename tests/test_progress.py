@@ -41,6 +41,19 @@ def test_the_log_interval_bounds_forced_redraws_too(monkeypatch):
     bar.close()
 
 
+def test_a_forced_redraw_counts_as_the_due_line(monkeypatch):
+    """tqdm's monitor redraws a bar whose step outlasts maxinterval; the next update must not
+    print a second line right after it."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    bar = progress.bar(10, "stage III", "step")
+    bar.last_print_t -= 10 * progress.LOG_INTERVAL_S  # a long step: the monitor is due
+    bar.refresh()  # what the monitor thread does
+    bar.update(1)  # the step ends a moment later
+    assert len(stream.getvalue().splitlines()) == 2  # the first line and the forced one
+    bar.close()
+
+
 def test_a_log_gets_a_line_per_interval(monkeypatch):
     monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
     lines = run_bar(monkeypatch, io.StringIO(), 20).splitlines()

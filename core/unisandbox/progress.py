@@ -50,5 +50,21 @@ def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0
         return tqdm(**common, file=stream, dynamic_ncols=True, leave=False)
     # tqdm's monitor thread forces a redraw after maxinterval (10 s by default) without one;
     # at twice the interval it only speaks when a step outlasts it, never beside a due line
-    return tqdm(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S,
-                maxinterval=2 * LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
+    return _log_bar_class()(**common, file=_Lines(stream), mininterval=LOG_INTERVAL_S,
+                            maxinterval=2 * LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
+
+
+def _log_bar_class() -> type:
+    """tqdm whose forced redraws count as printed lines: the monitor thread's redraw of a
+    long step left the last print time alone, so the next update printed again at once (two
+    lines two seconds apart in a log)."""
+    from tqdm.std import tqdm
+
+    class LogBar(tqdm):  # type: ignore[misc]
+        def refresh(self, nolock: bool = False, lock_args: Any = None) -> Any:
+            shown = super().refresh(nolock=nolock, lock_args=lock_args)
+            if shown:
+                self.last_print_t, self.last_print_n = self._time(), self.n
+            return shown
+
+    return LogBar
