@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TextIO
 
 import click
@@ -81,6 +81,7 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
         with _plain_data_warnings():
             result = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
+        _close_bars()
         click.echo(INTERRUPTED, err=True)
         return 130
     except click.ClickException as exc:
@@ -90,6 +91,7 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
         click.echo(f"Error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
+        _close_bars()
         click.echo(INTERRUPTED, err=True)
         return 130
     except OSError as exc:
@@ -107,3 +109,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _close_bars() -> None:
+    """Close the progress bars an interrupt left open, so their last line comes before the
+    message saying how to continue, not after it."""
+    tqdm = sys.modules.get("tqdm.std")
+    if tqdm is None:  # nothing showed progress
+        return
+    for instance in list(getattr(tqdm.tqdm, "_instances", ())):
+        with suppress(Exception):  # a bar half torn down already
+            instance.close()
