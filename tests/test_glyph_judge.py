@@ -144,8 +144,9 @@ def test_judge_through_the_verdict_cache(judge: GlyphJudge, tmp_path: Path) -> N
     assert isinstance(v2[0], Verdict) and v2[0].description == "3 red stars"
     # a damaged cache entry is a verdict to compute again, with one warning naming the line
     lines = cache.read_text().splitlines()
-    cache.write_text("\n".join(['{"foo": 1}', "[1, 2]", lines[1]]) + "\n")
-    with pytest.warns(DataWarning, match=r"cache.jsonl:1: field 'key': not a cached verdict; 2 such entries"):
+    bad_facets = json.dumps({**json.loads(lines[0]), "facets": {"count": 1}})
+    cache.write_text("\n".join(["", "not json", '{"foo": 1}', "[1, 2]", bad_facets, lines[1]]) + "\n")
+    with pytest.warns(DataWarning, match=r"cache.jsonl:2: field '\(not JSON\)': not a cached verdict; 4 such entries"):
         damaged = CachedJudge(GlyphJudge(), cache)
     assert [v.verdict for v in damaged.judge(items)] == ["yes", "no", "error"]
     assert damaged.hits == 1 and damaged.misses == 2

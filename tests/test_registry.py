@@ -98,6 +98,28 @@ def test_a_misspelt_hook_is_a_broken_plugin_with_a_suggestion(plugin_site):
     assert info.error == "unknown hook register_model (did you mean register_models?)"
 
 
+def test_odd_module_attributes_and_a_specname_hook_are_not_misnamed_hooks(plugin_site):
+    source = GOOD.format(name="odd").replace("def register_models", "def my_models").replace(
+        "@hookimpl", '@hookimpl(specname="register_models")') + '''
+class AttrDict(dict):
+    __getattr__ = dict.__getitem__
+
+
+class Anything:
+    def __getattr__(self, name):
+        return {"specname": "nope"}
+
+
+CFG = AttrDict(n=3)
+EVERYTHING = Anything()
+'''
+    plugin_site("dist-odd", "1.0", {"mod_odd": source}, {"odd": "mod_odd"})
+    reg = get_registry()
+    info = {p.name: p for p in reg.plugins}["odd"]
+    assert info.status == "ok", info.error
+    assert reg.model("odd").distribution == "dist-odd"
+
+
 @pytest.mark.parametrize("name", ["名字", "x²", "--help", "a/b", ""])
 def test_record_names_are_ascii_and_start_with_a_letter_or_digit(plugin_site, name):
     plugin_site("dist-name", "1.0", {"mod_name": GOOD.format(name=name)}, {"badname": "mod_name"})

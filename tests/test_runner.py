@@ -92,13 +92,19 @@ def test_resume_refuses_a_different_configuration(toy_plugin, tmp_path):
         Runner(config(tmp_path / "run", seed=3), progress=False).run()
 
 
-def test_resume_accepts_what_decides_no_verdict_and_records_it(toy_plugin, tmp_path):
-    """A judge server's new address, the batch size, the modes' order: a resume, not a new run."""
+def test_resume_accepts_what_decides_no_verdict_and_records_it(toy_plugin, tmp_path, monkeypatch):
+    """A judge server's new timeout, the batch size, the modes' order: a resume, not a new run."""
+    import toy_unisandbox
+
+    def init(self, tolerance: int = 0, timeout: float = 1.0) -> None:
+        self.tolerance, self.timeout = tolerance, timeout
+
+    monkeypatch.setattr(toy_unisandbox.PixelJudge, "__init__", init)
     first = Runner(config(tmp_path / "run"), progress=False).run()
     log = (tmp_path / "run/samples.jsonl").read_text()
     messages: list[str] = []
     changed = config(tmp_path / "run", batch_size=3, modes=("think", "normal"),
-                     judge=Component("toy-pixel", {}))
+                     judge=Component("toy-pixel", {"timeout": 30}))
     again = Runner(changed, progress=False, log=messages.append).run()
     assert again["tasks"] == first["tasks"] and (tmp_path / "run/samples.jsonl").read_text() == log
     assert any("run.batch_size: 4 -> 3" in m for m in messages)
@@ -106,6 +112,9 @@ def test_resume_accepts_what_decides_no_verdict_and_records_it(toy_plugin, tmp_p
     assert recorded["batch_size"] == 3 and recorded["modes"] == ["think", "normal"]
     with pytest.raises(Exception, match=r"different run \(run.modes"):
         Runner(config(tmp_path / "run", modes=("normal",)), progress=False).run()
+    # a judge argument that may decide verdicts (outside how the judge is reached) must match
+    with pytest.raises(Exception, match=r'different run \(run.judge.args.tolerance: "\(absent\)" -> 3\)'):
+        Runner(config(tmp_path / "run", judge=Component("toy-pixel", {"tolerance": 3})), progress=False).run()
 
 
 def test_errors_are_judged_again_on_resume_and_warned_about(toy_plugin, tmp_path, monkeypatch, capsys):

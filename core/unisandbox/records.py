@@ -107,13 +107,16 @@ class Verdict:
     """
 
     verdict: VerdictLabel
-    raw: str = ""
-    description: str = ""
+    raw: str = attrs.field(default="", converter=lambda v: "" if v is None else v)  # None: no text
+    description: str = attrs.field(default="", converter=lambda v: "" if v is None else v)
     facets: Mapping[str, bool] = attrs.field(factory=dict, converter=_frozen_mapping)
 
     def __attrs_post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        for name in ("raw", "description"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"Verdict.{name} must be text, got {type(getattr(self, name)).__name__}")
         bad = {k: v for k, v in self.facets.items() if not isinstance(v, bool)}
         if bad:
             raise ValueError(f"facets must map names to true/false, got {bad}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import traceback
 from collections.abc import Callable, Iterable
@@ -174,8 +175,14 @@ def _unknown_hooks(module: ModuleType) -> str | None:
     """A hook implementation whose name is no hook (``register_model``): pluggy would keep it
     and never call it, so the plugin would load and register nothing, silently."""
     marker = f"{hookspecs.PROJECT}_impl"
-    names = sorted(n for n in dir(module) if getattr(getattr(module, n, None), marker, None) is not None)
-    unknown = [n for n in names if n not in _KIND_OF_HOOK]
+    unknown = []
+    for name in sorted(vars(module)):
+        value = vars(module)[name]
+        if not inspect.isroutine(value):  # pluggy looks at functions only
+            continue
+        opts = inspect.getattr_static(value, marker, None)
+        if isinstance(opts, dict) and (opts.get("specname") or name) not in _KIND_OF_HOOK:
+            unknown.append(opts.get("specname") or name)
     if not unknown:
         return None
     close = difflib.get_close_matches(unknown[0], list(_KIND_OF_HOOK), n=1)
@@ -225,7 +232,11 @@ def build_registry() -> Registry:
             info.status, info.error = "broken", _short_error(exc)
             continue
         problem = _check_api(module)
-        if problem is None and (unknown := _unknown_hooks(module)):
+        try:
+            unknown = None if problem else _unknown_hooks(module)
+        except Exception as exc:  # a module whose attributes misbehave when looked at
+            unknown = _short_error(exc)
+        if unknown:
             info.status, info.error = "broken", unknown
             continue
         if problem:

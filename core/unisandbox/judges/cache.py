@@ -26,33 +26,37 @@ def identity_hash(identity: dict[str, Any]) -> str:
 
 
 def _entries(file: Path) -> list[dict[str, Any]]:
-    """A cache file's usable entries. A damaged one (hand-edited, a foreign file) is only a
-    verdict to compute again: it is skipped, with one warning naming the first such line."""
+    """A cache file's usable entries. A damaged one (hand-edited, a foreign file, a line that
+    is not JSON) is only a verdict to compute again: it is skipped, with one warning naming the
+    first such line."""
     good: list[dict[str, Any]] = []
     bad: list[tuple[int, str]] = []
-    for number, entry in enumerate(JsonlLog(file).read(), 1):
+    for number, entry in JsonlLog(file).numbered(on_corrupt=lambda n: bad.append((n, "(not JSON)"))):
         problem = _problem(entry)
         if problem is None:
-            good.append(entry)
+            good.append({**entry, "raw": entry.get("raw") or "", "description": entry.get("description") or ""})
         else:
             bad.append((number, problem))
     if bad:
-        line, field = bad[0]
+        line, field = min(bad)
         warnings.warn(f"{file}:{line}: field {field!r}: not a cached verdict; {len(bad)} such "
                       f"entr{'y is' if len(bad) == 1 else 'ies are'} judged again", DataWarning, stacklevel=2)
     return good
 
 
 def _problem(entry: Any) -> str | None:
-    """The first field a cache entry lacks or has wrong, None when it is whole."""
+    """The first field a cache entry lacks or has wrong, None when it is whole (``raw`` and
+    ``description`` may be null: a judge that gives none)."""
     if not isinstance(entry, dict):
         return "key"
-    for field, kinds in (("key", str), ("verdict", str), ("raw", str), ("description", str)):
-        if not isinstance(entry.get(field), kinds):
+    for field, optional in (("key", False), ("verdict", False), ("raw", True), ("description", True)):
+        value = entry.get(field)
+        if not (isinstance(value, str) or (optional and value is None)):
             return field
     if entry["verdict"] not in ("yes", "no"):
         return "verdict"
-    if not isinstance(entry.get("facets") or {}, dict):
+    facets = entry.get("facets") or {}
+    if not isinstance(facets, dict) or not all(isinstance(k, str) and isinstance(v, bool) for k, v in facets.items()):
         return "facets"
     return None
 
@@ -106,8 +110,8 @@ class CachedJudge(Judge):
             new = []
             for i, verdict in zip(todo, fresh, strict=True):
                 if verdict.verdict != "error":
-                    entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw,
-                             "description": verdict.description, "facets": dict(verdict.facets)}
+                    entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw or "",
+                             "description": verdict.description or "", "facets": dict(verdict.facets)}
                     self.entries[keys[i]] = entry
                     new.append(entry)
                 else:

@@ -348,16 +348,23 @@ def problems(store: RunStore, images_from: Path | None = None) -> list[str]:
     return out
 
 
+#: judge arguments that say how to reach a judge, never what it decides: a resume may change
+#: them (a server come back elsewhere, more concurrency); any other argument must match, since
+#: a plugin judge need not put what decides its verdicts into its identity
+REACH_ARGS = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "retries", "backoff",
+                        "batch_size"})
+
+
 def _resumable(section: Any, name: str) -> Any:
     """What of a run's configuration a resume must match: not the batch size (each sample's
-    seed is its own), not the judge's arguments (its identity, compared on its own, holds what
-    decides a verdict: a server's new address or concurrency does not), not the order of the
+    seed is its own), not how the judge is reached (``REACH_ARGS``), not the order of the
     modes."""
     if name != "run" or not isinstance(section, dict):
         return section
     kept = {k: v for k, v in section.items() if k != "batch_size"}
-    if isinstance(kept.get("judge"), dict):
-        kept["judge"] = {k: v for k, v in kept["judge"].items() if k != "args"}
+    judge = kept.get("judge")
+    if isinstance(judge, dict) and isinstance(judge.get("args"), dict):
+        kept["judge"] = {**judge, "args": {k: v for k, v in judge["args"].items() if k not in REACH_ARGS}}
     if isinstance(kept.get("modes"), list):
         kept["modes"] = sorted(kept["modes"])
     return kept

@@ -137,6 +137,14 @@ class JsonlLog:
         self.path = path
 
     def read(self) -> Iterator[dict[str, Any]]:
+        """Every complete record; a corrupt one in the middle is an error naming its line."""
+        for _, record in self.numbered():
+            yield record
+
+    def numbered(self, on_corrupt: Callable[[int], Any] | None = None) -> Iterator[tuple[int, Any]]:
+        """(line number, record) of every complete record; a corrupt one in the middle is an
+        error naming its line, or, for a log that is only a cache, reported to
+        ``on_corrupt(line)`` and skipped."""
         if not self.path.exists():
             return
         data = self.path.read_bytes()
@@ -146,11 +154,14 @@ class JsonlLog:
             if not raw.strip():
                 continue
             try:
-                yield json.loads(raw)
-            except json.JSONDecodeError as exc:
+                yield number, json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 if number == len(complete):  # torn final write that did end with a newline
                     return
-                raise UserError(f"{self.path}:{number}: corrupt record ({exc.msg})") from None
+                if on_corrupt is not None:
+                    on_corrupt(number)
+                    continue
+                raise UserError(f"{self.path}:{number}: corrupt record ({getattr(exc, 'msg', exc)})") from None
 
     def repair(self) -> None:
         """Cut a torn final record so appends start on a clean line."""
@@ -234,7 +245,7 @@ def read_records(log: JsonlLog) -> dict[tuple[str, str, str], dict[str, Any]]:
     from ..records import VERDICTS
 
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for number, record in enumerate(log.read(), 1):
+    for number, record in log.numbered():
         if not isinstance(record, dict) or not all(k in record for k in ("task", "mode", "id")):
             raise DataError(log.path, number, "task/mode/id", "record lacks its key fields")
         if record.get("verdict") not in VERDICTS:
