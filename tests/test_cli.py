@@ -23,6 +23,7 @@ def assert_user_error(result, *needles: str) -> None:
     ("toml", "needles"),
     [
         ("seed = 'x'\n", ["run.toml:1", "'seed'", "expected int"]),
+        ("out = ' '\n", ["run.toml:1", "'out'", "is empty"]),
         ("out = 'r'\n[model\nname='a'\n", ["run.toml", "invalid TOML"]),
         ("out = 'r'\nmodes = ['normal', 'dream']\n", ["run.toml:2", "'modes'", "dream"]),
         ("out = 'r'\n\n[[tasks]]\nname = 3\n", ["run.toml:4", "tasks[0].name"]),

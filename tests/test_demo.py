@@ -53,6 +53,10 @@ def test_a_damaged_or_foreign_demo_folder_is_a_one_line_error(tmp_path):
     (out / "timings.json").write_text('{"pretrain": 1')
     with pytest.raises(UserError, match=r"timings\.json"):
         demo.run()
+    # other options on a folder where no stage finished: taken over, not refused
+    (out / "demo.json").write_text(json.dumps({"options": {**demo.options(), "seed": 7}}))
+    demo._check_folder()
+    assert json.loads((out / "demo.json").read_text()) == {"options": demo.options()}
     (out / "demo.json").unlink()
     (out / ".done").mkdir()
     (out / ".done" / "pretrain").write_text("1.0\n")

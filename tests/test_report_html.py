@@ -346,3 +346,15 @@ def test_report_md_links_survive_spaces_and_hashes_in_folder_names(glyph, tmp_pa
     images = [t for t in targets if "images/" in t]
     assert images and all("my%20run%20%231/" in t and " " not in t for t in images)
     assert all((out / unquote(t)).is_file() for t in targets)
+
+
+def test_a_finished_file_task_run_is_not_reported_as_unfinished(tmp_path, capsys):
+    """A file task is named after its file, not after its record (unisandbox-file)."""
+    assert main(["data", "generate", "math-1", "--n", "4", "--world", "glyph", "--out", str(tmp_path / "m1.jsonl")]) == 0
+    assert main(["eval", "--model", "glyph-oracle", "--task", "unisandbox-file", "--task-arg",
+                 f"path={tmp_path / 'm1.jsonl'}", "--task-arg", "world=glyph", "--judge", "glyph",
+                 "--mode", "normal", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert "Not finished" not in (tmp_path / "run/report/report.md").read_text()
+    assert main(["compare", str(tmp_path / "run"), str(tmp_path / "run")]) == 0
+    assert "not finished" not in capsys.readouterr().err

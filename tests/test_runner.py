@@ -274,8 +274,8 @@ def test_a_task_class_without_a_name_is_named_by_its_record_and_two_names_for_on
     registry = get_registry()
     registry.records["task"]["toy-again"] = TaskSpec(name="toy-again", factory=toy_unisandbox.ToyTask,
                                                      description="the same class again")
-    with pytest.raises(UserError, match="task 'toy-shades' and 'toy-again' both build a task named "
-                                        "'toy-shades'"):
+    with pytest.raises(UserError, match=r"two tasks are both named 'toy-shades' \(toy-shades \{\} and "
+                                        r"toy-again \{\}\)"):
         Runner(config(tmp_path / "two", tasks=(Component("toy-shades"), Component("toy-again"))),
                registry=registry, progress=False)
     monkeypatch.setattr(toy_unisandbox.ToyTask, "name", Task.name)  # a class that names no task

@@ -141,14 +141,17 @@ class Demo:
         """The finished stages of a folder are reused only by the demo that made them (a full
         demo resumed on a quick one's folder would report the quick one's 70-step model)."""
         path = self.path("demo.json")
+        done = self.path(".done").is_dir() and any(self.path(".done").iterdir())
         if path.is_file():
             recorded = read_object(path, ("options",))["options"]
-            if recorded != self.options():
+            if recorded != self.options() and not done:  # stopped before any stage finished
+                self.log(f"{self.out} finished no stage under its earlier options; starting afresh")
+                atomic_write_json(path, {"options": self.options()})
+            elif recorded != self.options():
                 raise UserError(f"{self.out} holds a demo run with other options "
                                 f"({differences(recorded, self.options(), 'options')}); run it with "
                                 "the same options to resume, or choose another --out")
-        elif (self.path(".done").is_dir() and any(self.path(".done").iterdir())) or \
-                self.path("runs").is_dir():
+        elif done or self.path("runs").is_dir():
             raise UserError(f"{self.out} holds stages of a demo run that did not record its options "
                             "(demo.json, written since this version); remove it or choose another --out")
         else:

@@ -12,6 +12,7 @@ import difflib
 import importlib
 import inspect
 import os
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterable
 from importlib import metadata
@@ -127,7 +128,8 @@ class Registry:
 def _flag(info: PluginInfo, problem: str) -> None:
     """Mark a plugin as in conflict, keeping every problem it has (``plugins list`` shows all)."""
     info.status = "conflict"
-    info.error = f"{info.error}; {problem}" if info.error else problem
+    if problem not in info.error.split("; "):
+        info.error = f"{info.error}; {problem}" if info.error else problem
 
 
 def _selected(entry_point: metadata.EntryPoint, only: set[str] | None) -> bool:
@@ -151,8 +153,9 @@ def _short_error(exc: BaseException) -> str:
     """The error and where it happened: the last line of the plugin's own code, not the
     engine's check that caught it (the line the plugin's author has to change)."""
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    engine = os.path.join(_ENGINE_DIR, "")
+    engine, stdlib = os.path.join(_ENGINE_DIR, ""), os.path.join(sysconfig.get_paths()["stdlib"], "")
     own = [f for f in frames if not f.filename.startswith("<")  # attrs' generated __init__
+           and not os.path.abspath(f.filename).startswith(stdlib)  # json.loads' own lines
            and (not os.path.abspath(f.filename).startswith(engine)
                 or os.path.join(_ENGINE_DIR, "builtins", "") in os.path.abspath(f.filename))]
     last = (own or frames)[-1:]
@@ -165,9 +168,12 @@ def _check_api(module: ModuleType) -> str | None:
     if declared is None:
         return (f"module {module.__name__} does not declare PLUGIN_API_VERSION; "
                 f"add `PLUGIN_API_VERSION = {PLUGIN_API_VERSION}` (see PLUGINS.md)")
-    if type(declared) is not int or declared != PLUGIN_API_VERSION:
-        return (f"written for plugin API {declared!r}, this unisandbox {__version__} provides "
-                f"API {PLUGIN_API_VERSION} (an int); upgrade the plugin or unisandbox")
+    if type(declared) is not int:
+        return (f"PLUGIN_API_VERSION must be an int (PLUGIN_API_VERSION = {PLUGIN_API_VERSION}), got "
+                f"{declared!r}")
+    if declared != PLUGIN_API_VERSION:
+        return (f"written for plugin API {declared}, this unisandbox {__version__} provides "
+                f"API {PLUGIN_API_VERSION}; upgrade the plugin or unisandbox")
     return None
 
 

@@ -56,7 +56,7 @@ def _check_out_apart_from_model(out: Path, model_args: Mapping[str, Any]) -> Non
     source = model_args.get("path")
     if not isinstance(source, str) or not source:
         return
-    src, dst = Path(source).expanduser().resolve(), out.expanduser().resolve()
+    src, dst = Path(source).expanduser().resolve(), out.resolve()  # the factory expands ~, --out not
     if src == dst or src in dst.parents or dst in src.parents:
         raise UserError(f"--out {out} and the model's path={source} overlap: the run would write its "
                         "checkpoints where the model it trains is read from; give a separate --out")

@@ -50,7 +50,7 @@ def generations(owner: object, got: Any, n: int) -> list[Any]:
 
 
 #: PIL modes a PNG file holds (what the run folder saves every image as)
-PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})
+PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B"})
 
 
 def task_samples(owner: object, got: Any) -> list[Any]:

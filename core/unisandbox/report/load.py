@@ -151,9 +151,12 @@ def _unfinished(run: RunData) -> list[str]:
     (its images may be missing for good) only for tasks with nothing measured.
     """
     config = run.config
-    listed = [str(t.get("name")) for t in config["run"].get("tasks", []) if isinstance(t, dict)]
-    sizes = {name: ((config.get("tasks") or {}).get(name) or {}).get("n") for name in listed}
-    if config.get("kind") == "score" or not all(isinstance(n, int) for n in sizes.values()):
+    # the tasks' own names (a file task is named after its file, not "unisandbox-file")
+    identities = config.get("tasks") if isinstance(config.get("tasks"), dict) else {}
+    listed = list(identities) or [str(t.get("name")) for t in config["run"].get("tasks", []) if isinstance(t, dict)]
+    sizes = {name: (identities.get(name) or {}).get("n") for name in listed}
+    if config.get("kind") == "score" or not all(isinstance(n, int) for n in sizes.values()) \
+            or not (run.root / "samples.jsonl").is_file():  # a copy without its log: results only
         return [t for t in listed if not _measured(run.results["tasks"].get(t))]
     modes = [str(m) for m in config["run"].get("modes") or []]
     if config["run"].get("understanding", True):

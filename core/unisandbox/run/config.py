@@ -169,6 +169,8 @@ def load_toml(path: Path) -> dict[str, Any]:
             kind is int and isinstance(data.get(key), bool)
         ):
             raise fail(key, f"expected {kind.__name__}, got {data[key]!r}")
+    if isinstance(data.get("out"), str) and not data["out"].strip():  # the current folder
+        raise fail("out", "is empty; name the run folder")
     if "modes" in data:
         if not isinstance(data["modes"], list):
             raise fail("modes", "expected a list such as [\"normal\", \"think\"]")

@@ -67,11 +67,13 @@ class Runner:
         names = [t.name for t in self.tasks]
         for i, name in enumerate(names):
             if name in names[:i]:
-                first = config.tasks[names.index(name)].name
-                same = "is given twice" if first == config.tasks[i].name else \
-                    f"and {config.tasks[i].name!r} both build a task named {name!r}"
-                raise UserError(f"task {first!r} {same}: each task's images and results are kept "
-                                "under its name; give each task once")
+                first = config.tasks[names.index(name)]
+                if first == config.tasks[i]:
+                    raise UserError(f"task {first.name!r} is given twice; give each task once")
+                raise UserError(f"two tasks are both named {name!r} ({first.name} {first.args} and "
+                                f"{config.tasks[i].name} {config.tasks[i].args}): each task's images "
+                                "and results are kept under its name; tell them apart (a file task "
+                                "takes name=)")
 
     # --- set-up -------------------------------------------------------------------------
     def _check_capabilities(self) -> None:
