@@ -41,3 +41,17 @@ def test_a_trainer_failing_mid_way_keeps_its_folder_and_says_whose_bug_and_how_t
     if hasattr(err.value, "add_note"):  # Python 3.11+
         assert err.value.__notes__ == [f"unisandbox: in trainer 'halfway' (halfway-dist 0.2); what {out} "
                                        "holds is kept: run the same command again to resume"]
+
+
+def test_an_interrupt_inside_an_update_waits_for_the_update_to_finish():
+    import os
+    import signal
+
+    from unisandbox.training import uninterrupted
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt), uninterrupted():
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of an optimizer step
+        finished.append("the rest of the step")
+    assert finished == ["the rest of the step"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

@@ -91,7 +91,8 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     try:
         built = spec.factory(**args, **context)
     except UserError as exc:
-        if type(exc) is UserError and spec.name not in str(exc):  # "steps must be ...": whose?
+        named = str(exc).startswith((who, f"{spec.name}:", f"{spec.name} "))
+        if type(exc) is UserError and not named:  # "steps must be ...": whose?
             raise UserError(f"{who}: {exc}") from exc
         raise
     except (ValueError, TypeError, FileNotFoundError) as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,22 @@ def _check_out_apart_from_model(out: Path, model_args: Mapping[str, Any]) -> Non
     if src == dst or src in dst.parents or dst in src.parents:
         raise UserError(f"--out {out} and the model's path={source} overlap: the run would write its "
                         "checkpoints where the model it trains is read from; give a separate --out")
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the block is done, then raise it: an optimizer step
+    cut in the middle would leave some parameters updated and others not, and a state saved
+    from there resumes into other weights than an uninterrupted run's. Off the main thread (where
+    signals cannot be handled) it holds nothing back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

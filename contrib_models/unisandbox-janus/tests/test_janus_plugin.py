@@ -168,15 +168,20 @@ def test_loading_rules(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(UserError, match="device must be cpu, cuda or cuda:N, got 'bogus'"):
         build(spec, {"path": str(checkpoint), "device": "bogus"})
     # a damaged or foreign folder is one line naming it, and only safetensors are read
-    for damage in ("delete", "truncate"):
+    for damage in ("delete", "truncate", "config-list", "config-type"):
         broken = tmp_path / damage
         shutil.copytree(checkpoint, broken)
         weights = next(broken.glob("*.safetensors"))
+        config = json.loads((broken / "config.json").read_text())
         if damage == "delete":
             weights.unlink()
             (broken / "pytorch_model.bin").write_bytes(b"not loaded")
-        else:
+        elif damage == "truncate":
             weights.write_bytes(weights.read_bytes()[:4000])
+        elif damage == "config-list":
+            (broken / "config.json").write_text("[]")
+        else:
+            (broken / "config.json").write_text(json.dumps({**config, "text_config": 5}))
         with pytest.raises(UserError, match=f"janus.*{broken}"):
             build(spec, {"path": str(broken), "device": "cpu"})
     with pytest.raises(UserError, match="trust_remote_code"):

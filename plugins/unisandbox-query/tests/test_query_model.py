@@ -201,6 +201,13 @@ def test_a_folder_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()),
                                                           "num_queries": "4"})),
      "config.json: field 'num_queries' must be int, got '4'"),
+    (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()),
+                                                          "num_queries": -1})),
+     "config.json describes a model that cannot be built"),
+    (lambda d: (d / "config.json").write_text(json.dumps({**(c := json.loads((d / "config.json").read_text())),
+                                                          "lm": {**c["lm"], "hidden_size": "32"}})),
+     "config.json describes a model that cannot be built"),
+    (lambda d: (d / "tokenizer.json").write_text('{"model": '), "its tokenizer files cannot be read"),
 ])
 def test_a_damaged_checkpoint_is_one_line_naming_the_file(small, tmp_path, damage, needle):
     from unisandbox.errors import UserError
@@ -908,6 +915,10 @@ def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_
     ({"text_weights": '{"math": 0}'}, "text_weights gives every category weight 0"),
     ({"text_weights": "[1]"}, "category weights must map categories to numbers"),
     ({"text_steps": 0, "joint_steps": 0}, "text_steps \\+ joint_steps must be at least 1"),
+    ({"lr": float("inf")}, "recipe field lr must be > 0, got inf"),
+    ({"text_weights": '{"math": NaN}'}, "category weights must be finite numbers"),
+    ({"task_scale": '{"math-1": Infinity}'}, "task_scale multipliers must be finite"),
+    ({"curriculum": "copy:²"}, "is not CATEGORY:STEPS"),
 ])
 def test_pretraining_arguments_out_of_range_fail_when_built(args, needle):
     from unisandbox.factories import build

@@ -108,13 +108,10 @@ class JanusUMM(Model):
             processor = JanusProcessor.from_pretrained(folder, **remote)
             net = JanusForConditionalGeneration.from_pretrained(folder, dtype=DTYPES[dtype],
                                                                 use_safetensors=True, **remote)
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # and safetensors' own error
+        except Exception as exc:  # missing files, a damaged config or weights file, a foreign folder
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
             raise ValueError(f"{folder}: not a loadable Janus checkpoint in transformers' format "
-                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-        except Exception as exc:
-            if type(exc).__name__ != "SafetensorError":
-                raise
-            raise ValueError(f"{folder}: a weights file is not readable safetensors ({exc})") from None
+                             f"({type(exc).__name__}: {first})") from None
         return cls(net.to(device).eval(), processor, folder, **settings)
 
     def identity(self) -> dict[str, Any]:

@@ -122,11 +122,11 @@ class QueryUMMConfig:
                              "(query_expert_rank > 0)")
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> QueryUMMConfig:
+    def from_json(cls, data: dict[str, Any], source: str = "config.json") -> QueryUMMConfig:
         data = {k: v for k, v in data.items() if k != "architecture"}
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"config.json: unknown fields {sorted(unknown)}")
+            raise ValueError(f"{source}: unknown fields {sorted(unknown)}")
         for name, value in data.items():  # a hand-edited value fails here, not inside torch
             f = cls.__dataclass_fields__[name]
             default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
@@ -134,7 +134,7 @@ class QueryUMMConfig:
                 continue
             kinds: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
             if not isinstance(value, kinds) or (isinstance(value, bool) and not isinstance(default, bool)):
-                raise ValueError(f"config.json: field {name!r} must be {type(default).__name__}, got {value!r}")
+                raise ValueError(f"{source}: field {name!r} must be {type(default).__name__}, got {value!r}")
         return cls(**data)
 
 
@@ -570,7 +570,7 @@ class QueryUMM(nn.Module):
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
-        config = QueryUMMConfig.from_json(_read_config(path / CONFIG_NAME))
+        config = QueryUMMConfig.from_json(_read_config(path / CONFIG_NAME), source=str(path / CONFIG_NAME))
         saved_expert = config.query_expert_rank
         added = []  # generation-path parts this load adds fresh (inert until trained)
         for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
@@ -589,7 +589,15 @@ class QueryUMM(nn.Module):
                              f"query_expert_scope={query_expert_scope}")
         if query_expert_scope is not None:
             config = replace(config, query_expert_scope=query_expert_scope)  # validates it
-        model = cls(config, load_tokenizer(path))
+        try:
+            tokenizer = load_tokenizer(path)
+        except Exception as exc:  # a damaged tokenizer.json / tokenizer_config.json
+            raise ValueError(f"{path}: its tokenizer files cannot be read ({_first_line(exc)})") from None
+        try:
+            model = cls(config, tokenizer)
+        except Exception as exc:  # sizes or types inside lm / vision / denoiser that cannot build
+            raise ValueError(f"{path / CONFIG_NAME} describes a model that cannot be built "
+                             f"({type(exc).__name__}: {_first_line(exc)})") from None
         try:
             state = load_file(str(path / WEIGHTS_NAME))
         except Exception as exc:  # safetensors' own error type: a truncated or foreign file
@@ -617,6 +625,10 @@ def _read_config(file: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{file}: must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -41,6 +41,7 @@ from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import CapabilityError, Model
 from unisandbox.run.seeds import sample_seed
 from unisandbox.run.store import JsonlLog, atomic_write_json, read_object
+from unisandbox.training import uninterrupted
 
 from .options import FinetuneOptions, lr_factor, warmup_steps
 
@@ -286,9 +287,10 @@ def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Te
             grad_norm = None
             if options.max_grad_norm is not None:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(masters, options.max_grad_norm))
-            optimizer.step()
-            copy_masters(params, masters)
-            done = step + 1  # the update is in the parameters now
+            with uninterrupted():  # an update is applied whole (masters and copies) or not at all
+                optimizer.step()
+                copy_masters(params, masters)
+                done = step + 1  # the update is in the parameters now
             record = {"step": step, "loss": round(step_loss, 6), "lr": lr,
                       "seconds": round(time.perf_counter() - t0, 2)}
             if grad_norm is not None:

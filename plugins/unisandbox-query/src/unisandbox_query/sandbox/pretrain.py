@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import random
 import shutil
 import sys
@@ -29,6 +30,7 @@ from unisandbox.factories import check_number
 from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import Trainer, TrainResult
 from unisandbox.run.store import atomic_write_json, read_object
+from unisandbox.training import uninterrupted
 from unisandbox.world.glyph_draw import render_array
 
 from ..model import QueryModel
@@ -56,12 +58,13 @@ def _phases(value: Any) -> tuple[str, ...]:
     """A curriculum from a tuple, a JSON list or "a:1,b:2" (as ``--train-arg`` gives it)."""
     if isinstance(value, str):
         value = json.loads(value) if value.startswith("[") else [p for p in value.split(",") if p]
-    phases = tuple(str(p).strip() for p in value)
-    for p in phases:
+    phases = []
+    for p in (str(p).strip() for p in value):
         category, _, steps = p.rpartition(":")
-        if not category or not steps.isdigit() or int(steps) < 1:
+        if not category or not (steps.isascii() and steps.isdigit()) or int(steps) < 1:
             raise ValueError(f"curriculum phase {p!r} is not CATEGORY:STEPS with STEPS >= 1")
-    return phases
+        phases.append(f"{category}:{int(steps)}")  # "math:0001" is "math:1": one recipe, one digest
+    return tuple(phases)
 
 
 def _weights(value: Mapping[str, Any]) -> dict[str, float]:
@@ -70,9 +73,10 @@ def _weights(value: Mapping[str, Any]) -> dict[str, float]:
         value = json.loads(value)
     if not isinstance(value, Mapping):
         raise ValueError(f"category weights must map categories to numbers, got {value!r}")
-    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float) or v < 0}
+    bad = {k: v for k, v in value.items()
+           if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0}
     if bad:
-        raise ValueError(f"category weights must be numbers >= 0, got {bad}")
+        raise ValueError(f"category weights must be finite numbers >= 0, got {bad}")
     return {str(k): float(v) for k, v in value.items()}
 
 
@@ -87,9 +91,10 @@ def _task_scale(value: Mapping[str, Any] | str) -> dict[str, float]:
     unknown = sorted(set(value) - set(TASKS))
     if unknown:
         raise ValueError(f"task_scale names unknown tasks {unknown}: choose from {', '.join(TASKS)}")
-    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0}
+    bad = {k: v for k, v in value.items()
+           if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0}
     if bad:
-        raise ValueError(f"task_scale multipliers must be positive numbers, got {bad}")
+        raise ValueError(f"task_scale multipliers must be finite positive numbers, got {bad}")
     return {str(k): float(v) for k, v in sorted(value.items())}
 
 
@@ -194,7 +199,8 @@ class Recipe:
                 raise ValueError(f"recipe field {f.name} must be {f.type}, got {value!r}")
         for name, low, high in _RANGES:  # checked here, not thousands of steps later
             value = getattr(self, name)
-            if value is not None and not (low <= value <= high and (low > 0 or name in _ZERO_OK or value > 0)):
+            if value is not None and not (math.isfinite(value) and low <= value <= high
+                                          and (low > 0 or name in _ZERO_OK or value > 0)):
                 bound = f"between {low:g} and {high:g}" if high != float("inf") else \
                     (f">= {low:g}" if name in _ZERO_OK or low > 0 else "> 0")
                 raise ValueError(f"recipe field {name} must be {bound}, got {value!r}")
@@ -366,8 +372,9 @@ class SandboxPretrain(Trainer):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                done = step + 1
+                with uninterrupted():  # an update is applied whole or not at all
+                    optimizer.step()
+                    done = step + 1
                 if step % 25 == 0 or step == r.steps - 1:
                     log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
                                 "category": category, "seconds": round(time.perf_counter() - t0, 1)})
@@ -406,7 +413,10 @@ class SandboxPretrain(Trainer):
         if not log_path.is_file():
             return None
         metrics = read_object(log_path, ("metrics",))["metrics"]
-        digest = metrics.get("recipe") if isinstance(metrics, dict) else None
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("recipe"), str):
+            raise UserError(f"{log_path}: field 'metrics': not the log of a finished pretraining "
+                            "(no recipe digest); choose another --out")
+        digest = metrics["recipe"]
         if digest != self.recipe.digest():
             raise UserError(f"{out_dir} holds a finished sandbox pretraining of another recipe "
                             f"({digest}, this one is {self.recipe.digest()}); choose another --out")
@@ -488,6 +498,9 @@ def _recover_state(state_dir: Path) -> None:
         return
     for candidate in (_sibling(state_dir, "new"), _sibling(state_dir, "old")):
         if (candidate / "trainer_state.json").is_file():
-            shutil.rmtree(state_dir, ignore_errors=True)
+            if state_dir.exists():  # not one this trainer left (it renames whole states): kept aside
+                damaged = _sibling(state_dir, "damaged")
+                shutil.rmtree(damaged, ignore_errors=True)
+                state_dir.rename(damaged)
             candidate.rename(state_dir)
             return
