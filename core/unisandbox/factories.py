@@ -58,6 +58,22 @@ def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
         raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
 
 
+def check_device(device: Any) -> str:
+    """A model's ``device`` argument: cpu, cuda or cuda:N, with CUDA present when asked for
+    (torch is imported here, by the model plugins that call this)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r}: no CUDA device is available to this torch ({torch.__version__})")
+    return device
+
+
 def required_arguments(spec: Spec) -> list[str]:
     """Keyword names the factory needs and has no default for."""
     return [name for name, default in argument_defaults(spec) if default is inspect.Parameter.empty]

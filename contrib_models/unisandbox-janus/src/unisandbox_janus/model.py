@@ -29,6 +29,7 @@ from transformers import (
     LogitsProcessor,
     LogitsProcessorList,
 )
+from unisandbox.factories import check_device
 from unisandbox.protocols import Model
 from unisandbox.records import Generation, GenerationRequest
 
@@ -90,15 +91,7 @@ class JanusUMM(Model):
         folder = Path(path).expanduser()
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: not a checkpoint folder (no config.json)")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            kind = torch.device(device).type
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
-        if kind not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         if dtype not in DTYPES:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unisandbox.errors import UserError
-from unisandbox.factories import check_number
+from unisandbox.factories import check_device, check_number
 
 if TYPE_CHECKING:
     from .model import QueryModel
@@ -36,14 +36,7 @@ def _options(device: str, batch_size: int, steps: int | None, cfg_scale: float |
     check_number("threads", threads, whole=True, low=1)
     if threads is not None:
         torch.set_num_threads(threads)
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        raise UserError(f"device must be a torch device such as cpu or cuda:0, got {device!r}") from None
-    if kind not in ("cpu", "cuda"):
-        raise UserError(f"device must be cpu or cuda[:N], got {device!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r}: no CUDA device is available to this torch ({torch.__version__})")
+    check_device(device)
     return {"device": device, "batch_size": batch_size, "steps": steps, "cfg_scale": cfg_scale,
             "precision": precision}
 
