@@ -128,8 +128,7 @@ class Runner:
     def _prepare_folder(self) -> None:
         resolved = self.resolved_config()
         existing = self.store.read_config()
-        other = existing is not None and (existing.get("kind") or ("probe" if "probe" in existing else
-                                                                   None if "run" in existing else "folder"))
+        other = _other_kind(existing) if existing is not None else None
         if other:
             raise UserError(f"{self.store.root} holds a {other}, not an eval run (its config.json says "
                             "so); evaluate into a folder of its own (--out), so that one is not overwritten")
@@ -348,6 +347,16 @@ def problems(store: RunStore, images_from: Path | None = None) -> list[str]:
         out.append(f"warning: {len(missing)} of {len(records)} images were not found{where} "
                    f"(scored wrong), e.g. {Path(missing[0]['image']).name}")
     return out
+
+
+def _other_kind(config: dict[str, Any]) -> str | None:
+    """What a folder's config.json says it holds when that is not an eval run (a score folder
+    names its kind, a probe's has a "probe" section, an eval run's a "run" one)."""
+    if config.get("kind"):
+        return str(config["kind"])
+    if "probe" in config:
+        return "probe"
+    return None if "run" in config else "folder"
 
 
 #: judge arguments that say how to reach a judge, never what it decides: a resume may change
