@@ -146,6 +146,7 @@ class Demo:
             recorded = read_object(path, ("options",))["options"]
             if recorded != self.options() and not done:  # stopped before any stage finished
                 self.log(f"{self.out} finished no stage under its earlier options; starting afresh")
+                shutil.rmtree(self.path("pretrain"), ignore_errors=True)  # the unfinished first stage
                 atomic_write_json(path, {"options": self.options()})
             elif recorded != self.options():
                 raise UserError(f"{self.out} holds a demo run with other options "
@@ -236,7 +237,6 @@ class Demo:
         trainer = build(self.registry.trainer("sandbox-pretrain"),
                         {**self.size.pretrain, "seed": self.seed, "progress": self.progress})
         trainer.train(build(spec, {"init": "scratch"}), target)
-        shutil.rmtree(target / "state", ignore_errors=True)
 
     def stage_base(self) -> None:
         self._eval("base", self.base_model, self._tasks(MATH + MAPPING + KNOWLEDGE))

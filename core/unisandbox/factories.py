@@ -53,9 +53,14 @@ def check_number(name: str, value: Any, *, whole: bool, low: float) -> None:
     if value is None:
         return
     kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < low:
+    if isinstance(value, bool) or not isinstance(value, kinds) or not is_finite(value) or value < low:
         kind = "a whole number" if whole else "a number"
         raise UserError(f"{name} must be {kind} >= {low:g}, got {value!r}")
+
+
+def is_finite(value: int | float) -> bool:
+    """Not nan or ±inf (``math.isfinite`` overflows on a huge int, which is finite)."""
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def check_device(device: Any) -> str:
@@ -64,7 +69,7 @@ def check_device(device: Any) -> str:
     import torch
 
     try:
-        kind = torch.device(device).type
+        kind = torch.device(device).type if isinstance(device, str) else None  # not 0 for cuda:0
     except (RuntimeError, TypeError):
         kind = None
     if kind not in ("cpu", "cuda"):

@@ -8,6 +8,7 @@ and one at the end, so a log says how far a run got and how fast.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from typing import Any, TextIO
@@ -54,6 +55,7 @@ def bar(total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0
                             maxinterval=2 * LOG_INTERVAL_S, leave=True, bar_format=_LOG_FORMAT)
 
 
+@functools.cache  # one class: tqdm keeps a monitor thread per class
 def _log_bar_class() -> type:
     """tqdm whose forced redraws count as printed lines: the monitor thread's redraw of a
     long step left the last print time alone, so the next update printed again at once (two

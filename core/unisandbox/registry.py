@@ -238,15 +238,15 @@ def build_registry() -> Registry:
             info.status, info.error = "broken", _short_error(exc)
             continue
         problem = _check_api(module)
+        if problem:
+            info.status, info.error = "refused", problem
+            continue
         try:
-            unknown = None if problem else _unknown_hooks(module)
+            unknown = _unknown_hooks(module)
         except Exception as exc:  # a module whose attributes misbehave when looked at
             unknown = _short_error(exc)
         if unknown:
             info.status, info.error = "broken", unknown
-            continue
-        if problem:
-            info.status, info.error = "refused", problem
             continue
         try:
             pm.register(module, name=f"{dist}:{name}")

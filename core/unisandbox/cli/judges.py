@@ -67,8 +67,8 @@ def check_example(family: str) -> tuple[Sample, Image]:
 @arg_option("judge", "judge factory (e.g. model=..., path=...)")
 @click.option("--base-url", default=None, metavar="URL",
               help="Shorthand for --judge-arg base_url=URL (e.g. http://localhost:8000/v1).")
-@click.option("--family", type=click.Choice(FAMILIES), default="math", show_default=True,
-              help="Which protocol the example image is judged under.")
+@click.option("--family", type=click.Choice(FAMILIES), default=None,
+              help="Which protocol the example image is judged under  [default: math].")
 @click.option("--world", type=click.Choice(("drawn", "glyph")), default=None,
               help="The example: a large hand-drawn picture (for VLM judges) or the exact render of "
                    "a glyph-world test item, which judges that read its structured answer need  "
@@ -81,7 +81,7 @@ def check_example(family: str) -> tuple[Sample, Image]:
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="With --task: the image to judge.")
 @json_option
-def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: str,
+def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: str | None,
           world: str | None, task_name: str | None, task_args: tuple[str, ...], item: str | None,
           image: Path | None, as_json: bool) -> int:
     """Check that judge NAME answers: reachability, then one scored example.
@@ -108,6 +108,10 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             (task_args and task_name is None):
         raise UserError("--task and --image go together (--item and --task-arg with them): the "
                         "image is judged against an item of the task")
+    if task_name is not None and (family is not None or world is not None):
+        raise UserError("--family and --world choose the built-in example; with --task the task's "
+                        "own family applies")
+    family = family or "math"
     spec = get_registry().judge(name)
     if spec.requires:
         raise UserError(f"judge {name!r} borrows the model under test ({', '.join(sorted(spec.requires))}); "

@@ -54,6 +54,17 @@ INTERRUPTED = ("Interrupted. Run the same command again: eval, score, train and 
                "where they stopped.")
 
 
+def _close_bars() -> None:
+    """Close the progress bars an interrupt left open, so their last line comes before the
+    message saying how to continue, not after it."""
+    tqdm = sys.modules.get("tqdm.std")
+    if tqdm is None:  # nothing showed progress
+        return
+    for instance in list(getattr(tqdm.tqdm, "_instances", ())):
+        with suppress(Exception):  # a bar half torn down already
+            instance.close()
+
+
 @contextmanager
 def _plain_data_warnings() -> Iterator[None]:
     """A data file's known defect (the published mapping2 ID 36) is one ``warning:`` line on
@@ -109,14 +120,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _close_bars() -> None:
-    """Close the progress bars an interrupt left open, so their last line comes before the
-    message saying how to continue, not after it."""
-    tqdm = sys.modules.get("tqdm.std")
-    if tqdm is None:  # nothing showed progress
-        return
-    for instance in list(getattr(tqdm.tqdm, "_instances", ())):
-        with suppress(Exception):  # a bar half torn down already
-            instance.close()

@@ -110,8 +110,8 @@ class CachedJudge(Judge):
             new = []
             for i, verdict in zip(todo, fresh, strict=True):
                 if verdict.verdict != "error":
-                    entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw or "",
-                             "description": verdict.description or "", "facets": dict(verdict.facets)}
+                    entry = {"key": keys[i], "verdict": verdict.verdict, "raw": verdict.raw,
+                             "description": verdict.description, "facets": dict(verdict.facets)}
                     self.entries[keys[i]] = entry
                     new.append(entry)
                 else:

@@ -174,7 +174,7 @@ def run_html(view: RunView) -> str:
              f'<table class="header"><tbody>{header}</tbody></table>']
     if run.missing_tasks:
         parts.append(f'<p class="note">Not finished: {_e("; ".join(run.missing_tasks))}. Resume it with the '
-                     'same <code>unisandbox eval</code> command.</p>')
+                     f'same <code>{_e(run.command)}</code> command.</p>')
     parts.append("<h3>Results</h3>" + results_table(view.rows, run.modes))
     headers, rows = facet_table(run.results)
     if rows:

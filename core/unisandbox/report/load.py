@@ -86,9 +86,19 @@ class RunData:
     def modes(self) -> list[str]:
         return list(self.results.get("modes", []))
 
+    @property
+    def command(self) -> str:
+        """The command that made the folder (and resumes it)."""
+        return "unisandbox score" if self.config.get("kind") == "score" else "unisandbox eval"
+
+    _records: dict[tuple[str, str, str], dict[str, Any]] | None = field(default=None, repr=False)
+
     def records(self) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """The latest samples.jsonl record per (task, mode, id); empty when there is no log."""
-        return read_records(JsonlLog(self.root / "samples.jsonl"))
+        """The latest samples.jsonl record per (task, mode, id); empty when there is no log.
+        Read once (the unfinished-task check and the report's grids share it)."""
+        if self._records is None:
+            self._records = read_records(JsonlLog(self.root / "samples.jsonl"))
+        return self._records
 
     def image(self, relative: Any) -> Path | None:
         """A record's image path, only if it is a file inside this run folder."""

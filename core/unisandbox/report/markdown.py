@@ -108,7 +108,7 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
         parts.append(f"## Run: {run.label}\n\n" + md_table(["", ""], view.header))
         if run.missing_tasks:
             parts.append(f"> Not finished: {'; '.join(run.missing_tasks)}. Resume it with the same "
-                         "`unisandbox eval` command.")
+                         f"`{run.command}` command.")
         parts.append("### Results\n\n" + md_table(
             result_headers(run.modes), [result_cells(r, run.modes) for r in view.rows]))
         headers, rows = facet_table(run.results)

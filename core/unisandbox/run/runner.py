@@ -244,7 +244,6 @@ class Runner:
                   for (t, m, _), r in done.items()
                   if t == task.name and m == mode and r.get("verdict") == "error"
                   and r["id"] in by_id and r.get("image")]
-        failed = [f for f in failed if f[2].is_file()]
         if not failed or not self.dist.is_main:
             return
         self.log(f"{task.name} {mode}: judging again {len(failed)} image(s) whose verdict was an error")

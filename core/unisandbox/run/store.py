@@ -57,6 +57,8 @@ def read_json(path: Path) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(path, None, None, "not UTF-8 text: the file is damaged") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

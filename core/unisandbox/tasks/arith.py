@@ -338,10 +338,7 @@ class MathTask(GeneratedTask):
         self.level = level
         self.name = f"math-{level}"
         self.n, self.seed, self.split, self.world = check_common(n, seed, split, world)
-        self.counts = parse_counts(counts)
-        if self.counts[-1] > self.world.max_count:
-            raise UserError(f"counts={counts}: a picture of the {self.world.name} world shows 1 to "
-                            f"{self.world.max_count} objects")
+        self.counts = parse_counts(counts, self.world)
 
     def build(self) -> list[Sample]:
         items = generate_items(self.level, self.n, self.seed, self.split, self.world, self.counts)

@@ -13,15 +13,15 @@ from ..errors import UserError
 from ..protocols import Task
 from ..records import Sample
 from ..world import Thing, World, get_world
+from ..world.base import MAX_COUNT
 from .splits import check_split
 
-#: Largest count a prompt may ask for (renderers and judges count up to here).
-MAX_COUNT = 20
 MAX_N = 1_000_000
 
 
-def parse_counts(value: Any) -> tuple[int, ...]:
-    """``"1-5"`` / ``"3"`` / ``"1,2,4"`` / ``3`` / ``[1, 2]`` -> sorted distinct counts."""
+def parse_counts(value: Any, world: World | None = None) -> tuple[int, ...]:
+    """``"1-5"`` / ``"3"`` / ``"1,2,4"`` / ``3`` / ``[1, 2]`` -> sorted distinct counts, each
+    one a picture of ``world`` can show (any world's ``MAX_COUNT`` without one)."""
     text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
     counts: set[int] = set()
     for part in (p.strip() for p in text.split(",")):
@@ -32,6 +32,9 @@ def parse_counts(value: Any) -> tuple[int, ...]:
         hi = int(match.group(2)) if match.group(2) else lo
         if not 1 <= lo <= hi <= MAX_COUNT:
             raise UserError(f"counts must lie within 1-{MAX_COUNT} with low <= high; got {value!r}")
+        if world is not None and hi > world.max_count:
+            raise UserError(f"counts={value}: a picture of the {world.name} world shows 1 to "
+                            f"{world.max_count} objects")
         counts.update(range(lo, hi + 1))
     return tuple(sorted(counts))
 

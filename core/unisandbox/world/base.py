@@ -38,6 +38,10 @@ class Thing:
         return out
 
 
+#: Largest count a prompt may ask for in any world (renderers and judges count up to here).
+MAX_COUNT = 20
+
+
 @attrs.frozen
 class World:
     """A vocabulary: objects for math and mapping, fruits and flowers and portrait attributes
@@ -51,7 +55,7 @@ class World:
     portrait: Mapping[str, tuple[str, ...]]
     description: str = ""
     #: the most objects one picture of this world can show (what ``counts`` may ask for)
-    max_count: int = 20
+    max_count: int = MAX_COUNT
 
     def thing(self, kind: str, colour: str | None = None) -> Thing:
         for t in (*self.objects, *self.fruits, *self.flowers):

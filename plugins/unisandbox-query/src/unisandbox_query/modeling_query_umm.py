@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, replace
@@ -42,7 +41,7 @@ from transformers import (
     SiglipVisionConfig,
     SiglipVisionModel,
 )
-from unisandbox.run.store import atomic_path, atomic_write_json
+from unisandbox.run.store import atomic_path, atomic_write_json, read_object
 
 from .tokenization import ASSISTANT, END_THINK, EOS, IMAGE, THINK, USER, load_tokenizer
 
@@ -570,7 +569,7 @@ class QueryUMM(nn.Module):
         for name in (CONFIG_NAME, WEIGHTS_NAME, "tokenizer.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path} is not a query-umm checkpoint folder (no {name})")
-        config = QueryUMMConfig.from_json(_read_config(path / CONFIG_NAME), source=str(path / CONFIG_NAME))
+        config = QueryUMMConfig.from_json(read_object(path / CONFIG_NAME), source=str(path / CONFIG_NAME))
         saved_expert = config.query_expert_rank
         added = []  # generation-path parts this load adds fresh (inert until trained)
         for name, module, asked in (("query_expert_rank", "query_expert", query_expert_rank),
@@ -614,17 +613,6 @@ class QueryUMM(nn.Module):
         if model.lm.config.tie_word_embeddings:
             model.lm.tie_weights()
         return model.to(device).eval()
-
-
-def _read_config(file: Path) -> dict[str, Any]:
-    """A checkpoint's config.json as a dict; damage is an error naming the file."""
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: must hold a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _first_line(exc: BaseException) -> str:

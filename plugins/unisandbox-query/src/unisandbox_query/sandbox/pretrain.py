@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import random
 import shutil
 import sys
@@ -26,7 +25,7 @@ import attrs
 import numpy as np
 import torch
 from unisandbox.errors import UserError
-from unisandbox.factories import check_number
+from unisandbox.factories import check_number, is_finite
 from unisandbox.progress import bar as progress_bar
 from unisandbox.protocols import Trainer, TrainResult
 from unisandbox.run.store import atomic_write_json, read_object
@@ -74,7 +73,7 @@ def _weights(value: Mapping[str, Any]) -> dict[str, float]:
     if not isinstance(value, Mapping):
         raise ValueError(f"category weights must map categories to numbers, got {value!r}")
     bad = {k: v for k, v in value.items()
-           if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0}
+           if isinstance(v, bool) or not isinstance(v, int | float) or not is_finite(v) or v < 0}
     if bad:
         raise ValueError(f"category weights must be finite numbers >= 0, got {bad}")
     return {str(k): float(v) for k, v in value.items()}
@@ -92,7 +91,7 @@ def _task_scale(value: Mapping[str, Any] | str) -> dict[str, float]:
     if unknown:
         raise ValueError(f"task_scale names unknown tasks {unknown}: choose from {', '.join(TASKS)}")
     bad = {k: v for k, v in value.items()
-           if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0}
+           if isinstance(v, bool) or not isinstance(v, int | float) or not is_finite(v) or v <= 0}
     if bad:
         raise ValueError(f"task_scale multipliers must be finite positive numbers, got {bad}")
     return {str(k): float(v) for k, v in sorted(value.items())}
@@ -199,7 +198,7 @@ class Recipe:
                 raise ValueError(f"recipe field {f.name} must be {f.type}, got {value!r}")
         for name, low, high in _RANGES:  # checked here, not thousands of steps later
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and low <= value <= high
+            if value is not None and not (is_finite(value) and low <= value <= high
                                           and (low > 0 or name in _ZERO_OK or value > 0)):
                 bound = f"between {low:g} and {high:g}" if high != float("inf") else \
                     (f">= {low:g}" if name in _ZERO_OK or low > 0 else "> 0")
@@ -289,9 +288,6 @@ class SandboxPretrain(Trainer):
         if unknown:
             raise ValueError(f"unknown argument {unknown[0]!r}; accepted: progress, checkpoint_every, "
                              f"{', '.join(known)}")
-        for key in ("text_weights", "joint_weights"):
-            if isinstance(recipe.get(key), str):
-                recipe[key] = json.loads(recipe[key])
         check_number("checkpoint_every", checkpoint_every, whole=True, low=0)
         if not isinstance(progress, bool):
             raise ValueError(f"progress must be true or false, got {progress!r}")
@@ -316,6 +312,11 @@ class SandboxPretrain(Trainer):
             flag = "true" if r.key_tokens else "false"
             raise UserError(f"the recipe has key_tokens={flag}, the model's tokenizer does not split "
                             f"keys that way: start from --model-arg init=scratch --model-arg key_tokens={flag}")
+        state_dir = out_dir / "state"
+        finished = self._finished(out_dir)  # before the corpus is built: a rerun costs nothing
+        if finished is not None:
+            return finished
+        _recover_state(state_dir)
         corpus = build_corpus(r)
         cats = corpus.text_examples()
         for name in {c for c, _ in r.curriculum_steps} | {*r.text_weights, *r.joint_weights}:
@@ -330,11 +331,6 @@ class SandboxPretrain(Trainer):
             names = [c for c in table if table[c] > 0 and cats.get(c)]
             phases[phase] = (names, [table[c] for c in names])
         sizes = {c: self._batch_size(umm, cats[c]) for c in cats if cats[c]}
-        state_dir = out_dir / "state"
-        finished = self._finished(out_dir)
-        if finished is not None:
-            return finished
-        _recover_state(state_dir)
         params = [p for p in umm.parameters() if p.requires_grad]
         understanding = {id(p) for p in umm.understanding_parameters()}
         groups = [{"params": [p for p in params if id(p) in understanding], "peak": r.lm_lr or r.lr},
