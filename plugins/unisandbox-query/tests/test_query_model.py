@@ -919,6 +919,8 @@ def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_
     ({"text_weights": '{"math": NaN}'}, "category weights must be finite numbers"),
     ({"task_scale": '{"math-1": Infinity}'}, "task_scale multipliers must be finite"),
     ({"curriculum": "copy:²"}, "is not CATEGORY:STEPS"),
+    ({"text_weights": "{math:1}"}, "category weights is not valid JSON"),
+    ({"task_scale": "{bad"}, "task_scale is not valid JSON"),
 ])
 def test_pretraining_arguments_out_of_range_fail_when_built(args, needle):
     from unisandbox.factories import build

@@ -56,7 +56,7 @@ JOINT_WEIGHTS: Mapping[str, float] = {
 def _phases(value: Any) -> tuple[str, ...]:
     """A curriculum from a tuple, a JSON list or "a:1,b:2" (as ``--train-arg`` gives it)."""
     if isinstance(value, str):
-        value = json.loads(value) if value.startswith("[") else [p for p in value.split(",") if p]
+        value = _from_json("curriculum", value) if value.startswith("[") else [p for p in value.split(",") if p]
     phases = []
     for p in (str(p).strip() for p in value):
         category, _, steps = p.rpartition(":")
@@ -66,10 +66,20 @@ def _phases(value: Any) -> tuple[str, ...]:
     return tuple(phases)
 
 
+def _from_json(name: str, value: Any) -> Any:
+    """A ``--train-arg`` that holds JSON (a table, a list) arrives as text: parsed here, a
+    malformed one named."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON ({exc.msg}): {value!r}") from None
+
+
 def _weights(value: Mapping[str, Any]) -> dict[str, float]:
     """Category weights as floats, so {"math": 4} and {"math": 4.0} are one recipe (one digest)."""
-    if isinstance(value, str):
-        value = json.loads(value)
+    value = _from_json("category weights", value)
     if not isinstance(value, Mapping):
         raise ValueError(f"category weights must map categories to numbers, got {value!r}")
     bad = {k: v for k, v in value.items()
@@ -83,8 +93,7 @@ def _task_scale(value: Mapping[str, Any] | str) -> dict[str, float]:
     """Per-task multipliers of ``n_train``: known reasoning tasks, positive numbers."""
     from .corpus import TASKS
 
-    if isinstance(value, str):
-        value = json.loads(value)
+    value = _from_json("task_scale", value)
     if not isinstance(value, Mapping):
         raise ValueError(f"task_scale must map task names to multipliers of n_train, got {value!r}")
     unknown = sorted(set(value) - set(TASKS))
