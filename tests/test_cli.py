@@ -113,3 +113,21 @@ def test_mode_none_measures_understanding_alone(toy_plugin, tmp_path):
     assert result.returncode == 0, result.stderr
     cells = json.loads(result.stdout)["tasks"]["toy-shades"]["levels"]["all"]
     assert set(cells) - {"gap"} == {"understanding"} and not (tmp_path / "r/images").exists()
+
+
+def test_mode_none_needs_no_judge_and_resumes_either_way(toy_plugin, tmp_path):
+    """U alone draws nothing to judge: --judge may be left out, and a judge named on the
+    resume of such a run (or left out of it) decides nothing, so the run resumes."""
+    out = str(tmp_path / "r")
+    no_judge = BASE[:5] + ["--mode", "none", "--out", out]
+    first = run_cli(*no_judge, "--json")
+    assert first.returncode == 0, first.stderr
+    config = json.loads((tmp_path / "r/config.json").read_text())
+    assert config["run"]["judge"] is None and config["judge_identity"] is None
+    again = run_cli(*BASE, "--mode", "none", "--out", out, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    report = run_cli("report", out)
+    assert report.returncode == 0, report.stderr
+    assert "none (no image drawn)" in (tmp_path / "r/report/report.md").read_text()
+    assert_user_error(run_cli(*no_judge[:5], "--out", str(tmp_path / "g")), "missing --judge")

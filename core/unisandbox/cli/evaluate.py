@@ -44,11 +44,11 @@ def print_results(results: dict[str, Any], order: Sequence[str] = ()) -> None:
 @arg_option("model", "model factory (e.g. path=DIR)")
 @click.option("--task", "tasks", multiple=True, help="Task name; repeat for several.")
 @arg_option("task", "task factories (e.g. n=50, world=glyph, path=FILE)")
-@click.option("--judge", help="Judge name (see `unisandbox judges list`).")
+@click.option("--judge", help="Judge name (see `unisandbox judges list`); not needed with --mode none.")
 @arg_option("judge", "judge factory (e.g. base_url=..., model=...)")
 @click.option("--mode", "modes", default=None, metavar="MODES",
               help="Comma-separated generation modes: normal, think; none measures understanding "
-                   "(U) alone (a --judge is still named: the run records it)  [default: normal,think].")
+                   "(U) alone, with no judge  [default: normal,think].")
 @click.option("--out", type=OutPath(file_okay=False),
               help="Run folder (required, here or in --config). An existing folder with the same "
                    "configuration is resumed.")
@@ -78,7 +78,7 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
 
     \b
     A run.toml for --config (every key optional but model, tasks, judge and out; the
-    command line may give them):
+    command line may give them; no judge with modes = ["none"]):
       out = "runs/math"
       modes = ["normal", "think"]      # --mode
       seed = 0

@@ -80,7 +80,8 @@ def run_header(run: RunData) -> list[tuple[str, str]]:
 
     rows = [("folder", str(run.root)),
             ("model", name_of("model", model) + f"; args {_compact(model.get('args'))}"),
-            ("judge", name_of("judge", judge) + f"; args {_compact(judge.get('args'))}"),
+            ("judge", name_of("judge", judge) + f"; args {_compact(judge.get('args'))}"
+             if run.modes else "none (no image drawn)"),
             ("judge identity", _compact(run.config.get("judge_identity"))),
             ("modes", ", ".join(run.modes) or "-"),
             ("understanding (U)", "measured" if cfg.get("understanding", True) and

@@ -1,10 +1,11 @@
 """The run configuration: CLI options and ``--config run.toml`` resolve to one RunConfig.
 
-TOML layout (every key optional except model, tasks, judge and out, which the command line may give)::
+TOML layout (every key optional except model, tasks, judge and out, which the command line may give;
+the judge only where images are drawn)::
 
     out = "runs/math"
     seed = 0
-    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone (a judge is still named)
+    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone, no judge needed
     batch_size = 16
     understanding = true          # also measure U on the same items
     reference_scoring = false     # count judge errors as wrong, like the original scorer
@@ -56,7 +57,7 @@ class Component:
 class RunConfig:
     model: Component
     tasks: tuple[Component, ...]
-    judge: Component
+    judge: Component | None  # None only when no image is drawn (modes empty: U alone)
     out: Path
     modes: tuple[str, ...] = MODES
     understanding: bool = True
@@ -68,7 +69,7 @@ class RunConfig:
         return {
             "model": self.model.to_json(),
             "tasks": [t.to_json() for t in self.tasks],
-            "judge": self.judge.to_json(),
+            "judge": self.judge.to_json() if self.judge else None,
             "modes": list(self.modes),
             "understanding": self.understanding,
             "seed": self.seed,
@@ -235,11 +236,12 @@ def resolve(
         model_c = Component(model_c.name, {**model_c.args, **model_args})
     if judge_c and judge_args and not judge:
         judge_c = Component(judge_c.name, {**judge_c.args, **judge_args})
+    chosen_modes = modes if modes is not None else tuple(base.get("modes", MODES))
     missing = [name for name, v in (("--model", model_c), ("--task", task_list),
-                                     ("--judge", judge_c), ("--out", out or base.get("out"))) if not v]
+                                     ("--judge", judge_c or not chosen_modes),
+                                     ("--out", out or base.get("out"))) if not v]
     if missing:
         raise UserError(f"missing {', '.join(missing)} (give them as options or in --config)")
-    chosen_modes = modes if modes is not None else tuple(base.get("modes", MODES))
     chosen_understanding = understanding if understanding is not None else base.get("understanding", True)
     if not chosen_modes and not chosen_understanding:
         raise UserError("nothing to measure: --mode none with --no-understanding")

@@ -59,7 +59,8 @@ class Runner:
         self._judge: Judge | None = None
         self._pinged = False
         self.model_spec = self.registry.model(config.model.name)
-        self.judge_spec = self.registry.judge(config.judge.name)
+        # a run that draws nothing (U alone) needs no judge; one named anyway is recorded
+        self.judge_spec = self.registry.judge(config.judge.name) if config.judge else None
         self.task_specs = [self.registry.task(t.name) for t in config.tasks]
         self._check_capabilities()
         self.tasks: list[Task] = [build(spec, comp.args) for spec, comp in
@@ -83,7 +84,7 @@ class Runner:
             need[capabilities.GENERATE] = "generation modes " + ",".join(self.config.modes)
         if self.config.understanding:
             need[capabilities.CHAT] = "measuring U (use --no-understanding to skip)"
-        for cap in self.judge_spec.requires:
+        for cap in self.judge_spec.requires if self.judge_spec else ():
             need[cap] = f"judge {self.judge_spec.name!r}"
         for spec in self.task_specs:
             if spec.analysis:
@@ -106,6 +107,8 @@ class Runner:
     @property
     def judge(self) -> Judge:
         if self._judge is None:
+            if self.judge_spec is None or self.config.judge is None:
+                raise RuntimeError("this run draws no image and has no judge")  # the loop never asks
             # judges that borrow the model under test get a loader, so nothing heavy loads
             # before the run folder is checked
             context = {"model_loader": lambda: self.model} if self.judge_spec.requires else {}
@@ -115,7 +118,8 @@ class Runner:
         return self._judge
 
     def resolved_config(self) -> dict[str, Any]:
-        judge_identity = self.judge.identity()
+        # a judge named for a run that draws nothing is recorded (run.judge), never built
+        judge_identity = self.judge.identity() if self.config.modes and self.judge_spec else None
         return {
             "unisandbox": __version__,
             "run": self.config.to_json(),
@@ -368,10 +372,12 @@ REACH_ARGS = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "re
 def _resumable(section: Any, name: str) -> Any:
     """What of a run's configuration a resume must match: not the batch size (each sample's
     seed is its own), not how the judge is reached (``REACH_ARGS``), not the order of the
-    modes."""
+    modes, not the judge of a run that draws no image."""
     if name != "run" or not isinstance(section, dict):
         return section
     kept = {k: v for k, v in section.items() if k != "batch_size"}
+    if kept.get("modes") == []:  # U alone: a judge named or not decides nothing
+        kept.pop("judge", None)
     judge = kept.get("judge")
     if isinstance(judge, dict) and isinstance(judge.get("args"), dict):
         kept["judge"] = {**judge, "args": {k: v for k, v in judge["args"].items() if k not in REACH_ARGS}}
