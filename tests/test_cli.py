@@ -119,7 +119,7 @@ def test_mode_none_needs_no_judge_and_resumes_either_way(toy_plugin, tmp_path):
     """U alone draws nothing to judge: --judge may be left out, and a judge named on the
     resume of such a run (or left out of it) decides nothing, so the run resumes."""
     out = str(tmp_path / "r")
-    no_judge = BASE[:5] + ["--mode", "none", "--out", out]
+    no_judge = [*BASE[:5], "--mode", "none", "--out", out]
     first = run_cli(*no_judge, "--json")
     assert first.returncode == 0, first.stderr
     config = json.loads((tmp_path / "r/config.json").read_text())

@@ -296,7 +296,7 @@ def test_score_never_writes_into_an_eval_run_nor_reads_outside_its_folder(
             return f"{sample}.png"
 
     with pytest.raises(UserError, match="not a plain file name"):
-        _found_images(folder, Hostile(), ["0", "../outside"], False, "normal")  # type: ignore[arg-type]
+        _found_images(folder, Hostile(), ["0", "../outside"], None, "normal")  # type: ignore[arg-type]
 
 
 def test_a_folder_with_none_of_the_images_is_refused_naming_what_it_holds(
@@ -314,3 +314,45 @@ def test_a_folder_with_none_of_the_images_is_refused_naming_what_it_holds(
     with pytest.raises(UserError, match="no such folder"):
         score_images(tmp_path / "nope", **args)
     assert not (folder / "score").exists()
+
+
+def test_score_of_an_eval_run_finds_images_whose_ids_had_to_be_renamed(tmp_path: Path) -> None:
+    """eval saves an id such as 'item 4' or 'a/b' under a safe name; scoring that run folder
+    finds each image where eval put it (it read them as missing: 60 % for a 100 % run)."""
+    from support import run_cli
+
+    made = tmp_path / "m.jsonl"
+    assert run_cli("data", "generate", "math-1", "--world", "glyph", "--n", "3",
+                   "--out", str(made)).returncode == 0
+    rows = [json.loads(line) for line in made.read_text().splitlines()]
+    for row, new in zip(rows, ["item 4", "a/b", "é5"], strict=True):
+        row["id"] = new
+    made.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = ["--task", "unisandbox-file", "--task-arg", f"path={made}", "--task-arg", "world=glyph"]
+    run = tmp_path / "run"
+    evaluated = run_cli("eval", "--model", "glyph-oracle", *task, "--judge", "glyph", "--mode",
+                        "normal", "--no-understanding", "--out", str(run), "--quiet")
+    assert evaluated.returncode == 0, evaluated.stderr
+    scored = run_cli("score", str(run), *task, "--judge", "glyph", "--json")
+    assert scored.returncode == 0, scored.stderr
+    cell = json.loads(scored.stdout)["tasks"]["m"]["levels"]["1"]["normal"]
+    assert (cell["n"], cell["n_yes"]) == (3, 3) and "not found" not in scored.stderr
+
+
+def test_score_out_keeps_another_tools_results_aside(plugin_site: Any, tmp_path: Path,
+                                                    capsys: Any) -> None:
+    """A folder with the original scorer's sheet or a results.json but no config.json is not
+    overwritten: its files are kept whole in replaced-1/."""
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    folder, out = tmp_path / "imgs", tmp_path / "theirs"
+    folder.mkdir()
+    out.mkdir()
+    gd.render(STARS).save(folder / "0.png")
+    (out / "evaluation_results.csv").write_text("id,score\n0,1\n")
+    (out / "results.json").write_text('{"theirs": true}')
+    score_images(folder, task_name="gt-glyph", task_args={}, judge_name="glyph", judge_args={},
+                 progress=False, out=out)
+    assert "kept whole in replaced-1/" in capsys.readouterr().err
+    assert (out / "replaced-1" / "evaluation_results.csv").read_text() == "id,score\n0,1\n"
+    assert json.loads((out / "replaced-1" / "results.json").read_text()) == {"theirs": True}
+    assert "tasks" in json.loads((out / "results.json").read_text())

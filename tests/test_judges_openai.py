@@ -308,3 +308,38 @@ def test_a_key_echoed_in_a_good_reply_is_masked(tmp_path, monkeypatch):
         judge.close()
     assert verdict.verdict == "yes" and "Bearer ***" in verdict.raw
     assert "sk-echoed-secret" not in verdict.raw + verdict.description
+
+
+def test_a_key_with_a_windows_line_end_is_trimmed_and_control_characters_refused(monkeypatch):
+    monkeypatch.setenv("JT_CRLF_KEY", "sk-crlf-secret\r\n")  # read from a .env file with CRLF
+    with ChatServer() as server:
+        judge = judge_for(server, api_key_env="JT_CRLF_KEY")
+        judge.ping()
+        judge.close()
+        assert server.requests[0][1]["Authorization"] == "Bearer sk-crlf-secret"
+    monkeypatch.setenv("JT_CRLF_KEY", "sk-two\rparts")
+    with pytest.raises(ValueError, match="control characters") as caught:
+        OpenAIJudge(model="m", api_key_env="JT_CRLF_KEY")
+    assert "sk-two" not in str(caught.value)
+
+
+def test_a_key_given_as_api_key_env_or_inside_base_url_is_refused_unechoed():
+    with pytest.raises(ValueError, match="name an environment variable") as caught:
+        OpenAIJudge(model="m", api_key_env="sk-LITERAL-key")
+    assert "sk-LITERAL" not in str(caught.value)
+    with pytest.raises(ValueError, match="credentials") as caught:
+        OpenAIJudge(model="m", base_url="http://user:PASSWD123@127.0.0.1:1/v1")
+    assert "PASSWD123" not in str(caught.value)
+
+
+def test_a_key_echoed_across_the_raw_text_limit_is_masked(tmp_path, monkeypatch):
+    """The raw reply is cut to a few thousand characters: masked before the cut, so a key the
+    cut would split never reaches the run folder in part."""
+    from unisandbox.judges.openai import _RAW_LIMIT
+
+    monkeypatch.setenv("JT_CUT_KEY", "sk-SECRETKEY123456")
+    body = "x" * (_RAW_LIMIT - 8) + "Bearer sk-SECRETKEY123456"
+    item = items_for("math", tmp_path)[0]
+    with ChatServer(lambda request, n: Scripted(body, status=500)) as server:
+        verdict = judge_for(server, api_key_env="JT_CUT_KEY", retries=0).judge([item])[0]
+    assert verdict.verdict == "error" and "sk-SECRET" not in verdict.raw

@@ -242,3 +242,9 @@ def test_an_unreachable_judge_server_stops_the_run_before_it_draws(jt_plugin, tm
     with pytest.raises(UserError, match="cannot reach the judge server"):
         Runner(config, progress=False).run()
     assert not (tmp_path / "run/images").exists()
+    # score asks too, before its first call: not every image's retries spent, then exit 0
+    write_scenes(tmp_path / "imgs", "math")
+    with pytest.raises(UserError, match="cannot reach the judge server"):
+        score_images(tmp_path / "imgs", task_name="jt-scenes", task_args={"family": "math"},
+                     judge_name="vlm-openai", judge_args=args, progress=False)
+    assert not (tmp_path / "imgs/score/results.json").exists()

@@ -114,7 +114,7 @@ def test_published_files_as_tasks():
     assert task.image_name(task.samples()[0]) == "1_A.png"
     know = build(spec, {"path": str(BENCH), "family": "knowledge"})
     assert know.family == "knowledge" and len(know.samples()) == 50
-    with pytest.raises(UserError, match=r"name the family \(--family, or the task argument family=\)"):
+    with pytest.raises(UserError, match=r"name the family \(the task argument family=; `unisandbox data` commands take --family\)"):
         build(spec, {"path": str(BENCH)})
     with pytest.raises(UserError, match="training corpus"):
         build(spec, {"path": str(REFERENCE / "knowledge_train" / "Aurelius.jsonl")})
@@ -190,7 +190,7 @@ def _mutations(rng: random.Random, family: str) -> tuple[list[bytes], str]:
     lines = [json.dumps(r, ensure_ascii=False).encode() for r in VALID[family]]
     target = rng.randrange(len(lines))
     record = dict(VALID[family][target])
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     if kind == 0:  # cut the line short: never valid JSON
         raw = lines[target]
         lines[target] = raw[: rng.randrange(1, len(raw) - 1)]
@@ -233,6 +233,10 @@ def _mutations(rng: random.Random, family: str) -> tuple[list[bytes], str]:
         record["unisandbox"] = rng.choice([[], "x", {"question": 1}, {"bogus": 1}])
         lines[target] = json.dumps(record).encode()
         return lines, "unisandbox"
+    if kind == 9:  # a key given twice: JSON keeps the last, which would change a label silently
+        key = rng.choice(list(record))
+        lines[target] = b"{" + json.dumps(key).encode() + b": \"other\", " + lines[target][1:]
+        return lines, "given twice"
     # kind 8: deep nesting / garbage after the object
     lines[target] = rng.choice([b"[" * 5000, lines[target] + b" trailing", b"{\"a\": }", b"{,}"])
     return lines, ""
@@ -262,7 +266,7 @@ def test_a_thousand_fuzzed_malformed_files_give_clear_errors(tmp_path, capsys):
             out = capsys.readouterr()
             assert code == 2 and out.err.startswith("Error: ") and out.err.count("\n") == 1, out.err
             assert "Traceback" not in out.err
-    assert len(seen_kinds) >= 9
+    assert len(seen_kinds) >= 10
 
 
 def test_missing_and_empty_files_are_user_errors(tmp_path):
@@ -278,3 +282,11 @@ def test_missing_and_empty_files_are_user_errors(tmp_path):
 def test_file_task_arguments_are_checked(tmp_path):
     with pytest.raises(UserError):
         FileTask(str(tmp_path / "missing.jsonl"))
+
+
+@pytest.mark.parametrize("bad", ["a\\u0000b", "a\\nb", "7 ", "x" * 300])
+def test_an_id_that_cannot_name_an_image_file_is_refused(bad, tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"Question": "Draw as many pens as 3 - 1.", "Answer": "2 pens", "id": "%s"}\n' % bad)
+    with pytest.raises(DataError, match=r"m.jsonl:1: field 'id'"):
+        read_published(path, family="math")

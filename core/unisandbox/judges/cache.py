@@ -83,6 +83,16 @@ class CachedJudge(Judge):
                 self.entries.update((r["key"], r) for r in _entries(file))
         self.hits = 0
         self.misses = 0
+        self._reached = False
+
+    def reach(self) -> None:
+        """A judge that can say whether it is reachable (a server's ``ping``) is asked once,
+        before its first call: a server that is down stops the work at once with its reason,
+        not after every item has spent its retries."""
+        ping = getattr(self.inner, "ping", None)
+        if not self._reached and callable(ping):
+            ping()
+        self._reached = True
 
     def identity(self) -> dict[str, Any]:
         return self.inner.identity()
@@ -105,6 +115,7 @@ class CachedJudge(Judge):
         self.hits += len(items) - len(todo)
         self.misses += len(todo)
         if todo:
+            self.reach()
             fresh = returns.returned(self.inner, "judge", self.inner.judge([items[i] for i in todo]),
                                      Verdict, len(todo))
             new = []

@@ -14,6 +14,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -73,11 +74,22 @@ class OpenAIJudge(Judge):
                                         ("timeout", timeout, False, 0.001), ("backoff", backoff, False, 0),
                                         ("max_tokens", max_tokens, True, 1)):
             check_number(name, value, whole=whole, low=low)
+        if parts.username or parts.password:  # it would land in config.json, never sent
+            raise ValueError("base_url holds credentials (user:password@); give the key through "
+                             "the environment (api_key_env names the variable)")
+        if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(api_key_env)):
+            # not echoed: a key pasted here by mistake must not reach a terminal or a log
+            raise ValueError("api_key_env must name an environment variable (letters, digits, _), "
+                             "not hold the key itself")
         env = api_key_env or DEFAULT_KEY_ENV
-        key = os.environ.get(env)
+        # a key read from a file with Windows line ends carries a \r that no header can hold
+        key = (os.environ.get(env) or "").strip()
         if api_key_env and not key:
             raise ValueError(f"environment variable {api_key_env} (api_key_env) is not set")
-        self._key = key or ""
+        if any(not c.isprintable() or c.isspace() for c in key):
+            raise ValueError(f"environment variable {env} holds spaces or control characters, "
+                             "which an HTTP header cannot carry; is it the key alone?")
+        self._key = key
         self.model, self.base_url = model, str(base_url).rstrip("/")
         self.max_tokens, self.concurrency = int(max_tokens), int(concurrency)
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
@@ -136,7 +148,8 @@ class OpenAIJudge(Judge):
             if content is None:
                 return self._reply(None, "malformed response (not chat-completions JSON)", text)
             return self._reply(content)
-        return self._reply(None, f"{last}; gave up after {self.retries + 1} attempts", raw)
+        return self._reply(None, f"{last}; gave up after {self.retries + 1} "
+                           f"attempt{'s' if self.retries else ''}", raw)
 
     def _payload(self, request: ChatRequest) -> bytes:
         if request.image is None:
@@ -149,7 +162,7 @@ class OpenAIJudge(Judge):
 
     def _reply(self, text: str | None, error: str = "", raw: str = "") -> Reply:
         return Reply(None if text is None else self._mask(text), error=self._mask(error),
-                     raw=self._mask(raw[:_RAW_LIMIT]))
+                     raw=self._mask(raw)[:_RAW_LIMIT])  # masked whole: a cut could split the key
 
     def _mask(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key and text else text

@@ -22,7 +22,7 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..paths import inside
 from ..progress import bar as progress_bar
-from ..protocols import Judge, Model, Task, returns
+from ..protocols import Model, Task, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
 from ..specs import origins
@@ -56,8 +56,7 @@ class Runner:
         self.store = RunStore(config.out)
         self.dist = get_dist()
         self._model = model
-        self._judge: Judge | None = None
-        self._pinged = False
+        self._judge: CachedJudge | None = None
         self.model_spec = self.registry.model(config.model.name)
         # a run that draws nothing (U alone) needs no judge; one named anyway is recorded
         self.judge_spec = self.registry.judge(config.judge.name) if config.judge else None
@@ -105,7 +104,7 @@ class Runner:
         return self._model
 
     @property
-    def judge(self) -> Judge:
+    def judge(self) -> CachedJudge:
         if self._judge is None:
             if self.judge_spec is None or self.config.judge is None:
                 raise RuntimeError("this run draws no image and has no judge")  # the loop never asks
@@ -219,13 +218,9 @@ class Runner:
         bar.close()
 
     def _reach_judge(self) -> None:
-        """A judge that can say whether it is reachable (a server's ``ping``) is asked once,
-        before the first image is drawn: a server that is down stops the run now, not after
-        hours of generation."""
-        inner = getattr(self.judge, "inner", self.judge)
-        if not self._pinged and callable(getattr(inner, "ping", None)):
-            inner.ping()
-            self._pinged = True
+        """The judge's server is asked before the first image is drawn: one that is down
+        stops the run now, not after hours of generation."""
+        self.judge.reach()
 
     def _draw_missing_again(self, task: Task, mode: str, done: dict[tuple[str, str, str], Any]) -> None:
         """On resume, a recorded image that is gone from the folder (deleted, a copy that

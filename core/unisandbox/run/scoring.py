@@ -45,16 +45,20 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
     return None
 
 
-def _found_images(folder: Path, task: Task, samples: list[Any], is_run: bool,
+def _found_images(folder: Path, task: Task, samples: list[Any], run: RunStore | None,
                   mode: str) -> list[Path | None]:
     """Each sample's image in ``folder`` (None: missing), found before anything is written;
     refuses a folder that holds none of them (a wrong folder, task or mode, or another naming
     scheme would score 0 % with every image "missing") and ids that are not plain file names."""
     if not folder.is_dir():
-        what = f"no images of task {task.name!r} in mode {mode!r}" if is_run else "no such folder"
+        what = f"no images of task {task.name!r} in mode {mode!r}" if run is not None else "no such folder"
         raise UserError(f"{folder}: {what}")
     names = [task.image_name(s) for s in samples]
-    found = [_find_image(folder, name) for name in names]  # every name checked, all up front
+    if run is not None:  # where eval saved them: the run's own safe names (ids with spaces, /)
+        saved = [run.image_path(task.name, mode, name) for name in names]
+        found: list[Path | None] = [p if p.is_file() else None for p in saved]
+    else:
+        found = [_find_image(folder, name) for name in names]  # every name checked, all up front
     if samples and not any(found):
         present = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         held = f"it holds {', '.join(present[:3])}{' ...' if len(present) > 3 else ''}" if present \
@@ -115,7 +119,8 @@ def score_images(
     if source.is_file():
         folder, single = source.parent, source
     else:
-        folder, single = (source / "images" / task.name / mode if is_run else source), None
+        folder, single = (RunStore(source).image_path(task.name, mode, "x").parent if is_run
+                          else source), None
     out = out or (source / f"score-{safe_name(judge_name)}-{safe_name(mode)}" if is_run
                   else folder / "score")
     store = RunStore(out)
@@ -124,7 +129,7 @@ def score_images(
         raise UserError(f"{source} is one image but task {task.name!r} has {len(samples)} samples; "
                         "pass the folder that holds them")
     found_at = ([single] * len(samples) if single is not None
-                else _found_images(folder, task, samples, is_run, mode))
+                else _found_images(folder, task, samples, RunStore(source) if is_run else None, mode))
 
     # re-scoring a run folder reads that run's cache (the same judge makes no calls) and
     # writes new verdicts to the score folder's own: the run is never written to
@@ -147,7 +152,9 @@ def score_images(
                         "score into a folder of its own (--out), so that run is not overwritten")
     store.samples.repair()
     done = store.records()
-    if done and (previous is None or _scoring(previous) != _scoring(config)):
+    foreign = previous is None and any((store.root / name).exists() for name in
+                                       (store.results_path.name, CSV_NAME, "images"))
+    if foreign or (done and (previous is None or _scoring(previous) != _scoring(config))):
         # another judge, task file, label set, source or mode: a fresh log, the old one kept
         kept = _set_aside(store)
         what = (differences(_scoring(previous), _scoring(config)) if previous

@@ -79,14 +79,32 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except UnicodeDecodeError as exc:
             raise DataError(path, number, None, f"not valid UTF-8 (byte {exc.start})") from None
         try:
-            record = json.loads(text)
+            record = json.loads(text, object_pairs_hook=_no_repeated_keys)
         except json.JSONDecodeError as exc:
-            raise DataError(path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise DataError(path, number, None, f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except _RepeatedKey as exc:
+            raise DataError(path, number, exc.key, "given twice in one record (which is meant?)") from None
         except RecursionError:
             raise DataError(path, number, None, "JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise DataError(path, number, None, f"expected a JSON object, got {type(record).__name__}")
         yield number, record
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON lets a key come twice and keeps the last: a second ``Answer`` would change the
+    label silently."""
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _RepeatedKey(key)
+        record[key] = value
+    return record
 
 
 def _text(path: Path, line: int, record: Mapping[str, Any], key: str) -> str:
@@ -97,6 +115,18 @@ def _text(path: Path, line: int, record: Mapping[str, Any], key: str) -> str:
         raise DataError(path, line, key, f"expected a string, got {type(value).__name__}")
     if not value.strip():
         raise DataError(path, line, key, "empty")
+    return value
+
+
+def _file_id(path: Path, line: int, record: Mapping[str, Any], key: str) -> str:
+    """An id names an image file (``<id>.png``): printable, no surrounding spaces, short
+    enough for a file name (a NUL or newline in one read as a missing image)."""
+    value = _text(path, line, record, key)
+    if value != value.strip() or not value.isprintable():
+        raise DataError(path, line, key, f"{value!r} holds control characters or surrounding spaces")
+    if len(value.encode()) > 200:
+        raise DataError(path, line, key, f"{len(value.encode())} bytes long; an id names an image "
+                        "file, at most 200 bytes")
     return value
 
 
@@ -124,7 +154,7 @@ def detect_family(path: Path, record: Mapping[str, Any], line: int | None = None
     raise DataError(path, line, None, "cannot tell the schema from the fields "
                     f"{', '.join(map(repr, record)) or 'none'}: expected those of a math (id), "
                     "mapping (ID, Question_A/Question_B) or knowledge (ID, Question) file; or "
-                    "name the family (--family, or the task argument family=)")
+                    "name the family (the task argument family=; `unisandbox data` commands take --family)")
 
 
 def level_from_name(path: Path) -> int | None:
@@ -222,7 +252,7 @@ def read_math(path: Path, level: int | None = None, world: World | None = None) 
     samples, lines, seen = [], {}, {}
     for number, record in iter_records(path):
         _known_keys(path, number, record, ("Question", "Answer", "id"))
-        sid = _text(path, number, record, "id")
+        sid = _file_id(path, number, record, "id")
         prompt = _text(path, number, record, "Question")
         answer = _text(path, number, record, "Answer")
         if sid in seen:
@@ -270,7 +300,7 @@ def read_mapping(path: Path, level: int | None = None, world: World | None = Non
     found_warnings: list[str] = []
     for number, record in iter_records(path):
         _known_keys(path, number, record, ("ID", "Question_A", "Question_B", "Answer"))
-        pid = _text(path, number, record, "ID")
+        pid = _file_id(path, number, record, "ID")
         answer = _text(path, number, record, "Answer")
         has = [s for s in ("A", "B") if f"Question_{s}" in record]
         if not has:
@@ -476,7 +506,8 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
                             "(unisandbox train inject --train-arg data=FILE)")
         if chosen is None:
             raise UserError(f"{path} holds {', '.join(sorted(by_family))} files; name the family "
-                            "(--family, or the task argument family=), or give a single file")
+                            "(the task argument family=; `unisandbox data` commands take --family), "
+                            "or give a single file")
         files = by_family.get(chosen, [])
         if not files:
             raise UserError(f"{path} holds no {chosen} files")

@@ -205,13 +205,13 @@ class StarsRun:
                                 "'judge_args={\"model\": \"...\"}')") from None
 
     @property
-    def judge(self) -> Judge:
+    def judge(self) -> CachedJudge:
         if self._judge is None:
             self._judge = CachedJudge(self._inner["judge"], self.out / "judge_cache.jsonl")
         return self._judge
 
     @property
-    def audit(self) -> Judge | None:
+    def audit(self) -> CachedJudge | None:
         if self._audit is None and self.t.audit_judge:
             self._audit = CachedJudge(self._inner["audit"], self.out / "audit_cache.jsonl")
         return self._audit
@@ -439,9 +439,9 @@ class StarsRun:
         todo = [c for c in candidates
                 if key_of(c) not in latest or latest[key_of(c)]["verdict"] == "error"]
         samples = {(t.name, s.id): (t, s) for t in self.tasks for s in t.samples()}
-        for judge in (None if self.t.no_filter else self._inner["judge"], self._inner.get("audit")):
-            if todo and judge is not None and callable(getattr(judge, "ping", None)):
-                judge.ping()  # a judge server that is down stops here, before any verdict
+        for judge in (None if self.t.no_filter else self.judge, self.audit):
+            if todo and judge is not None:
+                judge.reach()  # a judge server that is down stops here, before any verdict
         bar = progress_bar(len(todo), f"{folder.name} II judge", "img", self.t.progress)
         for start in range(0, len(todo), self.t.gen_batch):
             chunk = todo[start : start + self.t.gen_batch]
