@@ -356,3 +356,21 @@ def test_score_out_keeps_another_tools_results_aside(plugin_site: Any, tmp_path:
     assert (out / "replaced-1" / "evaluation_results.csv").read_text() == "id,score\n0,1\n"
     assert json.loads((out / "replaced-1" / "results.json").read_text()) == {"theirs": True}
     assert "tasks" in json.loads((out / "results.json").read_text())
+
+
+def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: Any, tmp_path: Path,
+                                                                   capsys: Any) -> None:
+    plugin_site("glyph-toy", "0.1", {"glyph_toy": GLYPH_TASK}, {"gt": "glyph_toy"})
+    from glyph_toy import TARGETS
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    gd.render(TARGETS[0]).save(folder / "0.png")
+    (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nGARBAGE")  # a truncated download
+    results = score_images(folder, task_name="gt-glyph", task_args={}, judge_name="glyph",
+                           judge_args={}, progress=False)
+    cell = results["tasks"]["gt-glyph"]["levels"]["1"]["normal"]
+    assert (cell["n"], cell["n_yes"], cell.get("n_error", 0)) == (4, 1, 0)  # 2 and 3 missing
+    rows = {r["id"]: r for r in map(json.loads, (folder / "score" / "samples.jsonl").read_text().splitlines())}
+    assert rows["1"]["verdict"] == "no" and rows["1"]["description"] == "Error: unreadable image"
+    assert "3 of 4 images were not found or not readable" in capsys.readouterr().err

@@ -321,8 +321,13 @@ def compute_results(store: RunStore, tasks: Sequence[Task], modes: Sequence[str]
 MISSING_IMAGE = "missing image"
 
 
-def missing_image_verdict(path: Path) -> Verdict:
-    """A missing image is the generator's failure, scored wrong (as the original does)."""
+def missing_image_verdict(path: Path, why: str = "") -> Verdict:
+    """A missing image is the generator's failure, scored wrong (as the original does); so
+    is a file that is no image (``why``: what reading it said), or it would leave n as a
+    judge's error does and score better than a missing one."""
+    if why:
+        return Verdict("no", raw=f"{MISSING_IMAGE} {path.name}: unreadable ({why})",
+                       description="Error: unreadable image")
     return Verdict("no", raw=f"{MISSING_IMAGE} {path.name}", description="Error: missing image")
 
 
@@ -342,8 +347,8 @@ def problems(store: RunStore, images_from: Path | None = None) -> list[str]:
                    f"{first['task']}/{first['mode']}/{first['id']}: {raw}")
     if missing:
         where = f" in {images_from}" if images_from is not None else ""
-        out.append(f"warning: {len(missing)} of {len(records)} images were not found{where} "
-                   f"(scored wrong), e.g. {Path(missing[0]['image']).name}")
+        out.append(f"warning: {len(missing)} of {len(records)} images were not found or not "
+                   f"readable{where} (scored wrong), e.g. {Path(missing[0]['image']).name}")
     return out
 
 

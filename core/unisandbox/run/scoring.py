@@ -45,6 +45,21 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
     return None
 
 
+def _unreadable(path: Path) -> str:
+    """Why an image file cannot be decoded ("" when it can): a truncated or mislabelled
+    file is the generator's output failing, not a judge's."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Image.DecompressionBombError:
+        return ""  # decodable; the judge says what it makes of it
+    except (OSError, SyntaxError, ValueError) as exc:
+        return " ".join(str(exc).split())[:160] or type(exc).__name__
+    return ""
+
+
 def _found_images(folder: Path, task: Task, samples: list[Any], run: RunStore | None,
                   mode: str) -> list[Path | None]:
     """Each sample's image in ``folder`` (None: missing), found before anything is written;
@@ -176,11 +191,12 @@ def score_images(
             base = {"task": task.name, "mode": mode, "id": sample.id, "level": sample.level,
                     "group": sample.group, "prompt": sample.prompt, "expected": sample.answer,
                     "image": store.relative(target)}
-            if found is None:
-                # an image gone from the source since an earlier score: its copy goes too, so
-                # the sheet and the report agree with the "missing" verdict
+            why = "" if found is None else _unreadable(found)
+            if found is None or why:
+                # an image gone from the source since an earlier score (or not an image): its
+                # copy goes too, so the sheet and the report agree with the verdict
                 target.unlink(missing_ok=True)
-                v = missing_image_verdict(target)
+                v = missing_image_verdict(target, why)
                 records.append({**base, **v.fields()})
                 continue
             if found.resolve() != target.resolve() and not (
