@@ -297,9 +297,29 @@ def test_findings_cli_and_report_show_the_table_first(tmp_path, capsys):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert md.index("## Findings") < md.index("## Run: base") and "**reproduced**" in md
     assert "samples.jsonl is missing or empty" in md
+    # --out replaces a findings file, never a run's own files given by mistake
+    results = (b / "results.json").read_text()
+    assert main(["findings", "--base", str(b), "--out", str(f)]) == 0
+    assert main(["findings", "--base", str(b), "--out", str(b / "results.json")]) == 2
+    assert "is not a findings file" in capsys.readouterr().err
+    assert (b / "results.json").read_text() == results
 
 
 def test_write_report_with_findings_objects(tmp_path):
     run = write_run(tmp_path / "r", base())
     write_report([run], tmp_path / "o", findings=evaluate_findings({"base": run}))
     assert "Think mode closes much of the gap" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_an_item_probed_in_two_modes_counts_once_and_a_partial_control_is_still_tested():
+    q, b = [0.30, 0.32, 0.31], [0.01, 0.02, 0.01]
+    rows = [{"task": "math-1", "mode": mode, "ids": ["1", "2", "3"], "query": q, "baseline": b}
+            for mode in ("normal", "think")]
+    got = evaluate_findings({"probes": {"rows": rows}})[5]
+    assert got.numbers["n"] == 3 and got.measured.startswith("n=3 items")
+    # a mapping row carries a control the math rows lack: it is tested on the items that have one
+    rows.append({"task": "mapping-1", "mode": "normal", "ids": ["1_A", "1_B", "2_A"],
+                 "query": q, "baseline": b, "control": [0.5, 0.5, 0.5]})
+    got = evaluate_findings({"probes": {"rows": rows}})[5]
+    assert got.verdict == NOT_REPRODUCED and got.numbers["control_n"] == 3
+    assert "on the 3 items that have one" in got.measured

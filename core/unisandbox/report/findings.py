@@ -351,39 +351,68 @@ def probe_rows(probes: Any) -> list[dict[str, Any]] | None:
     return probes
 
 
+def _probe_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per item: an item probed in several modes (rows naming the same task and
+    ``ids``) is one observation, its values averaged over the modes, or the interval would
+    count it twice; rows without ids count each value as its own item."""
+    entries: dict[Any, list[tuple[float, float, float | None]]] = {}
+    for i, row in enumerate(rows):
+        ids, control = row.get("ids"), row.get("control")
+        ids = ids if isinstance(ids, list) and len(ids) == len(row["query"]) else None
+        control = control if isinstance(control, list) and len(control) == len(row["query"]) else None
+        for j, (q, b) in enumerate(zip(row["query"], row["baseline"], strict=True)):
+            key = (row.get("task"), str(ids[j])) if ids else (i, j)
+            entries.setdefault(key, []).append(
+                (float(q), float(b), None if control is None else float(control[j])))
+    items = []
+    for values in entries.values():
+        with_control = [(q, c) for q, _, c in values if c is not None]
+        items.append({"query": sum(q for q, _, _ in values) / len(values),
+                      "baseline": sum(b for _, b, _ in values) / len(values),
+                      "control_pair": (sum(q for q, _ in with_control) / len(with_control),
+                                       sum(c for _, c in with_control) / len(with_control))
+                      if with_control else None})
+    return items
+
+
+def _mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of its normal 95 % interval."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1)) if n > 1 else math.inf
+    return mean, 1.959963984540054 * sd / math.sqrt(n)
+
+
 def claim_probes(probes: Any) -> Finding:
     rows = probe_rows(probes)
-    if not rows or sum(len(r["query"]) for r in rows) < 2:
+    items = _probe_items(rows) if rows else []
+    if len(items) < 2:
         return Finding(6, CLAIMS[6], TESTS[6], "no probe rows with per-item values",
                        NOT_MEASURED, {})
-    q = [float(v) for r in rows for v in r["query"]]
-    b = [float(v) for r in rows for v in r["baseline"]]
-    d = [x - y for x, y in zip(q, b, strict=True)]
-    n = len(d)
-    mean_q, mean_b, mean_d = sum(q) / n, sum(b) / n, sum(d) / n
-    sd = math.sqrt(sum((x - mean_d) ** 2 for x in d) / (n - 1))
-    half = 1.959963984540054 * sd / math.sqrt(n)
+    n = len(items)
+    mean_q = sum(i["query"] for i in items) / n
+    mean_b = sum(i["baseline"] for i in items) / n
+    mean_d, half = _mean_ci([i["query"] - i["baseline"] for i in items])
     ratio = mean_q / mean_b if mean_b > 0 else math.inf
     ok = ratio >= PROBE_RATIO and mean_d - half > 0
     control = None
-    if all(isinstance(r.get("control"), list) and len(r["control"]) == len(r["query"]) for r in rows):
-        c = [float(v) for r in rows for v in r["control"]]
-        dc = [x - y for x, y in zip(q, c, strict=True)]
-        mean_dc = sum(dc) / n
-        sdc = math.sqrt(sum((x - mean_dc) ** 2 for x in dc) / (n - 1))
-        half_c = 1.959963984540054 * sdc / math.sqrt(n)
-        control = {"control_mean": sum(c) / n, "diff_control_mean": mean_dc,
+    paired = [i["control_pair"] for i in items if i["control_pair"] is not None]
+    if len(paired) >= 2:  # tested on the items that carry a control (a math-only task has none)
+        mean_dc, half_c = _mean_ci([q - c for q, c in paired])
+        control = {"control_n": len(paired), "control_mean": sum(c for _, c in paired) / len(paired),
+                   "diff_control_mean": mean_dc,
                    "diff_control_ci95": [mean_dc - half_c, mean_dc + half_c]}
         ok = ok and mean_dc - half_c > 0
     per_row = "; ".join(
         f"{r.get('task', '?')} {r.get('mode', '')}".strip()
         + f": {sum(r['query']) / len(r['query']):.3g} vs {sum(r['baseline']) / len(r['baseline']):.3g}"
-        for r in rows if r["query"])
+        for r in rows or [] if r["query"])
     text = (f"n={n} items: query {mean_q:.3g} vs baseline {mean_b:.3g} (×{ratio:.3g}), "
             f"difference {mean_d:.3g} [{mean_d - half:.3g}, {mean_d + half:.3g}]")
     if control:
         lo, hi = control["diff_control_ci95"]
-        text += (f"; vs control {control['control_mean']:.3g}: difference "
+        on = "" if control["control_n"] == n else f" (on the {control['control_n']} items that have one)"
+        text += (f"; vs control {control['control_mean']:.3g}{on}: difference "
                  f"{control['diff_control_mean']:.3g} [{lo:.3g}, {hi:.3g}]")
     text += f" ({per_row})"
     return Finding(6, CLAIMS[6], TESTS[6], text, REPRODUCED if ok else NOT_REPRODUCED,
@@ -418,7 +447,16 @@ def findings_json(findings: Sequence[Finding]) -> dict[str, Any]:
 
 
 def save_findings(path: Path, findings: Sequence[Finding]) -> None:
-    atomic_write_json(Path(path), findings_json(findings))
+    """Write findings.json; an existing file is replaced only when it is a findings file (a
+    run's results.json or a probe.json given as --out by mistake is left alone)."""
+    path = Path(path)
+    if path.exists():
+        try:
+            load_findings(path)
+        except UserError:
+            raise UserError(f"{path} exists and is not a findings file; write findings to a "
+                            "new file (--out), so that it is not overwritten") from None
+    atomic_write_json(path, findings_json(findings))
 
 
 def load_findings(path: Path) -> list[Finding]:
