@@ -94,3 +94,24 @@ def test_pair_units():
     samples = [Sample(id=f"{i}_{m}", prompt="", answer="", group=str(i)) for i in range(3) for m in "AB"]
     verdicts = {"0_A": "yes", "0_B": "yes", "1_A": "yes", "1_B": "error", "2_A": "no", "2_B": "error"}
     assert [v for _, v in unit_verdicts(samples, verdicts, "pair")] == ["yes", "error", "no"]
+
+
+def test_weights_fingerprint_whole_when_small_sampled_when_large(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from unisandbox import paths
+
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(os.urandom(300_000))
+    shutil.copy(a, tmp_path / "copy")  # another folder, another mtime: the same weights
+    assert paths.weights_fingerprint(a) == paths.weights_fingerprint(tmp_path / "copy")
+    assert paths.weights_fingerprint(a) == "sha256:" + paths.file_sha256(a)
+    monkeypatch.setattr(paths, "WHOLE_HASH_BYTES", 1000)  # as for a 29 GB checkpoint
+    sampled = paths.weights_fingerprint(a, samples=8, block=1000)
+    assert sampled.startswith("sampled8x1000:")
+    assert sampled == paths.weights_fingerprint(tmp_path / "copy", samples=8, block=1000)
+    retrained = bytearray(a.read_bytes())
+    retrained[(len(retrained) - 1000) * 3 // 8 + 10] ^= 1  # inside a sampled block
+    (tmp_path / "b").write_bytes(bytes(retrained))
+    assert paths.weights_fingerprint(tmp_path / "b", samples=8, block=1000) != sampled

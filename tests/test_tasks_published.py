@@ -287,6 +287,7 @@ def test_file_task_arguments_are_checked(tmp_path):
 @pytest.mark.parametrize("bad", ["a\\u0000b", "a\\nb", "7 ", "x" * 300])
 def test_an_id_that_cannot_name_an_image_file_is_refused(bad, tmp_path):
     path = tmp_path / "m.jsonl"
-    path.write_text('{"Question": "Draw as many pens as 3 - 1.", "Answer": "2 pens", "id": "%s"}\n' % bad)
+    line = '{"Question": "Draw as many pens as 3 - 1.", "Answer": "2 pens", "id": "BAD"}\n'
+    path.write_text(line.replace("BAD", bad))
     with pytest.raises(DataError, match=r"m.jsonl:1: field 'id'"):
         read_published(path, family="math")

@@ -9,6 +9,7 @@ chunks are dealt round-robin to ranks and rank 0 writes the log.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ class Runner:
         self.store = RunStore(config.out)
         self.dist = get_dist()
         self._model = model
+        self._model_checked = False
         self._judge: CachedJudge | None = None
         self.model_spec = self.registry.model(config.model.name)
         # a run that draws nothing (U alone) needs no judge; one named anyway is recorded
@@ -101,7 +103,25 @@ class Runner:
         if self._model is None:
             self.log(f"loading model {self.model_spec.name} ...")
             self._model = build(self.model_spec, self.config.model.args)
+        if not self._model_checked:
+            self._check_model(self._model)
+            self._model_checked = True
         return self._model
+
+    def _check_model(self, model: Model) -> None:
+        """The model's identity (its weights' fingerprint, its settings) is recorded in
+        config.json when it first loads; a resume on another model (a checkpoint retrained in
+        the same folder) is refused, or one run would mix the images of two models."""
+        identity = json.loads(json.dumps(model.identity(), default=str))
+        existing = self.store.read_config() or {}
+        recorded = existing.get("model_identity")
+        if isinstance(recorded, dict):
+            if _same_model(recorded) != _same_model(identity):
+                what = differences(_same_model(recorded), _same_model(identity), "model")
+                raise UserError(f"{self.store.root} was started with another model ({what}); resume "
+                                "it only with the same weights and settings, or choose another --out")
+        elif self.dist.is_main:
+            self.store.write_config({**existing, "model_identity": identity})
 
     @property
     def judge(self) -> CachedJudge:
@@ -360,6 +380,12 @@ def _other_kind(config: dict[str, Any]) -> str | None:
     if "probe" in config:
         return "probe"
     return None if "run" in config else "folder"
+
+
+def _same_model(identity: dict[str, Any]) -> dict[str, Any]:
+    """What of a model's identity a resume must match: all but where its checkpoint lies (a
+    folder moved or copied holds the same model; its weights' fingerprint says so)."""
+    return {k: v for k, v in identity.items() if k != "checkpoint"}
 
 
 #: judge arguments that say how to reach a judge, never what it decides: a resume may change

@@ -328,6 +328,30 @@ def test_every_capability_runs_through_the_engine(small, tmp_path):
     assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[0]), atol=1e-4)
 
 
+def test_an_eval_resumed_on_other_weights_in_the_same_folder_is_refused(small, tmp_path):
+    """The model's identity (its weights' fingerprint) is recorded when it loads: a checkpoint
+    retrained in place would otherwise mix two models' images in one run."""
+    ckpt = tmp_path / "ckpt"
+    small.save_pretrained(ckpt)
+    config = RunConfig(model=Component("query", {"path": str(ckpt)}),
+                       tasks=(Component("math-1", {"world": "glyph", "n": 2}),),
+                       judge=Component("glyph"), out=tmp_path / "run", modes=("normal",),
+                       understanding=False)
+    Runner(config, progress=False).run()
+    recorded = json.loads((tmp_path / "run/config.json").read_text())["model_identity"]
+    assert recorded["weights"].startswith("sha256:")
+    (tmp_path / "run/images/math-1/normal/1.png").unlink()  # drawn again on resume: same model
+    Runner(config, progress=False).run()
+    (tmp_path / "run/images/math-1/normal/1.png").unlink()
+    with torch.no_grad():
+        next(small.umm.parameters()).add_(1.0)
+    small.save_pretrained(ckpt)  # retrained in place
+    with torch.no_grad():
+        next(small.umm.parameters()).sub_(1.0)
+    with pytest.raises(UserError, match=r"was started with another model \(model.weights"):
+        Runner(config, progress=False).run()
+
+
 def test_training_losses_touch_only_their_part(small):
     model = QueryModel(QueryUMM(SMALL, small.umm.tokenizer), source="test")
     und = {id(p) for p in model.trainable_parameters("understanding")}

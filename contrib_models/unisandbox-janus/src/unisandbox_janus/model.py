@@ -30,6 +30,7 @@ from transformers import (
     LogitsProcessorList,
 )
 from unisandbox.factories import check_device
+from unisandbox.paths import weights_fingerprint
 from unisandbox.protocols import Model
 from unisandbox.records import Generation, GenerationRequest
 
@@ -112,8 +113,9 @@ class JanusUMM(Model):
         for weights in sorted(self.folder.glob("*.safetensors")):
             with open(weights, "rb") as handle:  # the header lists every tensor's name, dtype, offsets
                 headers.update(handle.read(int.from_bytes(handle.read(8), "little")))
+            headers.update(weights_fingerprint(weights).encode())  # and the values: a retrained copy differs
         return {**super().identity(), "checkpoint": str(self.folder.resolve()),
-                "config_and_weight_headers_sha256": headers.hexdigest(),
+                "config_and_weights_sha256": headers.hexdigest(),
                 "dtype": str(self.net.dtype).removeprefix("torch."), "cfg": self.cfg,
                 "temperature": self.temperature, "think_tokens": self.think_tokens,
                 "answer_tokens": self.answer_tokens, "think_protocol": hashlib.sha256(THINK.encode()).hexdigest()[:12]}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
+from unisandbox.paths import weights_fingerprint
 from unisandbox.protocols import Model, QueryStates
 from unisandbox.protocols.model import CapabilityError
 from unisandbox.records import Conversation, Generation, GenerationRequest
@@ -108,11 +109,15 @@ class BagelModel(Model):
         checkpoint.save(path, self.settings, self.net, self.vae, self.tokenizer)
 
     def identity(self) -> dict[str, Any]:
-        with open(self.weights, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            header_hash = hashlib.sha256(handle.read(size)).hexdigest()
+        if not hasattr(self, "_fingerprints"):  # hashed once; a 29 GB file is sampled, not read
+            with open(self.weights, "rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                header_hash = hashlib.sha256(handle.read(size)).hexdigest()
+            self._fingerprints = (header_hash, weights_fingerprint(self.weights))
+        header_hash, fingerprint = self._fingerprints
         return {**super().identity(), "checkpoint": str(self.folder.resolve()),
                 "weights": self.weights.name, "weights_header_sha256": header_hash,
+                "weights_fingerprint": fingerprint,
                 "dtype": str(self.net.dtype).removeprefix("torch."),
                 "image_size": self.image_size, "sampler": asdict(self.sampler),
                 "think_tokens": self.think_tokens, "answer_tokens": self.answer_tokens}

@@ -9,10 +9,11 @@ from typing import Any
 import torch
 from PIL.Image import Image
 from unisandbox.factories import check_number
+from unisandbox.paths import weights_fingerprint
 from unisandbox.protocols import GENERATION_PARTS, Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
-from .modeling_query_umm import QueryUMM
+from .modeling_query_umm import WEIGHTS_NAME, QueryUMM
 from .plugin import CAPABILITIES  # one list: the spec the registry shows and the class agree
 
 #: sampling precisions a user can name (``--model-arg precision=...``) and their dtypes
@@ -54,12 +55,20 @@ class QueryModel(Model):
     def identity(self) -> dict[str, Any]:
         config = self.umm.config
         parts = config.generation_parts()
-        return {**super().identity(), "checkpoint": self.source,
+        return {**super().identity(), "checkpoint": self.source, "weights": self._weights(),
                 "steps": self.steps or config.sample_steps,
                 "cfg_scale": config.cfg_scale if self.cfg_scale is None else self.cfg_scale,
                 "precision": self.precision,
                 # what the generation path was given to train: a resumed run must match it
                 **({GENERATION_PARTS: parts} if parts else {})}
+
+    def _weights(self) -> str | None:
+        """The loaded weights file's fingerprint (hashed once): a run resumed on other weights
+        (a retrained checkpoint in the same folder) is refused."""
+        if not hasattr(self, "_fingerprint"):
+            file = Path(self.source) / WEIGHTS_NAME if self.source else None
+            self._fingerprint = weights_fingerprint(file) if file is not None and file.is_file() else None
+        return self._fingerprint
 
     # --- generate / understand / chat ----------------------------------------------------
     def contexts(self, requests: Sequence[GenerationRequest]) -> tuple[list[str], list[str | None]]:
