@@ -100,3 +100,20 @@ def test_compare_says_when_the_items_differ_and_refuses_runs_with_nothing_shared
     assert main(["compare", str(a), str(other)]) == 2
     err = capsys.readouterr().err
     assert "share no measured task" in err and "B: toy-other" in err
+
+
+def test_compare_and_findings_say_what_a_reader_must_know(toy_plugin, tmp_path, capsys):
+    a = toy_run(tmp_path / "a", 5)
+    ref = Runner(RunConfig(model=Component("toy-painter", {"skill": 5}),
+                           tasks=(Component("toy-shades", {"n": 20}),), judge=Component("toy-pixel"),
+                           out=tmp_path / "ref", batch_size=10, reference_scoring=True),
+                 progress=False).run() and tmp_path / "ref"
+    assert main(["compare", str(a), str(ref)]) == 0
+    assert "count judge errors differently" in capsys.readouterr().err
+    # a run missing records of a task it lists: findings say so, as report and compare do
+    lines = (a / "samples.jsonl").read_text().splitlines()
+    (a / "samples.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    assert main(["findings", "--base", str(a), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "--base" in captured.err and "is not finished" in captured.err
+    assert json.loads(captured.out)["warnings"][0].startswith(f"--base ({a}) is not finished")

@@ -323,3 +323,17 @@ def test_an_item_probed_in_two_modes_counts_once_and_a_partial_control_is_still_
     got = evaluate_findings({"probes": {"rows": rows}})[5]
     assert got.verdict == NOT_REPRODUCED and got.numbers["control_n"] == 3
     assert "on the 3 items that have one" in got.measured
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    ({"n_yes": 25}, r"n_yes': 25 right of n=20"),
+    ({"ci95": [0.9, 0.1]}, r"ci95': expected 0 <= low <= high <= 1"),
+    ({"accuracy": 0.5}, r"accuracy': 0.5 is not n_yes / n"),
+    ({"n": True}, r"n': expected a count"),
+])
+def test_impossible_numbers_in_a_results_file_are_refused_not_reported(edit, needle, tmp_path):
+    res = base()
+    res["tasks"]["math-1"]["levels"]["all"]["normal"].update(edit)
+    folder = write_run(tmp_path / "edited", res)
+    with pytest.raises(DataError, match=needle):
+        evaluate_findings({"base": folder})

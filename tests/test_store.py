@@ -24,6 +24,10 @@ def test_log_repair_cuts_only_the_torn_tail(tmp_path):
     log.repair()
     log.append([{"a": 4}])
     assert [r["a"] for r in log.read()] == [1, 2, 4]
+    with open(log.path, "ab") as handle:  # a final line torn inside a character, newline and all
+        handle.write(b'{"id": "x\xff"}\n')
+    log.repair()
+    assert [r["a"] for r in log.read()] == [1, 2, 4]
 
 
 def test_log_corruption_in_the_middle_is_reported(tmp_path):

@@ -116,13 +116,20 @@ def findings(base: Path | None, stars: Path | None, stars_nofilter: Path | None,
     docs/report.md. Pieces not given are "not measured".
     """
     from ..report.findings import evaluate_findings, findings_json, findings_table, save_findings
+    from ..report.load import load_run
 
-    result = evaluate_findings({"base": base, "stars": stars, "stars_nofilter": stars_nofilter,
-                                "inject": inject, "probes": probes})
+    given = {"base": base, "stars": stars, "stars_nofilter": stars_nofilter, "inject": inject}
+    runs = {key: load_run(folder) for key, folder in given.items() if folder is not None}
+    # a claim tested on a half-measured run says so, as report and compare do
+    warnings = [f"--{key.replace('_', '-')} ({given[key]}) is not finished: {'; '.join(run.missing_tasks)}"
+                for key, run in runs.items() if run.missing_tasks]
+    for note in warnings:
+        click.echo(f"warning: {note}", err=True)
+    result = evaluate_findings({**runs, "probes": probes})
     if out is not None:
-        save_findings(out, result)
+        save_findings(out, result, warnings)
     if as_json:
-        echo_json(findings_json(result))
+        echo_json(findings_json(result, warnings))
         return
     click.echo(findings_table(result, width=_width()))
     if out is not None:

@@ -91,4 +91,8 @@ def comparability(a: dict[str, Any], b: dict[str, Any], rows: list[CompareRow]) 
                          "seed, size or file), so B − A is not measured on the same items")
     if a.get("judge_identity") and b.get("judge_identity") and a["judge_identity"] != b["judge_identity"]:
         notes.append("A and B were judged by different judges")
+    scoring = [bool((c.get("run") or {}).get("reference_scoring")) for c in (a, b)]
+    if scoring[0] != scoring[1]:
+        notes.append("A and B count judge errors differently (one with --reference-scoring: "
+                     "errors wrong; the other: errors left out of n)")
     return notes

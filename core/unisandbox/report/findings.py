@@ -441,12 +441,13 @@ def evaluate_findings(inputs: Mapping[str, Any]) -> list[Finding]:
 # --- writing and reading findings.json, the terminal table --------------------------------
 
 
-def findings_json(findings: Sequence[Finding]) -> dict[str, Any]:
-    """findings.json's content, also what ``unisandbox findings --json`` prints."""
-    return {"findings": [f.to_json() for f in findings], "version": 1}
+def findings_json(findings: Sequence[Finding], warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """findings.json's content, also what ``unisandbox findings --json`` prints; ``warnings``:
+    what a reader must know (a run not finished)."""
+    return {"findings": [f.to_json() for f in findings], "warnings": list(warnings), "version": 1}
 
 
-def save_findings(path: Path, findings: Sequence[Finding]) -> None:
+def save_findings(path: Path, findings: Sequence[Finding], warnings: Sequence[str] = ()) -> None:
     """Write findings.json; an existing file is replaced only when it is a findings file (a
     run's results.json or a probe.json given as --out by mistake is left alone)."""
     path = Path(path)
@@ -456,7 +457,7 @@ def save_findings(path: Path, findings: Sequence[Finding]) -> None:
         except UserError:
             raise UserError(f"{path} exists and is not a findings file; write findings to a "
                             "new file (--out), so that it is not overwritten") from None
-    atomic_write_json(path, findings_json(findings))
+    atomic_write_json(path, findings_json(findings, warnings))
 
 
 def load_findings(path: Path) -> list[Finding]:

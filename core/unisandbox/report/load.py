@@ -57,8 +57,16 @@ def _check_cell(cell: Any, path: Path | str, where: str) -> None:
     if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)):
         raise DataError(path, None, f"{where}.ci95", f"expected [low, high], got {ci!r}")
     for key in ("n", "n_yes", "n_error"):
-        if not isinstance(cell[key], int) or cell[key] < 0:
+        if not isinstance(cell[key], int) or isinstance(cell[key], bool) or cell[key] < 0:
             raise DataError(path, None, f"{where}.{key}", f"expected a count, got {cell[key]!r}")
+    # a hand-edited or foreign file can hold numbers no run makes: refused, not reported
+    if cell["n_yes"] > cell["n"]:
+        raise DataError(path, None, f"{where}.n_yes", f"{cell['n_yes']} right of n={cell['n']}")
+    if not 0 <= ci[0] <= ci[1] <= 1:
+        raise DataError(path, None, f"{where}.ci95", f"expected 0 <= low <= high <= 1, got {ci!r}")
+    if acc is not None and (not 0 <= acc <= 1 or (cell["n"] and abs(acc - cell["n_yes"] / cell["n"]) > 1e-6)):
+        raise DataError(path, None, f"{where}.accuracy",
+                        f"{acc!r} is not n_yes / n = {cell['n_yes']} / {cell['n']}")
     facets = cell.get("facets", {})
     if not isinstance(facets, dict):
         raise DataError(path, None, f"{where}.facets", "expected an object of facets")

@@ -175,7 +175,7 @@ class JsonlLog:
             last_start = keep.rfind(b"\n", 0, len(keep) - 1) + 1
             try:
                 json.loads(keep[last_start:])
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):  # torn inside a character too
                 keep = keep[:last_start]
         if len(keep) != len(data):
             with open(self.path, "r+b") as handle:
