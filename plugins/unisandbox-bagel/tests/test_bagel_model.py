@@ -201,9 +201,16 @@ def test_factory_errors_are_user_errors(tiny_checkpoint: Path, fast) -> None:
     for bad, message in (({"image_size": 60}, "multiple of 16"), ({"image_size": 256}, "exceeds"),
                          ({"cfg_interval": "late"}, "cfg_interval"), ({"dtype": "int8"}, "dtype"),
                          ({"think_tokens": 1}, "think_tokens"), ({"steps": 1}, "steps"),
-                         ({"device": "tpu:7"}, "device")):
+                         ({"device": "tpu:7"}, "device"), ({"device": "mps"}, "device must be cpu"),
+                         ({"device": "meta"}, "device must be cpu"),
+                         ({"image_size": "abc"}, "image_size must be a whole number"),
+                         ({"steps": 2.9}, "steps must be a whole number"),
+                         ({"timestep_shift": float("inf")}, "timestep_shift must be a number"),
+                         ({"cfg_text_scale": float("nan")}, "cfg_text_scale")):
         with pytest.raises(UserError, match=message):
             build(spec, {"path": str(tiny_checkpoint), **fast, **bad})
+    default = {k: v for k, v in fast.items() if k != "image_size"}
+    assert build(spec, {"path": str(tiny_checkpoint), **default}).image_size == 128  # its largest
     with pytest.raises(UserError, match="unknown argument 'temperature'"):
         build(spec, {"path": str(tiny_checkpoint), "temperature": 0.3})
     with pytest.raises(UserError, match="checkpoint folder not found"):

@@ -60,6 +60,9 @@ def load_tokenizer(folder: Path) -> tuple[Any, TokenIds]:
     """The folder's tokenizer (local files only, no remote code) and BAGEL's four special ids."""
     from transformers import AutoTokenizer
 
+    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+        raise UserError(f"{folder}: missing tokenizer.json (the release ships the Qwen2 tokenizer "
+                        "files beside the weights)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -70,6 +73,18 @@ def load_tokenizer(folder: Path) -> tuple[Any, TokenIds]:
         raise UserError(f"{folder}: the tokenizer lacks BAGEL's special tokens {missing}")
     ids = {role: int(vocab[tok]) for role, tok in layout.SPECIAL_TOKENS.items()}
     return tokenizer, TokenIds(**ids)
+
+
+def check_activations(folder: Path, settings: layout.Settings) -> None:
+    """Activation names the configs give, known to transformers (a typo was a KeyError)."""
+    from transformers.activations import ACT2FN
+
+    for name, key, value in ((layout.LLM_CONFIG, "hidden_act", settings.llm.get("hidden_act")),
+                             (layout.VIT_CONFIG, "hidden_act", settings.vit.get("hidden_act")),
+                             (layout.TOP_CONFIG, "connector_act", settings.connector_act)):
+        if value is not None and value not in ACT2FN:
+            raise UserError(f"{folder / name}: field {key!r}: unknown activation {value!r}; "
+                            f"expected one of {', '.join(sorted(ACT2FN))}")
 
 
 def check_names(expected: Mapping[str, torch.Size], header: Mapping[str, Any], where: Path) -> None:
@@ -133,10 +148,15 @@ def load(folder: str | Path, *, dtype: str | torch.dtype = "bfloat16", device: s
     torch_dtype = resolve_dtype(dtype)
     weights_path = layout.weights_file(folder, weights)
     settings = layout.read_settings(folder, weights_path)
+    check_activations(folder, settings)
     ae_path = folder / layout.AE_FILE
     if not ae_path.is_file():
         raise UserError(f"{folder}: missing {layout.AE_FILE}")
     tokenizer, tokens = load_tokenizer(folder)
+    if len(tokenizer) > settings.llm["vocab_size"]:  # an id past the embedding table: IndexError
+        raise UserError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but "
+                        f"{layout.LLM_CONFIG} field 'vocab_size' is {settings.llm['vocab_size']}; "
+                        "are they from the same model?")
     try:
         with init_empty_weights(include_buffers=False):
             net = BagelNetwork(settings)
@@ -161,10 +181,15 @@ def load(folder: str | Path, *, dtype: str | torch.dtype = "bfloat16", device: s
         net = load_checkpoint_and_dispatch(net, checkpoint=str(weights_path), device_map=dmap,
                                            dtype=torch_dtype, no_split_module_classes=NO_SPLIT)
         vae_device = net.main_device
+    layout.read_header(ae_path)  # complete, or one line saying it is not
     try:
         vae.load_release_state(load_file(str(ae_path)))
     except ValueError as exc:
         raise UserError(f"{ae_path}: {exc}") from None
+    except RuntimeError as exc:  # tensors whose shapes do not fit the autoencoder config.json names
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc).splitlines()[0]
+        raise UserError(f"{ae_path} does not fit the autoencoder of {folder / 'config.json'} "
+                        f"({first.strip()})") from None
     vae.to(device=vae_device, dtype=torch_dtype)
     net.eval()
     vae.eval()

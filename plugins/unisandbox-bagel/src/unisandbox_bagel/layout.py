@@ -106,11 +106,21 @@ def read_header(path: Path) -> dict[str, dict[str, Any]]:
             if size > 100_000_000:
                 raise UserError(f"{path}: not a safetensors file (header length {size})")
             header = json.loads(handle.read(size))
+            length = path.stat().st_size
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path}: not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{path}: not a safetensors file (header is not a JSON object)")
     header.pop("__metadata__", None)
+    try:
+        end = max((int(t["data_offsets"][1]) for t in header.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise UserError(f"{path}: not a safetensors file (a tensor entry lacks data_offsets)") from None
+    if 8 + size + end > length:  # an interrupted download: the header promises more
+        raise UserError(f"{path}: incomplete ({length:,} bytes where its header lists "
+                        f"{8 + size + end:,}); download or copy it again")
     return header
 
 
@@ -158,6 +168,9 @@ def _grid_side(header: Mapping[str, Any], name: str, default: int, where: Path) 
     return side
 
 
+_KIND_NAMES = {int: "a positive integer", float: "a number", str: "a string", bool: "true or false"}
+
+
 def read_settings(folder: Path, weights: Path | None = None) -> Settings:
     """Read a checkpoint folder's configs, checked against its weights' header.
 
@@ -199,14 +212,33 @@ def read_settings(folder: Path, weights: Path | None = None) -> Settings:
     vae = dict(FLUX_AE)
     if isinstance(top.get("vae_config"), dict):
         vae.update({k: v for k, v in top["vae_config"].items() if k in FLUX_AE})
+
+    def field_of(key: str, default: Any, kind: type) -> Any:
+        """A config.json field of the right type, or an error naming the file and field."""
+        value = top.get(key, default)
+        if kind is bool or kind is str:
+            ok = isinstance(value, kind)
+        elif isinstance(value, bool):  # true is no count
+            ok = False
+        else:
+            ok = isinstance(value, int) if kind is int else (
+                isinstance(value, (int, float)) and math.isfinite(value))
+        if not ok:
+            raise UserError(f"{folder / TOP_CONFIG}: field {key!r}: expected "
+                            f"{_KIND_NAMES[kind]}, got {value!r}")
+        if kind is int and value < 1:
+            raise UserError(f"{folder / TOP_CONFIG}: field {key!r}: expected a positive integer, "
+                            f"got {value!r}")
+        return kind(value)
+
     settings = Settings(
         llm=llm, vit=vit, vae=vae,
-        latent_patch_size=int(top.get("latent_patch_size", 2)),
-        max_latent_size=int(top.get("max_latent_size", 64)),
-        vit_max_num_patch_per_side=int(top.get("vit_max_num_patch_per_side", 70)),
-        connector_act=str(top.get("connector_act", "gelu_pytorch_tanh")),
-        interpolate_pos=bool(top.get("interpolate_pos", False)),
-        timestep_shift=float(top.get("timestep_shift", 1.0)),
+        latent_patch_size=field_of("latent_patch_size", 2, int),
+        max_latent_size=field_of("max_latent_size", 64, int),
+        vit_max_num_patch_per_side=field_of("vit_max_num_patch_per_side", 70, int),
+        connector_act=field_of("connector_act", "gelu_pytorch_tanh", str),
+        interpolate_pos=field_of("interpolate_pos", False, bool),
+        timestep_shift=field_of("timestep_shift", 1.0, float),
     )
     if weights is not None:
         header = read_header(weights)

@@ -25,7 +25,7 @@ from unisandbox.protocols import Model, QueryStates
 from unisandbox.protocols.model import CapabilityError
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
-from . import checkpoint
+from . import checkpoint, layout
 from .images import patchify, rgb, target_size, to_image, to_tensor, unpatchify
 from .network import Context
 from .sampler import SamplerSettings, shift_time
@@ -59,12 +59,27 @@ def _interval(value: Any) -> tuple[float, float]:
     return lo, hi
 
 
+def checked_image_size(settings: layout.Settings, image_size: int | None) -> int:
+    """The output side in pixels: ``None`` is the checkpoint's largest up to 1024 (the
+    release's 1024; a tiny test checkpoint's table is smaller)."""
+    down = settings.latent_downsample
+    largest = settings.max_latent_size * down
+    if image_size is None:
+        return min(1024, largest // down * down)
+    if image_size % down or image_size < down:
+        raise ValueError(f"image_size must be a positive multiple of {down}, got {image_size}")
+    if image_size > largest:
+        raise ValueError(f"image_size {image_size} exceeds the latent position table "
+                         f"({largest} pixels)")
+    return image_size
+
+
 class BagelModel(Model):
     """A loaded BAGEL checkpoint (see the plugin README for every option)."""
 
     capabilities = CAPABILITIES
 
-    def __init__(self, loaded: checkpoint.Loaded, folder: Path, *, image_size: int = 1024,
+    def __init__(self, loaded: checkpoint.Loaded, folder: Path, *, image_size: int | None = None,
                  sampler: SamplerSettings | None = None, think_tokens: int = 1000,
                  answer_tokens: int = 500, max_batch: int | None = None,
                  vit_min_size: int = 224, options: dict[str, Any] | None = None) -> None:
@@ -76,12 +91,7 @@ class BagelModel(Model):
         self.tokens = loaded.tokens
         self.weights = loaded.weights
         self.sampler = sampler or SamplerSettings()
-        down = self.settings.latent_downsample
-        if image_size % down or image_size < down:
-            raise ValueError(f"image_size must be a positive multiple of {down}, got {image_size}")
-        if image_size // down > self.settings.max_latent_size:
-            raise ValueError(f"image_size {image_size} exceeds the latent position table "
-                             f"({self.settings.max_latent_size * down} pixels)")
+        image_size = checked_image_size(self.settings, image_size)
         for name, value in (("think_tokens", think_tokens), ("answer_tokens", answer_tokens)):
             if value < 2:
                 raise ValueError(f"{name} must be at least 2 (it counts the start token), got {value}")
@@ -101,9 +111,13 @@ class BagelModel(Model):
     def from_pretrained(cls, path: str | Path, *, dtype: str = "bfloat16", device: str | None = None,
                         device_map: Any = None, max_memory: Any = None, weights: str | None = None,
                         **options: Any) -> BagelModel:
+        folder = Path(path)
+        if folder.is_dir():  # a wrong image_size is refused before minutes of weight loading
+            checked_image_size(layout.read_settings(folder, layout.weights_file(folder, weights)),
+                               options.get("image_size"))
         loaded = checkpoint.load(path, dtype=dtype, device=device, device_map=device_map,
                                  max_memory=max_memory, weights=weights)
-        return cls(loaded, Path(path), **options)
+        return cls(loaded, folder, **options)
 
     def save_pretrained(self, path: str | Path) -> None:
         checkpoint.save(path, self.settings, self.net, self.vae, self.tokenizer)
