@@ -64,7 +64,17 @@ def test_transfer_errors_name_the_folder(lens_folders, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / RESULT_FILE).write_text("{not json")
-    with pytest.raises(UserError, match=r"bad/probe.json:1: not JSON"):
+    with pytest.raises(UserError, match=r"bad/probe.json:1: not valid JSON"):
+        run_probe(Component("probe-transfer", {"before": str(bad), "after": str(lens_folders["after"])}),
+                  tmp_path / "t2", progress=False)
+    (bad / RESULT_FILE).write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(UserError, match=r"bad/probe.json: not UTF-8"):
+        run_probe(Component("probe-transfer", {"before": str(bad), "after": str(lens_folders["after"])}),
+                  tmp_path / "t2", progress=False)
+    edited = json.loads((lens_folders["after"] / RESULT_FILE).read_text())
+    edited["samples"][0]["prob"] = "x"  # hand-edited: named, not a TypeError
+    (bad / RESULT_FILE).write_text(json.dumps(edited))
+    with pytest.raises(UserError, match=r"field 'samples\[0\]\.prob'"):
         run_probe(Component("probe-transfer", {"before": str(bad), "after": str(lens_folders["after"])}),
                   tmp_path / "t2", progress=False)
     with pytest.raises(UserError, match="give both folders"):
@@ -92,3 +102,20 @@ def test_the_transfer_figure_shows_every_panel_on_one_scale(tmp_path, monkeypatc
     for ax in saved[0].axes:
         low, high = ax.get_ylim()
         assert low == 0.0 and high >= 0.144
+
+
+def test_transfer_keeps_to_the_modes_asked_and_warns_about_samples_probed_once(lens_folders, tmp_path):
+    from unisandbox.errors import DataWarning
+
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    after = json.loads((lens_folders["after"] / RESULT_FILE).read_text())
+    first_think = next(i for i, r in enumerate(after["samples"]) if r["mode"] == "think")
+    del after["samples"][first_think]  # one sample the after folder did not probe
+    (fewer / RESULT_FILE).write_text(json.dumps(after))
+    out = tmp_path / "t"
+    with pytest.warns(DataWarning, match=r"1 sample\(s\) probed only before .* are left out"):
+        run_probe(Component("probe-transfer", {"before": str(lens_folders["before"]), "after": str(fewer)}),
+                  out, modes=("think",), progress=False)
+    cells = json.loads((out / RESULT_FILE).read_text())["cells"]
+    assert {c["mode"] for c in cells} == {"think"}

@@ -8,16 +8,17 @@ user who has both folders (``unisandbox demo`` writes them) compares them in a s
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from unisandbox.errors import DataError, UserError
+from unisandbox.errors import DataError, DataWarning, UserError
 from unisandbox.paths import safe_name
 from unisandbox.protocols import Model
 from unisandbox.protocols.analysis import RESULT_FILE, AnalysisTask, Progress, no_progress
+from unisandbox.run.store import read_json
 
 from . import figures
 from .lens import CONTROL, RELEVANT, _mean, _round, per_layer, write_result
@@ -30,15 +31,37 @@ def read_lens(folder: str | Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"probe-transfer: {what}={folder} holds no {RESULT_FILE}; give a folder "
                         "written by `unisandbox probe --task probe-lens`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(path, exc.lineno, None, f"not JSON: {exc.msg}") from None
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("probe") != "probe-lens":
         raise DataError(path, None, "probe", "not a probe-lens result")
     if not isinstance(data.get("samples"), list):
         raise DataError(path, None, "samples", "missing or not a list")
+    for i, record in enumerate(data["samples"]):
+        _check_sample(path, i, record)
     return data
+
+
+def _check_sample(path: Path, i: int, record: Any) -> None:
+    """One probed sample as probe-lens writes it; a hand-edited one is named, not a traceback."""
+    where = f"samples[{i}]"
+    if not isinstance(record, dict):
+        raise DataError(path, None, where, "expected an object")
+    for key, kind in (("task", str), ("mode", str), ("prompt", str), ("labels", list), ("prob", dict)):
+        if not isinstance(record.get(key), kind):
+            raise DataError(path, None, f"{where}.{key}", f"missing or not {kind.__name__}")
+    if record.get("id") is None:
+        raise DataError(path, None, f"{where}.id", "missing")
+    width = len(record["labels"])
+    for group in (RELEVANT, CONTROL):
+        grid = record["prob"].get(group)
+        if grid is None and group == CONTROL:
+            continue
+        if not (isinstance(grid, list) and grid and all(
+                isinstance(row, list) and len(row) == width
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+                for row in grid)):
+            raise DataError(path, None, f"{where}.prob.{group}", "expected [layers][positions] "
+                            f"numbers, {width} positions a layer (one per label)")
 
 
 class TransferProbe(AnalysisTask):
@@ -57,10 +80,15 @@ class TransferProbe(AnalysisTask):
 
     def analyze(self, model: Model | None, modes: Sequence[str], out_dir: Path,
                 progress: Progress = no_progress) -> dict[str, Any]:
-        cells = compare(self.before["samples"], self.after["samples"])
+        pick = [r for r in self.before["samples"] if r["mode"] in modes], \
+            [r for r in self.after["samples"] if r["mode"] in modes]
+        cells = compare(*pick)
         if not cells:
             raise UserError(f"probe-transfer: {self.before_dir} and {self.after_dir} share no "
-                            "(task, sample, mode); probe the same tasks with the same arguments")
+                            f"(task, sample, mode) in mode {', '.join(modes)}; probe the same tasks "
+                            "with the same arguments")
+        for note in unmatched(*pick):
+            warnings.warn(f"probe-transfer: {note}", DataWarning, stacklevel=2)
         progress("compare", 1, 1)
         result = {"probe": self.name, "before": {"folder": str(self.before_dir),
                                                   "model": self.before.get("model")},
@@ -113,6 +141,19 @@ def compare(before: Sequence[Mapping[str, Any]],
                       "delta": delta, "best": best,
                       "n_before_only": sum(1 for k in index if k[:2] == (task, mode)) - len(members)})
     return sorted(cells, key=lambda c: (c["task"], c["mode"]))
+
+
+def unmatched(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What one folder probed and the other did not (left out of the comparison): a control
+    that moved only because the items differ must not read as the model's doing."""
+    keys = [{(r["task"], r["mode"], str(r.get("id"))) for r in side} for side in (before, after)]
+    notes = []
+    for name, only in (("before", keys[0] - keys[1]), ("after", keys[1] - keys[0])):
+        if only:
+            groups = sorted({f"{t} {m}" for t, m, _ in only})
+            notes.append(f"{len(only)} sample(s) probed only {name} ({', '.join(groups)}) are left "
+                         "out; probe both folders with the same tasks, items and modes")
+    return notes
 
 
 def summary_table(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
