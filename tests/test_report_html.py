@@ -252,6 +252,9 @@ def test_not_a_run_folder_is_one_line_exit_2(tmp_path):
          ["samples.jsonl:1", "'verdict'", "got 'maybe'"]),
         (lambda r: (r / "samples.jsonl").write_text('{"task": "math-1", "mode": "normal", "id": "1"}\n'),
          ["samples.jsonl:1", "'verdict'", "got None"]),
+        (lambda r: (r / "probes" / "lens").mkdir(parents=True)
+         or (r / "probes" / "lens" / "section.html").write_bytes(b"<p>\xff</p>"),
+         ["section.html", "not UTF-8"]),
     ],
 )
 def test_malformed_run_folder_gives_a_clear_error(glyph, tmp_path, capsys, damage, needles):

@@ -147,9 +147,9 @@ def grid_html(items: Sequence[GridItem], view: RunView) -> str:
 
 def probe_html(section: ProbeSection) -> str:
     if section.html_path is not None:
-        inner = inline_html_fragment(section.html_path.read_text(encoding="utf-8"), section.folder)
+        inner = inline_html_fragment(section.text(section.html_path), section.folder)
     elif section.md_path is not None:
-        inner = markdown_to_html(section.md_path.read_text(encoding="utf-8"), section.folder)
+        inner = markdown_to_html(section.text(section.md_path), section.folder)
     else:
         inner = ""
     return (f'<section class="probe" id="probe-{anchor(str(section.folder))}">'

@@ -83,7 +83,7 @@ def _samples_md(view: RunView, out_dir: Path) -> list[str]:
 def _probe_md(section: ProbeSection, out_dir: Path) -> str:
     title = f"### Probe: {section.title}\n\n"
     if section.md_path is not None:
-        return title + demote_markdown(rebase_markdown(section.md_path.read_text(encoding="utf-8"),
+        return title + demote_markdown(rebase_markdown(section.text(section.md_path),
                                                        section.folder, out_dir))
     if section.html_path is not None:
         return title + f"See [{section.html_path.name}]({_rel(section.html_path, out_dir)})."

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
+from ..errors import DataError
 from .images import data_uri
 
 SECTION_FILES = ("section.html", "section.md")
@@ -43,6 +44,14 @@ class ProbeSection:
     title: str
     html_path: Path | None
     md_path: Path | None
+
+    @staticmethod
+    def text(path: Path) -> str:
+        """A section file's text; a damaged one is an error naming it, not a traceback."""
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DataError(path, None, None, "not UTF-8 text: the file is damaged") from None
 
 
 def find_probe_sections(folder: Path) -> list[ProbeSection]:

@@ -21,7 +21,7 @@ from ..records import MODES
 from ..registry import Registry, get_registry
 from ..specs import origins
 from .config import Component
-from .store import atomic_write_json, differences
+from .store import atomic_write_json, differences, read_json
 
 CONFIG_FILE = "config.json"
 _CHECKED = ("probe", "model", "modes")
@@ -108,16 +108,14 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
 
 
 def _check_folder(out: Path, config: dict[str, Any]) -> None:
-    import json
-
     path = out / CONFIG_FILE
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     if not path.is_file():
         return
     try:
-        existing = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        existing = read_json(path)
+    except UserError:  # damaged: not a probe's either way, and not overwritten
         existing = None
     if not isinstance(existing, dict) or "probe" not in existing:
         raise UserError(f"{out} holds a config.json that is not a probe's; choose another --out")

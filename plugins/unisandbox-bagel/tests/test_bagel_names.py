@@ -230,5 +230,5 @@ def test_config_fields_and_tokenizer_files_are_checked_by_name(tiny_checkpoint: 
     (folder / "llm_config.json").write_text(json.dumps(llm))
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).unlink(missing_ok=True)
-    with pytest.raises(UserError, match="missing tokenizer.json"):
+    with pytest.raises(UserError, match=r"missing tokenizer\.json"):
         checkpoint.load(folder, dtype="float32", device="cpu")

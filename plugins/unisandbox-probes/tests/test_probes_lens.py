@@ -195,6 +195,9 @@ def test_bad_arguments_are_user_errors():
         LensProbe("math-1", top_k=0)
     with pytest.raises(UserError, match="threshold"):
         LensProbe("math-1", threshold=2)
+    for bad in ({"top_k": True}, {"batch_size": True}, {"threshold": True}, {"threshold": float("nan")}):
+        with pytest.raises(UserError, match=next(iter(bad))):  # true was taken as 1
+            LensProbe("math-1", **bad)
     with pytest.raises(UserError, match="unknown task 'math-9'"):
         LensProbe("math-9")
     with pytest.raises(UserError, match="itself a probe"):

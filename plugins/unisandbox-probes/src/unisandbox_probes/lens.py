@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
-from unisandbox.factories import accepted_arguments, build
+from unisandbox.factories import accepted_arguments, build, check_number
 from unisandbox.paths import safe_name
 from unisandbox.protocols import Model, Task
 from unisandbox.protocols.analysis import RESULT_FILE, AnalysisTask, Progress, no_progress
@@ -94,12 +94,11 @@ class LensProbe(AnalysisTask):
 
     def __init__(self, task: str | Sequence[str], top_k: int = 5, threshold: float = 0.05,
                  batch_size: int = 16, **task_args: Any) -> None:
-        if not isinstance(top_k, int) or top_k < 1:
-            raise UserError(f"probe-lens: top_k must be a whole number >= 1, got {top_k!r}")
-        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise UserError(f"probe-lens: threshold must be a probability in [0, 1], got {threshold!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise UserError(f"probe-lens: batch_size must be a whole number >= 1, got {batch_size!r}")
+        check_number("top_k", top_k, whole=True, low=1)  # true is no count
+        check_number("batch_size", batch_size, whole=True, low=1)
+        check_number("threshold", threshold, whole=False, low=0)
+        if threshold > 1:
+            raise UserError(f"threshold must be a probability in [0, 1], got {threshold!r}")
         self.task_names = parse_task_names(task)
         self.task_args = dict(task_args)
         self.top_k = top_k
