@@ -57,6 +57,11 @@ def weights_fingerprint(path: Path, samples: int = 64, block: int = 1 << 16) -> 
     return f"sampled{samples}x{block}:" + h.hexdigest()
 
 
+def jsonl_files(folder: Path) -> list[Path]:
+    """The JSON-lines files of a folder, sorted (``.jsonl`` in any case: ``c.JSONL`` too)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".jsonl" and p.is_file())
+
+
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's bytes, read in 1 MiB blocks (judge cache keys, data hashes)."""
     h = hashlib.sha256()

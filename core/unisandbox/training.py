@@ -31,9 +31,13 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
     if missing:
         raise UserError(f"trainer {trainer_name!r} needs {', '.join(missing)}, which model "
                         f"{model_name!r} does not provide")
-    _check_out_apart_from_model(out, model_args)
+    _check_out_apart_from_model(out, model_args.get("path"))
+    _check_out_not_inside_a_run(out)
     trainer = build(trainer_spec, train_args)
     model = build(model_spec, model_args)
+    # a model read from its default checkpoint (query-tiny's, inside the installed package)
+    # names the folder only in its identity
+    _check_out_apart_from_model(out, model.identity().get("checkpoint"))
     fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -52,17 +56,26 @@ def run_trainer(trainer_name: str, *, model_name: str, model_args: Mapping[str, 
     return result
 
 
-def _check_out_apart_from_model(out: Path, model_args: Mapping[str, Any]) -> None:
+def _check_out_apart_from_model(out: Path, source: Any) -> None:
     """A training folder that is, holds or sits inside the checkpoint being trained would have
     the run's checkpoints written over the weights it reads (a trainer's ``model/`` is a
     checkpoint folder name too)."""
-    source = model_args.get("path")
     if not isinstance(source, str) or not source:
         return
     src, dst = Path(source).expanduser().resolve(), out.resolve()  # the factory expands ~, --out not
     if src == dst or src in dst.parents or dst in src.parents:
-        raise UserError(f"--out {out} and the model's path={source} overlap: the run would write its "
-                        "checkpoints where the model it trains is read from; give a separate --out")
+        raise UserError(f"--out {out} and the model's checkpoint {source} overlap: the run would "
+                        "write its checkpoints where the model it trains is read from; give a "
+                        "separate --out")
+
+
+def _check_out_not_inside_a_run(out: Path) -> None:
+    """A run's folder inside another's (a phase folder of a STARS run, say) would mix two
+    runs' files; each run gets a folder of its own."""
+    for parent in out.resolve().parents:
+        if (parent / "trainer.json").is_file():
+            raise UserError(f"--out {out} is inside the training run {parent} (its trainer.json); "
+                            "give a folder of its own")
 
 
 @contextlib.contextmanager

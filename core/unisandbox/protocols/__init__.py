@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from .analysis import AnalysisTask
 from .judge import Judge
-from .model import GENERATION_PARTS, CapabilityError, Model, QueryStates
+from .model import (
+           GENERATION_PARTS,
+           WEIGHTS_FINGERPRINT,
+           CapabilityError,
+           Model,
+           QueryStates,
+           resume_identity,
+)
 from .task import Task
 from .trainer import Trainer, TrainResult
 
-__all__ = ["GENERATION_PARTS", "AnalysisTask", "CapabilityError", "Judge", "Model", "QueryStates", "Task", "TrainResult", "Trainer"]
+__all__ = ["GENERATION_PARTS", "WEIGHTS_FINGERPRINT", "AnalysisTask", "CapabilityError", "Judge", "Model",
+           "QueryStates", "Task", "TrainResult", "Trainer", "resume_identity"]

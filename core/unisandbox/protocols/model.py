@@ -27,6 +27,23 @@ if TYPE_CHECKING:
 GENERATION_PARTS = "generation_parts"
 
 
+#: the key of ``Model.identity()`` holding its weights' fingerprint (``paths.weights_fingerprint``)
+WEIGHTS_FINGERPRINT = "weights_fingerprint"
+
+
+def resume_identity(identity: Any, recorded: Any = None) -> Any:
+    """What of a model's identity a resumed run (eval, a trainer) must match: everything but
+    ``checkpoint``, where the folder lies (a copy elsewhere, a path spelt another way, is the
+    same model: its fingerprint says so); and the fingerprint only when the ``recorded``
+    identity has one (a run written before models carried one)."""
+    if not isinstance(identity, dict):
+        return identity
+    kept = {k: v for k, v in identity.items() if k != "checkpoint"}
+    if isinstance(recorded, dict) and WEIGHTS_FINGERPRINT not in recorded:
+        kept.pop(WEIGHTS_FINGERPRINT, None)
+    return kept
+
+
 class CapabilityError(UserError):
     """A model was asked for something it did not declare, or declared what it does not
     implement (a one-line error, as a user error is: the fix is in the plugin or the command)."""

@@ -23,7 +23,7 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..paths import inside
 from ..progress import bar as progress_bar
-from ..protocols import Model, Task, returns
+from ..protocols import Model, Task, resume_identity, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
 from ..specs import origins
@@ -116,8 +116,8 @@ class Runner:
         existing = self.store.read_config() or {}
         recorded = existing.get("model_identity")
         if isinstance(recorded, dict):
-            if _same_model(recorded) != _same_model(identity):
-                what = differences(_same_model(recorded), _same_model(identity), "model")
+            if resume_identity(recorded) != resume_identity(identity, recorded):
+                what = differences(resume_identity(recorded), resume_identity(identity, recorded), "model")
                 raise UserError(f"{self.store.root} was started with another model ({what}); resume "
                                 "it only with the same weights and settings, or choose another --out")
         elif self.dist.is_main:
@@ -380,12 +380,6 @@ def _other_kind(config: dict[str, Any]) -> str | None:
     if "probe" in config:
         return "probe"
     return None if "run" in config else "folder"
-
-
-def _same_model(identity: dict[str, Any]) -> dict[str, Any]:
-    """What of a model's identity a resume must match: all but where its checkpoint lies (a
-    folder moved or copied holds the same model; its weights' fingerprint says so)."""
-    return {k: v for k, v in identity.items() if k != "checkpoint"}
 
 
 #: judge arguments that say how to reach a judge, never what it decides: a resume may change

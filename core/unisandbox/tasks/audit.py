@@ -25,6 +25,7 @@ import attrs
 
 from ..answers import words
 from ..errors import UserError
+from ..paths import jsonl_files
 from ..records import Conversation, Sample
 from ..world import World, get_world
 from . import arith
@@ -215,7 +216,7 @@ def audit_knowledge(loaded: LoadedFile, facts_path: Path | None, world: World) -
     facts: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if facts_path is not None:
-        files = sorted(facts_path.glob("*.jsonl")) if facts_path.is_dir() else [facts_path]
+        files = jsonl_files(facts_path) if facts_path.is_dir() else [facts_path]
         conversations = [c for f in files for c in read_conversations(f)]
         facts = facts_from_corpus(conversations, names, world)
         notes.append(f"facts from {facts_path} ({len(conversations)} conversations, "
@@ -314,7 +315,7 @@ def expand(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     for p in map(Path, paths):
         if p.is_dir():
             families = {}
-            for f in sorted(p.glob("*.jsonl")):
+            for f in jsonl_files(p):
                 families.setdefault(file_family(f), []).append(f)
             for family, files in families.items():
                 if family == "knowledge":

@@ -30,6 +30,7 @@ import attrs
 from ..answers import singular
 from ..errors import DataError, DataWarning, UserError
 from ..factories import check_number
+from ..paths import jsonl_files
 from ..protocols import Task
 from ..records import Conversation, Sample, Turn
 from ..world import World, get_world
@@ -464,7 +465,7 @@ def _forward_siblings(paths: Sequence[Path]) -> list[Path]:
     mine = {p.resolve() for p in paths}
     out = []
     for folder in {p.parent for p in paths}:
-        for candidate in sorted(folder.glob("*.jsonl")):
+        for candidate in jsonl_files(folder):
             if candidate.resolve() not in mine and re.fullmatch(r"[A-Z][a-z]+", candidate.stem):
                 out.append(candidate)
     return out
@@ -493,7 +494,7 @@ def read_published(path: str | Path, family: str | None = None, level: int | Non
     if family is not None and family not in FAMILIES:
         raise UserError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
     if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
+        files = jsonl_files(path)
         if not files:
             raise UserError(f"{path}: no .jsonl files in this folder")
         by_family: dict[str, list[Path]] = {}

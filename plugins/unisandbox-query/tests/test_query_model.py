@@ -339,7 +339,7 @@ def test_an_eval_resumed_on_other_weights_in_the_same_folder_is_refused(small, t
                        understanding=False)
     Runner(config, progress=False).run()
     recorded = json.loads((tmp_path / "run/config.json").read_text())["model_identity"]
-    assert recorded["weights"].startswith("sha256:")
+    assert recorded["weights_fingerprint"].startswith("sha256:")
     (tmp_path / "run/images/math-1/normal/1.png").unlink()  # drawn again on resume: same model
     Runner(config, progress=False).run()
     (tmp_path / "run/images/math-1/normal/1.png").unlink()
@@ -348,7 +348,7 @@ def test_an_eval_resumed_on_other_weights_in_the_same_folder_is_refused(small, t
     small.save_pretrained(ckpt)  # retrained in place
     with torch.no_grad():
         next(small.umm.parameters()).sub_(1.0)
-    with pytest.raises(UserError, match=r"was started with another model \(model.weights"):
+    with pytest.raises(UserError, match=r"was started with another model \(model.weights_fingerprint"):
         Runner(config, progress=False).run()
 
 

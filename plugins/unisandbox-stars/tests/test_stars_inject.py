@@ -150,6 +150,37 @@ def test_ctrl_c_saves_a_state_to_resume_from_without_save_every(tiny_checkpoint:
     assert step_losses(tmp_path / "resumed") == step_losses(tmp_path / "straight")
 
 
+def test_a_ctrl_c_held_back_through_an_update_keeps_that_steps_record(
+        tiny_checkpoint: Path, corpus_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A SIGINT during an update fires when the update is done: the state saved is after that
+    step, and metrics.jsonl has that step's record too (it was lost, leaving a gap)."""
+    import os
+    import re
+    import signal
+
+    from unisandbox_query.model import QueryModel
+    from unisandbox_stars import finetune
+
+    args = {"data": str(corpus_file), "steps": 6, "lr": 2e-3, "batch_size": 8, "progress": False}
+    InjectTrainer(**args).train(QueryModel.from_pretrained(tiny_checkpoint), tmp_path / "straight")
+    real, calls = finetune.copy_masters, []
+
+    def copy_then_interrupt(params, masters):
+        real(params, masters)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # held back until the update is whole
+
+    monkeypatch.setattr(finetune, "copy_masters", copy_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        InjectTrainer(**args).train(QueryModel.from_pretrained(tiny_checkpoint), tmp_path / "resumed")
+    saved = int(re.search(r"state saved at step (\d+)", capsys.readouterr().err).group(1))
+    assert saved >= 2 and sorted(step_losses(tmp_path / "resumed")) == list(range(saved))
+    monkeypatch.setattr(finetune, "copy_masters", real)
+    InjectTrainer(**args).train(QueryModel.from_pretrained(tiny_checkpoint), tmp_path / "resumed")
+    assert step_losses(tmp_path / "resumed") == step_losses(tmp_path / "straight")
+
+
 def test_arguments_are_checked_with_clear_messages(corpus_file: Path, tmp_path: Path) -> None:
     spec = get_registry().trainer("inject")
     assert spec.distribution == "unisandbox-stars"
@@ -214,6 +245,16 @@ def test_cli_runs_inject_and_reports_data_errors(tiny_checkpoint: Path, corpus_f
         assert code == 2 and "overlap" in capsys.readouterr().err
         assert (out / "model" / "model.safetensors").read_bytes() == before
     assert not (out / "model" / "run").exists()
+    # another run's folder, or the default checkpoint a model loads without a path
+    code = main(["train", "inject", "--model", "query", "--model-arg", f"path={tiny_checkpoint}",
+                 "--train-arg", f"data={corpus_file}", "--out", str(out / "nested")])
+    assert code == 2 and "inside the training run" in capsys.readouterr().err
+    from unisandbox_query.factories import default_checkpoint
+
+    shipped = default_checkpoint()
+    code = main(["train", "inject", "--model", "query-tiny", "--train-arg", f"data={corpus_file}",
+                 "--out", str(shipped / "run")])
+    assert code == 2 and "overlap" in capsys.readouterr().err and not (shipped / "run").exists()
 
 
 @pytest.mark.skipif(not (REFERENCE / "knowledge_train").is_dir(), reason="reference data absent")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
 from unisandbox.paths import weights_fingerprint
-from unisandbox.protocols import Model, QueryStates
+from unisandbox.protocols import WEIGHTS_FINGERPRINT, Model, QueryStates
 from unisandbox.protocols.model import CapabilityError
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
@@ -131,7 +131,7 @@ class BagelModel(Model):
         header_hash, fingerprint = self._fingerprints
         return {**super().identity(), "checkpoint": str(self.folder.resolve()),
                 "weights": self.weights.name, "weights_header_sha256": header_hash,
-                "weights_fingerprint": fingerprint,
+                WEIGHTS_FINGERPRINT: fingerprint,
                 "dtype": str(self.net.dtype).removeprefix("torch."),
                 "image_size": self.image_size, "sampler": asdict(self.sampler),
                 "think_tokens": self.think_tokens, "answer_tokens": self.answer_tokens}

@@ -10,7 +10,7 @@ import torch
 from PIL.Image import Image
 from unisandbox.factories import check_number
 from unisandbox.paths import weights_fingerprint
-from unisandbox.protocols import GENERATION_PARTS, Model, QueryStates
+from unisandbox.protocols import GENERATION_PARTS, WEIGHTS_FINGERPRINT, Model, QueryStates
 from unisandbox.records import Conversation, Generation, GenerationRequest
 
 from .modeling_query_umm import WEIGHTS_NAME, QueryUMM
@@ -55,7 +55,8 @@ class QueryModel(Model):
     def identity(self) -> dict[str, Any]:
         config = self.umm.config
         parts = config.generation_parts()
-        return {**super().identity(), "checkpoint": self.source, "weights": self._weights(),
+        return {**super().identity(), "checkpoint": self.source,
+                WEIGHTS_FINGERPRINT: self._weights(),
                 "steps": self.steps or config.sample_steps,
                 "cfg_scale": config.cfg_scale if self.cfg_scale is None else self.cfg_scale,
                 "precision": self.precision,

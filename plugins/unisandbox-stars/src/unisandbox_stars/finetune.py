@@ -287,15 +287,15 @@ def _loop(model: Model, params: list[torch.nn.Parameter], masters: list[torch.Te
             grad_norm = None
             if options.max_grad_norm is not None:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(masters, options.max_grad_norm))
-            with uninterrupted():  # an update is applied whole (masters and copies) or not at all
-                optimizer.step()
-                copy_masters(params, masters)
-                done = step + 1  # the update is in the parameters now
             record = {"step": step, "loss": round(step_loss, 6), "lr": lr,
                       "seconds": round(time.perf_counter() - t0, 2)}
             if grad_norm is not None:
                 record["grad_norm"] = round(grad_norm, 4)
-            pending.append(record)
+            with uninterrupted():  # an update is applied whole (masters and copies) or not at all
+                optimizer.step()
+                copy_masters(params, masters)
+                done = step + 1  # the update is in the parameters now, its record in pending:
+                pending.append(record)  # a Ctrl-C held back till here saves both
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
             last = step == total - 1

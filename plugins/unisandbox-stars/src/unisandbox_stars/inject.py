@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from unisandbox.paths import file_sha256
+from unisandbox.paths import file_sha256, jsonl_files
 from unisandbox.protocols import Model, Trainer, TrainResult
 from unisandbox.records import Conversation
 
@@ -41,7 +41,7 @@ def data_files(data: Any) -> list[Path]:
             raise ValueError(f"data: expected a path, got {item!r}")
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(path.glob("*.jsonl"))
+            found = jsonl_files(path)
             if not found:
                 raise FileNotFoundError(f"data folder {path} holds no *.jsonl files")
             files += found
@@ -75,7 +75,7 @@ class InjectTrainer(Trainer):
 
     #: what a ``None`` default means (``unisandbox train inject --help`` prints it)
     argument_notes: ClassVar[Mapping[str, str]] = {"steps": "from epochs", "epochs": f"{DEFAULT_EPOCHS:g} when steps is not given",
-                      "micro_batch": "the whole batch at once"}
+                      "micro_batch": "each process's share of the batch at once"}
 
     def __init__(self, data: Any, steps: int | None = None, epochs: float | None = None,
                  lr: float = 1e-3, batch_size: int = 16, micro_batch: int | None = None,

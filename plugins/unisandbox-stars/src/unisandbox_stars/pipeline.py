@@ -50,7 +50,7 @@ from unisandbox.factories import accepted_arguments, build, judge_task_context
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.paths import inside
 from unisandbox.progress import bar as progress_bar
-from unisandbox.protocols import GENERATION_PARTS, Judge, Model, Task, TrainResult
+from unisandbox.protocols import GENERATION_PARTS, Judge, Model, Task, TrainResult, resume_identity
 from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
 from unisandbox.registry import get_registry
 from unisandbox.run.seeds import sample_seed
@@ -58,6 +58,7 @@ from unisandbox.run.store import (
     JsonlLog,
     atomic_write_bytes,
     atomic_write_json,
+    differences,
     jsonl_bytes,
     read_object,
     save_png,
@@ -243,7 +244,6 @@ class StarsRun:
 
     # --- the run ------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        t0 = time.perf_counter()
         phases = self.phases()
         # checked before trainer.json is written, by every process: a wrong source must not
         # claim the folder, nor stop one rank while the others wait for it
@@ -268,7 +268,14 @@ class StarsRun:
         for judge in (self._judge, self._audit):
             if judge is not None:
                 judge.close()
-        metrics = self._metrics(summary, time.perf_counter() - t0)
+        done = self.out / "done.json"
+        if done.is_file():  # a finished run run again: its record stands as written
+            self.dist.barrier()
+            return TrainResult(checkpoint=self.out / "model",
+                               metrics=read_object(done, ("metrics",))["metrics"])
+        # the stages' own wall times, added up: a run resumed after a crash counts every part
+        stages = [v for p in summary["phases"].values() for v in p["seconds"].values() if v]
+        metrics = self._metrics(summary, sum(stages))
         if self.dist.is_main:
             from .finetune import _save_model
 
@@ -362,8 +369,11 @@ class StarsRun:
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
         theirs = read_object(record)
         ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
-        if _drawing_model(theirs.get("model")) != _drawing_model(ours["model"]):
-            raise UserError(f"candidates_from: {source} was made from another model than this run's")
+        drew = _drawing_model(resume_identity(theirs.get("model")))
+        draws = _drawing_model(resume_identity(ours["model"], theirs.get("model")))
+        if drew != draws:
+            raise UserError(f"candidates_from: {source} was made from another model than this "
+                            f"run's ({differences(drew, draws, 'model')})")
         mine, other = ours["arguments"], theirs.get("arguments", {})
         for key in STAGE1_ARGUMENTS:
             if other.get(key) != mine.get(key):
@@ -507,6 +517,9 @@ class StarsRun:
             # a few accepted images are not worth hundreds of passes (they would be learnt by
             # heart): at most max_epochs passes over what this phase trains on
             cap = math.ceil(self.t.max_epochs * len(examples) / self.t.options.batch_size)
+            if cap < steps:
+                self.log(f"stars {phase.name}: {max(1, cap)} steps, not {steps}: max_epochs="
+                         f"{self.t.max_epochs:g} passes over {len(examples)} accepted image(s)")
             steps = max(1, min(steps, cap))
         options = attrs.evolve(self.t.options, steps=steps,
                                 seed=sample_seed(self.t.options.seed, "stars", phase.name, "train"))
@@ -644,9 +657,16 @@ def acceptance_summary(candidates: Sequence[dict[str, Any]], verdicts: dict[Key,
 
 
 def _image(path: Path) -> Any:
+    """A candidate image the run wrote; one damaged since is named, not a traceback."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UserError(f"{path}: not a readable image ({why}); the run folder is damaged: "
+                        "delete this phase's folder (round*-level*) to draw its candidates "
+                        "again") from None
 
 

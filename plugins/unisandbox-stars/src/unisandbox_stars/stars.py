@@ -49,7 +49,7 @@ class StarsTrainer(Trainer):
     #: what a ``None`` default means (``unisandbox train stars --help`` prints it)
     argument_notes: ClassVar[Mapping[str, str]] = {"steps": f"{DEFAULT_STEPS} a round when epochs is not given",
                       "epochs": "from steps", "judge_args": "{}, the judge's own defaults",
-                      "micro_batch": "the whole batch at once",
+                      "micro_batch": "each process's share of the batch at once",
                       "candidates_from": "stage I draws its own"}
 
     def __init__(self, tasks: Any = DEFAULT_TASKS, n: int = 32, k: int = 4, world: str = "glyph",

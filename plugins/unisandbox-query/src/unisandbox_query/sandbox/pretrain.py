@@ -377,12 +377,14 @@ class SandboxPretrain(Trainer):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
-                with uninterrupted():  # an update is applied whole or not at all
+                logged = step % 25 == 0 or step == r.steps - 1
+                with uninterrupted():  # an update is applied whole or not at all, with its log line
                     optimizer.step()
                     done = step + 1
-                if step % 25 == 0 or step == r.steps - 1:
-                    log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
-                                "category": category, "seconds": round(time.perf_counter() - t0, 1)})
+                    if logged:
+                        log.append({"step": step, "flow": round(flow.item(), 5), "text": round(text.item(), 4),
+                                    "category": category, "seconds": round(time.perf_counter() - t0, 1)})
+                if logged:
                     bar.set_postfix(flow=f"{flow.item():.4f}", text=f"{text.item():.3f}", refresh=False)
                 bar.update(1)
                 if self.checkpoint_every and done % self.checkpoint_every == 0 and done < r.steps:
