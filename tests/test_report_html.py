@@ -175,7 +175,8 @@ def fake_probe(folder: Path, html: bool = True, md: bool = True) -> Path:
     if md:
         (folder / "section.md").write_text(
             "# Fake lens\n\nQueries carry **the answer**.\n\n| pos | p |\n|---|---|\n| q3 | 0.8 |\n\n"
-            "![heat](fig/heat.png)\n\n- one\n- two\n")
+            "![heat](fig/heat.png)\n\n- one\n- two\n\n![far](https://example.com/md.png) "
+            "![up](../../config.json)\n")
     return folder
 
 
@@ -205,6 +206,7 @@ def test_probe_sections_are_found_inlined_and_sanitised(glyph, tmp_path):
     link = re.search(r"!\[heat\]\(([^)]+)\)", md).group(1)
     assert (out / link).resolve() == (glyph / "probes/lens/fig/heat.png").resolve()
     assert "See [section.html](" in md  # the HTML-only folder is linked from Markdown
+    assert "example.com" not in md and "config.json)" not in md and "[far] [up]" in md
 
 
 def assert_user_error(code_or_result, capsys=None, *needles: str) -> None:

@@ -334,3 +334,23 @@ def test_a_recorded_image_gone_from_the_folder_is_drawn_again_on_resume(toy_plug
     assert again["tasks"] == first["tasks"]
     assert len((tmp_path / "run/samples.jsonl").read_text().splitlines()) == lines + 1
     assert any("toy-shades normal: 1 recorded image(s) are gone" in m for m in messages)
+
+
+def test_a_second_writer_is_refused_while_a_run_holds_its_folder(toy_plugin, tmp_path, capsys):
+    """An eval still going holds the folder: the same command typed to "resume" it is refused
+    before it touches anything, and report says the run is still running."""
+    from unisandbox.errors import UserError
+    from unisandbox.run.store import RunStore
+
+    out = tmp_path / "run"
+    Runner(config(out), progress=False).run()
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    (out / "samples.jsonl").write_text("\n".join(lines[:3]) + "\n")  # as if it were still going
+    with RunStore(out).writing():
+        with pytest.raises(UserError, match="being written by another process"):
+            Runner(config(out), progress=False).run()
+        assert len((out / "samples.jsonl").read_text().splitlines()) == 3
+        assert run_cli("report", str(out)).returncode == 0
+        assert "It is still running." in (out / "report" / "report.md").read_text()
+    Runner(config(out), progress=False).run()  # released: the resume goes ahead
+    assert len((out / "samples.jsonl").read_text().splitlines()) == len(lines)

@@ -173,8 +173,9 @@ def run_html(view: RunView) -> str:
     parts = [f'<section id="run-{rid}"><h2>Run: {_e(run.label)}</h2>',
              f'<table class="header"><tbody>{header}</tbody></table>']
     if run.missing_tasks:
-        parts.append(f'<p class="note">Not finished: {_e("; ".join(run.missing_tasks))}. Resume it with the '
-                     f'same <code>{_e(run.command)}</code> command.</p>')
+        then = ("It is still running." if run.running else
+                f"Resume it with the same <code>{_e(run.command)}</code> command.")
+        parts.append(f'<p class="note">Not finished: {_e("; ".join(run.missing_tasks))}. {then}</p>')
     parts.append("<h3>Results</h3>" + results_table(view.rows, run.modes))
     headers, rows = facet_table(run.results)
     if rows:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DataError, UserError
 from ..records import UNDERSTANDING
-from ..run.store import JsonlLog, read_json, read_records
+from ..run.store import JsonlLog, RunStore, read_json, read_records
 from .probes import ProbeSection, find_probe_sections
 
 CELL_KEYS = ("accuracy", "n", "n_yes", "n_error", "ci95")
@@ -89,6 +89,8 @@ class RunData:
     #: with what it lacks
     missing_tasks: list[str] = field(default_factory=list)
     probes: list[ProbeSection] = field(default_factory=list)
+    #: an eval is writing the folder now (its lock is held): unfinished, not stopped
+    running: bool = False
 
     @property
     def modes(self) -> list[str]:
@@ -148,15 +150,22 @@ def load_run(root: Path, label: str | None = None) -> RunData:
         raise UserError(f"{root} is not a run folder (no config.json); pass a folder written by "
                         "`unisandbox eval` or `unisandbox score`")
     config = read_json(config_path)
+    if isinstance(config, dict) and "probe" in config and "run" not in config:
+        raise UserError(f"{root} holds a probe, not an eval run: `unisandbox report {root}` shows "
+                        "it as a section, and `findings --probes` reads it; compare takes eval runs")
     if not isinstance(config, dict) or not isinstance(config.get("run"), dict):
         raise DataError(config_path, None, "run", "missing or not an object (not a run config)")
     if not results_path.is_file():
+        if RunStore(root).busy():
+            raise UserError(f"{root} has no results.json yet: its eval is still running its first "
+                            "task; report it once a task is done")
         raise UserError(f"{root} has no results.json: the run has not finished its first task; "
                         "resume it with the same `unisandbox eval` command")
     results = check_results(read_json(results_path), results_path)
     run = RunData(root=root, label=label or root.name, config=config, results=results,
                   probes=find_probe_sections(root))
     run.missing_tasks = _unfinished(run)
+    run.running = bool(run.missing_tasks) and RunStore(root).busy()
     return run
 
 

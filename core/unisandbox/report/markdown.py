@@ -107,8 +107,8 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
         run = view.run
         parts.append(f"## Run: {run.label}\n\n" + md_table(["", ""], view.header))
         if run.missing_tasks:
-            parts.append(f"> Not finished: {'; '.join(run.missing_tasks)}. Resume it with the same "
-                         f"`{run.command}` command.")
+            then = "It is still running." if run.running else f"Resume it with the same `{run.command}` command."
+            parts.append(f"> Not finished: {'; '.join(run.missing_tasks)}. {then}")
         parts.append("### Results\n\n" + md_table(
             result_headers(run.modes), [result_cells(r, run.modes) for r in view.rows]))
         headers, rows = facet_table(run.results)

@@ -196,11 +196,15 @@ _MD_TARGET = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
 
 
 def rebase_markdown(text: str, base: Path, out_dir: Path) -> str:
-    """Markdown whose relative link and image targets still work from ``out_dir``."""
+    """Markdown whose relative link and image targets still work from ``out_dir``; an image
+    that is not a file inside ``base`` (a URL a viewer would fetch, a path out of the folder)
+    becomes its alt text, as the HTML report drops it."""
 
     def fix(match: re.Match[str]) -> str:
         local = _local_file(base, match.group(2))
         if local is None:
+            if match.group(1).startswith("!"):
+                return match.group(1)[1:-1]  # "[alt]"
             return match.group(0)
         rel = quote(Path(os.path.relpath(local, out_dir.resolve())).as_posix())
         return f"{match.group(1)}{rel}{match.group(3)}"

@@ -9,6 +9,7 @@ chunks are dealt round-robin to ranks and rank 0 writes the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -184,7 +185,13 @@ class Runner:
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self._prepare_folder()
+        # one writer at a time: a "resume" typed while the run is still going is refused
+        # before it touches the folder (its log repair would cut the other's half-written line)
+        with self.store.writing() if self.dist.is_main else contextlib.nullcontext():
+            self._prepare_folder()
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         done = self.store.records()
         for task in self.tasks:
             samples = list(task.samples())

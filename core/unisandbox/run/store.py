@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -203,8 +204,36 @@ class JsonlLog:
             os.fsync(handle.fileno())
 
 
+@contextmanager
+def exclusive(lock_path: Path, message: str, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` for the block: one process at a time. Taken
+    already: ``wait`` prints ``message`` and waits for it, else ``message`` is the UserError
+    raised. Where ``fcntl`` is missing (not POSIX), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise UserError(message) from None
+            print(message, file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class RunStore:
     """Paths and writes for one run folder."""
+
+    #: held by the process writing the folder (``eval``): a second writer is refused
+    LOCK_NAME = ".writing.lock"
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -215,6 +244,23 @@ class RunStore:
 
     def image_path(self, task: str, mode: str, file_name: str) -> Path:
         return inside(self.root, "images", task, mode, file_name)
+
+    def writing(self) -> Any:
+        """The writer's lock, for the length of a run (a second ``eval`` on the folder, say
+        to resume a run that is still going, would append beside it)."""
+        return exclusive(self.root / self.LOCK_NAME, f"{self.root} is being written by another "
+                         "process (an eval still running?); wait for it to finish, or stop it "
+                         "first", wait=False)
+
+    def busy(self) -> bool:
+        """Whether a process holds the writer's lock now (a run still going)."""
+        if not (self.root / self.LOCK_NAME).is_file():
+            return False
+        try:
+            with self.writing():
+                return False
+        except UserError:
+            return True
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -389,7 +389,9 @@ def _fmt(value: float | None) -> str:
 
 # --- the report section -----------------------------------------------------------------------
 def lens_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
-    model = result["model"].get("checkpoint") or result["model"].get("class", "model")
+    # the checkpoint folder's name, not its absolute path (a report is mailed; probe.json keeps it)
+    checkpoint = result["model"].get("checkpoint")
+    model = Path(checkpoint).name if checkpoint else result["model"].get("class", "model")
     blocks: list[Block] = [
         Heading(f"Logit lens: {', '.join(result['tasks'])} ({model})"),
         Paragraph("Each position's hidden state at each layer, read through the model's final "

@@ -6,16 +6,15 @@ these functions themselves, so the engine reads their signatures for argument er
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unisandbox.errors import UserError
 from unisandbox.factories import check_device, check_number
+from unisandbox.run.store import exclusive
 
 if TYPE_CHECKING:
     from .model import QueryModel
@@ -104,7 +103,7 @@ def default_checkpoint(progress: bool = True) -> Path:
     if finished():
         return model_dir
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder.parent / f"{folder.name}.lock", f"query-tiny: another process is training "
+    with exclusive(folder.parent / f"{folder.name}.lock", f"query-tiny: another process is training "
                                                            f"the checkpoint into {folder}; waiting for it"):
         if finished():  # the other process has just trained it
             return model_dir
@@ -112,27 +111,6 @@ def default_checkpoint(progress: bool = True) -> Path:
               f"training one now (about 45 minutes on 2 CPU cores, once) into {folder}", file=sys.stderr)
         SandboxPretrain(progress=progress).train(scratch_model(recipe), folder)  # resumes a killed one
     return model_dir
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, waiting: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (two evals starting at once train the cache
-    once: the second waits, saying so). Where ``fcntl`` is missing, no lock."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
-    with open(lock_path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(waiting, file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def query_tiny(path: str | None = None, init: str | None = None, device: str = "cpu",
