@@ -374,3 +374,16 @@ def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: A
     rows = {r["id"]: r for r in map(json.loads, (folder / "score" / "samples.jsonl").read_text().splitlines())}
     assert rows["1"]["verdict"] == "no" and rows["1"]["description"] == "Error: unreadable image"
     assert "3 of 4 images were not found or not readable" in capsys.readouterr().err
+
+
+def test_a_16_bit_grey_picture_reads_as_its_8_bit_self_not_as_blank(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    grey = gd.render(STARS).convert("L")
+    wide = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)  # I;16, as a PNG holds it
+    wide.save(tmp_path / "w.png")
+    with Image.open(tmp_path / "w.png") as reopened:
+        reopened.load()
+        assert reopened.mode.startswith("I")
+        assert gd.parse(gd.as_array(reopened)).text == gd.parse(gd.as_array(grey)).text != "Error: blank"

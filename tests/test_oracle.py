@@ -111,3 +111,17 @@ def test_a_glyph_size_that_is_not_a_whole_scale_is_refused_when_built():
     with pytest.raises(UserError, match="size must be a multiple of 32 in the glyph world, got 100"):
         build(get_registry().model("glyph-oracle"), {"size": 100})
     assert build(get_registry().model("glyph-oracle"), {"size": 96}).size == 96
+
+
+def test_an_oracle_of_other_characters_says_so_once():
+    from unisandbox.errors import DataWarning
+
+    task = build(get_registry().task("knowledge-forward"), {"world": "glyph", "n": 4, "seed": 3})
+    oracle = build(get_registry().model("glyph-oracle"), {})  # seed 0: other characters
+    requests = [GenerationRequest(s.prompt, "normal", 0) for s in task.samples()]
+    with pytest.warns(DataWarning, match="does not know the character") as caught:
+        oracle.generate(requests)
+        oracle.generate(requests)
+    assert len(caught) == 1
+    matched = build(get_registry().model("glyph-oracle"), {"seed": 3})
+    assert all(np.asarray(g.image).min() < 255 for g in matched.generate(requests))

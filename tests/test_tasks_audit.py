@@ -138,3 +138,11 @@ def test_audit_refuses_nothing_to_audit(tmp_path):
         audit_paths([tmp_path / "c.jsonl"])
     with pytest.raises(UserError, match="no such file"):
         audit_paths([tmp_path / "missing.jsonl"])
+
+
+def test_a_label_may_write_its_count_as_a_word():
+    from unisandbox.tasks.published import parse_count_label
+
+    assert parse_count_label("Four cups.") == (4, "cups")
+    assert parse_count_label("nineteen red stars") == (19, "red stars")
+    assert parse_count_label("2 cups.") == (2, "cups") and parse_count_label("cups") is None

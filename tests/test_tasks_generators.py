@@ -244,3 +244,17 @@ def test_ten_thousand_items_per_split(make):
             for i in range(0, len(samples), 2):
                 check_mapping(samples[i : i + 2])
     assert check_leaks(groups, family).ok
+
+
+def test_a_set_built_from_a_handful_of_expressions_says_so():
+    from unisandbox.errors import DataWarning
+    from unisandbox.tasks.arith import generate_items
+    from unisandbox.world import get_world
+
+    with pytest.warns(DataWarning, match=r"only 1 distinct dev expression"):
+        generate_items(1, 100, 0, "dev", get_world("everyday"), [20])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default sets stay quiet
+        generate_items(1, 100, 0, "test", get_world("glyph"), [1, 2, 3, 4, 5])

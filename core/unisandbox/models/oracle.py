@@ -10,11 +10,13 @@ white image (scored wrong) and, in think mode, the reason as its reasoning text.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
+from ..errors import DataWarning
 from ..protocols import Model
 from ..records import Generation, GenerationRequest
 from ..tasks import arith
@@ -42,6 +44,9 @@ class Solution:
     answer: str = ""
 
 
+UNKNOWN_CHARACTER = "I do not know this character."
+
+
 class GlyphOracle(Model):
     capabilities = frozenset({"generate", "chat"})
 
@@ -59,6 +64,7 @@ class GlyphOracle(Model):
         self.layout = layout
         self.characters = {c.name: c for c in
                            make_characters(self.n_characters, self.seed, self.split, self.world)}
+        self._warned = False
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "world": self.world.name, "seed": self.seed,
@@ -75,7 +81,7 @@ class GlyphOracle(Model):
     def solve(self, prompt: str) -> Solution:
         if _RULE.search(prompt):
             return self._mapping(prompt)
-        if any(name in prompt for name in self.characters):
+        if any(name in prompt for name in self.characters) or _FORWARD.search(prompt) or _INVERSE.search(prompt):
             return self._knowledge(prompt)
         return self._math(prompt)
 
@@ -111,7 +117,7 @@ class GlyphOracle(Model):
             return self._inverse(*inverse.groups())
         forward = _FORWARD.search(prompt)
         if not forward or forward.group(2) not in self.characters:
-            return Solution(None, ("I do not know who this is.",))
+            return Solution(None, (UNKNOWN_CHARACTER,))
         c = self.characters[forward.group(2)]
         kind = forward.group(1).lower().replace("favorite ", "")
         if kind == "portrait":
@@ -124,7 +130,7 @@ class GlyphOracle(Model):
     def _inverse(self, a: str, b: str, kind: str, value: str) -> Solution:
         chars = [self.characters.get(n) for n in (a, b)]
         if None in chars:
-            return Solution(None, ("I do not know these characters.",))
+            return Solution(None, (UNKNOWN_CHARACTER,))
         kind = kind.lower()
         owners = [c for c in chars if c is not None and
                   same_object((c.fruit if kind == "fruit" else c.flower).kind, value)]
@@ -168,6 +174,14 @@ class GlyphOracle(Model):
         out = []
         for req in requests:
             sol = self.solve(req.prompt)
+            if sol.steps == (UNKNOWN_CHARACTER,) and not self._warned:
+                # a ceiling of 0 %, silently, is a misleading number: say why, once
+                self._warned = True
+                warnings.warn(f"glyph-oracle does not know the character of {req.prompt!r} (it knows "
+                              f"the {self.n_characters} characters of seed {self.seed}, split "
+                              f"{self.split}); give it the knowledge task's: --model-arg seed=... "
+                              "--model-arg split=... --model-arg n_characters=...", DataWarning,
+                              stacklevel=2)
             image = None
             if sol.target is not None:
                 try:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import random
 import re
+import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import attrs
 
-from ..errors import UserError
+from ..errors import DataWarning, UserError
 from ..records import Sample
 from ..world import Thing, World
 from . import expr as E
@@ -240,6 +241,15 @@ def generate_items(level: int, n: int, seed: int, split: str, world: World,
                    counts: Sequence[int]) -> list[MathItem]:
     """``n`` items of ``split``; the same arguments give the same items on any machine."""
     rng = random.Random(f"math-{level}:{seed}:{split}:{world.name}:{','.join(map(str, counts))}")
+    if level in (1, 2):
+        pool = (level1_pool if level == 1 else level2_pool)(split)
+        distinct = sum(len(nodes) for value in set(counts) for nodes in pool.get(value, {}).values())
+        # level 1 is a small pool by design (tens of expressions a split); a handful repeated
+        # over a whole set (counts=20 on dev: one expression) is not what a user meant
+        if 0 < distinct < min(n, 10):
+            warnings.warn(f"math-{level}: only {distinct} distinct {split} expression(s) have an "
+                          f"answer in counts {','.join(map(str, counts))}; the {n} items repeat "
+                          "them (with other objects and wordings)", DataWarning, stacklevel=2)
     items: list[MathItem] = []
     for _ in range(n):
         value = rng.choice(counts)

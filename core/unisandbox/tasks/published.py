@@ -190,13 +190,20 @@ def _sample(sid: str, prompt: str, answer: str, group: str | None,
 
 
 # --- math ---------------------------------------------------------------------------------
-_LABEL = re.compile(r"^\s*(\d+)\s+(.+?)\s*\.?\s*$")
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                 "seventeen", "eighteen", "nineteen", "twenty")
+_LABEL = re.compile(r"^\s*(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(.+?)\s*\.?\s*$", re.I)
 
 
 def parse_count_label(label: str) -> tuple[int, str] | None:
-    """'2 cups.' -> (2, 'cups'); None when the label names no count."""
+    """'2 cups.' -> (2, 'cups'), 'Four cups.' too (a judge reads the word as the number); None
+    when the label names no count."""
     match = _LABEL.match(label)
-    return (int(match.group(1)), match.group(2)) if match else None
+    if not match:
+        return None
+    number = match.group(1)
+    return (int(number) if number.isdigit() else _NUMBER_WORDS.index(number.lower()), match.group(2))
 
 
 def draw_phrase(count: int, obj: str) -> str:

@@ -433,6 +433,13 @@ def as_array(image: Image.Image | np.ndarray | str | Path) -> np.ndarray:
             opened.load()
             return as_array(opened)
     if isinstance(image, Image.Image):
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grey: PIL's
+            # convert clips every value above 255 to white, so scale the range down instead
+            wide = np.asarray(image, dtype=np.float32)
+            top = 1.0 if image.mode == "F" and wide.size and wide.max() <= 1.0 else (
+                255.0 if wide.size and wide.max() <= 255 else 65535.0)
+            grey = np.clip(wide / top, 0.0, 1.0)
+            image = Image.fromarray((grey * 255.0 + 0.5).astype(np.uint8), "L")
         if image.mode != "RGB":
             rgba = image.convert("RGBA")
             ground = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
