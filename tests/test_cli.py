@@ -88,7 +88,8 @@ def test_capability_mismatch_is_explained(toy_plugin, plugin_site, tmp_path):
 
 def test_help_does_not_import_torch():
     code = ("import sys\nfrom unisandbox.cli.main import main\n"
-            "for argv in (['--help'], ['eval', '--help'], ['plugins', 'list'], ['models', 'list']):\n"
+            "for argv in (['--help'], ['eval', '--help'], ['plugins', 'list'], ['models', 'list'],\n"
+            "             ['models', 'show', 'query-tiny'], ['judges', 'show', 'glyph']):\n"
             "    main(argv)\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -131,3 +132,15 @@ def test_mode_none_needs_no_judge_and_resumes_either_way(toy_plugin, tmp_path):
     assert report.returncode == 0, report.stderr
     assert "none (no image drawn)" in (tmp_path / "r/report/report.md").read_text()
     assert_user_error(run_cli(*no_judge[:5], "--out", str(tmp_path / "g")), "missing --judge")
+
+
+def test_show_lists_a_components_arguments_and_defaults(toy_plugin):
+    shown = run_cli("models", "show", "toy-painter")
+    assert shown.returncode == 0, shown.stderr
+    assert "--model-arg KEY=VALUE" in shown.stdout and "skill" in shown.stdout
+    as_json = json.loads(run_cli("tasks", "show", "math-1", "--json").stdout)
+    assert {"name": "n", "default": 100} in as_json["arguments"] and as_json["kind"] == "task"
+    judge = json.loads(run_cli("judges", "show", "vlm-openai", "--json").stdout)
+    names = [a["name"] for a in judge["arguments"]]
+    assert "base_url" in names and "tasks" not in names  # the engine's context is not an argument
+    assert_user_error(run_cli("models", "show", "nope"), "unknown model 'nope'")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+from typing import Any
+
 import click
 
 from ..registry import get_registry
@@ -35,6 +39,61 @@ def plugins_list(as_json: bool) -> None:
         click.echo(f"\n{p.name} ({p.distribution}) is {p.status}: {p.error}", err=True)
 
 
+def _as_value(default: object) -> str:
+    """A default as it is typed after ``KEY=`` (JSON: null, true, 0.05), else as Python shows it."""
+    try:
+        return json.dumps(default)
+    except (TypeError, ValueError):
+        return repr(default)
+
+
+def component_arguments(kind: str, name: str) -> list[dict[str, Any]]:
+    """A registered component's keyword arguments: name, default (absent when required) and
+    the factory's note on it, as ``--KIND-arg KEY=VALUE`` takes them."""
+    from ..factories import JUDGE_CONTEXT, argument_defaults
+
+    spec = getattr(get_registry(), kind)(name)
+    notes = getattr(spec.factory, "argument_notes", None) or {}
+    context = JUDGE_CONTEXT if kind == "judge" else frozenset({"model_loader"})  # the engine's
+    out = []
+    for key, default in argument_defaults(spec):
+        if key in context:
+            continue
+        entry: dict[str, Any] = {"name": key}
+        if default is not inspect.Parameter.empty:
+            entry["default"] = default
+        if key in notes:
+            entry["note"] = notes[key]
+        out.append(entry)
+    return out
+
+
+def component_help(kind: str, name: str) -> list[str]:
+    """What ``KIND show NAME`` (and ``train TRAINER --help``) print: where it comes from, what it
+    needs or provides, every argument with its default."""
+    from ..factories import ARG_FLAGS, accepted_arguments
+
+    spec = getattr(get_registry(), kind)(name)
+    what = "provides" if kind == "model" else "needs"
+    caps = sorted(getattr(spec, "capabilities", None) or getattr(spec, "requires", ()) or ())
+    lines = [f"{kind.capitalize()} {spec.name} ({spec.distribution} {spec.version}): {spec.description}",
+             f"{what.capitalize()}: {', '.join(caps) or 'nothing special'}",
+             "", f"{ARG_FLAGS[kind]} KEY=VALUE, for KEY in:"]
+    arguments = component_arguments(kind, name)
+    width = max((len(a["name"]) for a in arguments), default=0) + 1
+    for a in arguments:
+        shown = f"default {_as_value(a['default'])}" if "default" in a else "(required)"
+        if "note" in a:
+            shown += f": {a['note']}"
+        lines.append(f"  {a['name']:<{width}}{shown}")
+    if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
+        lines.append(f"  keywords the {kind}'s docs list (an unknown one is refused, naming "
+                     "the accepted ones)")
+    elif not arguments:
+        lines.append("  (none)")
+    return lines
+
+
 def _list_group(kind: str, extra_header: str, extra: str) -> click.Group:
     @click.group(name=kind + "s", help=f"Registered {kind}s.")
     def group() -> None:
@@ -55,6 +114,23 @@ def _list_group(kind: str, extra_header: str, extra: str) -> click.Group:
 
     list_command.help = (f"List registered {kind}s, the capabilities each {extra_header}, and the "
                          "distribution that registers it.")
+
+    @group.command("show")
+    @click.argument("name")
+    @json_option
+    def show_command(name: str, as_json: bool) -> None:
+        spec = getattr(get_registry(), kind)(name)
+        if as_json:
+            echo_json({"name": spec.name, "kind": kind, "description": spec.description,
+                       "distribution": spec.distribution, "version": spec.version,
+                       extra: sorted(getattr(spec, extra)),
+                       "arguments": json.loads(json.dumps(component_arguments(kind, name), default=repr))})
+            return
+        click.echo("\n".join(component_help(kind, name)))
+
+    show_command.help = (f"One {kind}: where it comes from, what it {extra_header}, and every "
+                         f"argument its factory takes, with defaults (e.g. `unisandbox {kind}s show "
+                         f"{ {'model': 'query-tiny', 'task': 'math-1', 'trainer': 'stars', 'judge': 'glyph'}[kind] }`).")
     return group
 
 

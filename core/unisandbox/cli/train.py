@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .common import OutPath, arg_option, echo_json, json_option
+from .listing import component_help
 
 
 def _help(ctx: click.Context, _param: click.Parameter, wanted: bool) -> None:
@@ -22,44 +23,10 @@ def _trainer(ctx: click.Context, _param: click.Parameter, name: str | None) -> s
     if ctx.meta.get("unisandbox.help"):
         text = ctx.get_help()
         if name:
-            text = _trainer_help(name) + "\n\n" + text
+            text = "\n".join(component_help("trainer", name)) + "\n\n" + text
         click.echo(text)
         ctx.exit()
     return name
-
-
-def _as_value(default: object) -> str:
-    """A default as it is typed after ``KEY=`` (JSON: null, true, 0.05), else as Python shows it."""
-    import json
-
-    try:
-        return json.dumps(default)
-    except (TypeError, ValueError):
-        return repr(default)
-
-
-def _trainer_help(name: str) -> str:
-    import inspect
-
-    from ..factories import JUDGE_CONTEXT, accepted_arguments, argument_defaults
-    from ..registry import get_registry
-
-    spec = get_registry().trainer(name)
-    lines = [f"Trainer {spec.name} ({spec.distribution} {spec.version}): {spec.description}",
-             f"Needs a model providing: {', '.join(sorted(spec.requires)) or 'nothing special'}",
-             "", "--train-arg KEY=VALUE, for KEY in:"]
-    listed = [(k, d) for k, d in argument_defaults(spec) if k not in JUDGE_CONTEXT or k == "tasks"]
-    width = max((len(k) for k, _ in listed), default=0) + 1
-    notes = getattr(spec.factory, "argument_notes", None) or {}
-    for key, default in listed:
-        shown = "(required)" if default is inspect.Parameter.empty else f"default {_as_value(default)}"
-        if key in notes:
-            shown += f": {notes[key]}"
-        lines.append(f"  {key:<{width}}{shown}")
-    if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
-        lines.append("  keywords the trainer's docs list (an unknown one is refused, naming "
-                     "the accepted ones)")
-    return "\n".join(lines)
 
 
 @click.command(context_settings={"show_default": True}, add_help_option=False)

@@ -55,6 +55,12 @@ def bagel(path: str, dtype: str = "bfloat16", device: str | None = None, device_
         think_tokens=think_tokens, answer_tokens=answer_tokens, max_batch=max_batch)
 
 
+bagel.argument_notes = {  # type: ignore[attr-defined]
+    "image_size": "the checkpoint's largest, up to 1024", "device": "cuda when present, else cpu",
+    "device_map": "auto, balanced or a module -> device mapping (accelerate)",
+    "weights": "model.safetensors, else ema.safetensors", "max_batch": "no split"}
+
+
 @hookimpl
 def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(

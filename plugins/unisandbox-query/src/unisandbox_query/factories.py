@@ -151,3 +151,17 @@ def query_tiny(path: str | None = None, init: str | None = None, device: str = "
     return query_from_path(str(default_checkpoint(progress=progress)), device, batch_size, steps,
                            cfg_scale, threads, query_expert_rank, precision, query_layers,
                            query_expert_scope)
+
+
+#: what ``unisandbox models show`` says beside an argument whose default does not say it all
+_NOTES = {"steps": "the checkpoint's sampling steps (10)", "cfg_scale": "the checkpoint's (2.0)",
+          "threads": "torch's own choice", "batch_size": "prompts a forward pass",
+          "precision": "float32 or bfloat16 (faster only on CPUs with bf16 units)",
+          "query_expert_rank": "a rank adds an inert LoRA-style expert for STARS to train",
+          "query_layers": "a depth adds an inert query decoder for STARS to train",
+          "query_expert_scope": "queries, or all positions of the generation pass"}
+query_from_path.argument_notes = _NOTES  # type: ignore[attr-defined]
+query_tiny.argument_notes = {  # type: ignore[attr-defined]
+    **_NOTES, "path": "the shipped pretrained checkpoint", "init": "scratch: an untrained model",
+    "key_tokens": "with init=scratch: one token a quoted rule key",
+    "progress": "a bar if the default checkpoint must be trained first"}
