@@ -69,6 +69,23 @@ def test_completion_refuses_a_different_architecture(tiny_checkpoint: Path, tmp_
     assert not (tmp_path / "out" / "model.safetensors").exists()
     with pytest.raises(UserError, match=r"no model\.safetensors or ema\.safetensors"):
         complete_checkpoint(tiny_checkpoint, tmp_path / "empty")
+    # an autoencoder given as the partial weights: nothing in common with the base
+    shutil.copy(tiny_checkpoint / "ae.safetensors", partial / "model.safetensors")
+    with pytest.raises(UserError, match="shares no tensor with"):
+        complete_checkpoint(tiny_checkpoint, partial, tmp_path / "out")
+    save_file({"llm2vae.bias": load_file(str(tiny_checkpoint / "ema.safetensors"))["llm2vae.bias"],
+               "brand_new.weight": torch.zeros(2)}, str(partial / "model.safetensors"))
+    with pytest.raises(UserError, match=r"1 tensor\(s\) are not in the base, e.g. brand_new.weight"):
+        complete_checkpoint(tiny_checkpoint, partial, tmp_path / "out")
+
+
+def test_completion_into_a_folder_that_holds_one_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    partial_from(tiny_checkpoint, tmp_path / "partial", keep="lm_head")
+    complete_checkpoint(tiny_checkpoint, tmp_path / "partial", tmp_path / "full")
+    before = (tmp_path / "full" / "model.safetensors").read_bytes()
+    with pytest.raises(UserError, match=r"holds completion_report\.json already"):
+        complete_checkpoint(tiny_checkpoint, tmp_path / "partial", tmp_path / "full")
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == before
 
 
 def test_completion_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -232,3 +232,17 @@ def test_config_fields_and_tokenizer_files_are_checked_by_name(tiny_checkpoint: 
         (folder / name).unlink(missing_ok=True)
     with pytest.raises(UserError, match=r"missing tokenizer\.json"):
         checkpoint.load(folder, dtype="float32", device="cpu")
+
+
+def test_unsupported_weight_formats_and_partial_weights_say_what_to_do(tiny_checkpoint: Path,
+                                                                       tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    (folder / "ema.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    (folder / "model.safetensors.index.json").write_text("{}")
+    with pytest.raises(UserError, match=r"model.safetensors.index.json is not read"):
+        checkpoint.load(folder, dtype="float32", device="cpu")
+    state = load_file(str(folder / "model-00001-of-00001.safetensors"))
+    save_file({k: v for k, v in state.items() if "moe_gen" in k}, str(folder / "model.safetensors"))
+    with pytest.raises(UserError, match=r"a partial fine-tuned checkpoint\?.*complete-checkpoint"):
+        checkpoint.load(folder, dtype="float32", device="cpu")

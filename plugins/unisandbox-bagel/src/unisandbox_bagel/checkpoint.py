@@ -98,7 +98,11 @@ def check_names(expected: Mapping[str, torch.Size], header: Mapping[str, Any], w
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} ({', '.join(unexpected[:4])}"
                          f"{', ...' if len(unexpected) > 4 else ''})")
-        raise UserError(f"{where}: weights do not match the BAGEL network: {'; '.join(parts)}")
+        hint = ""
+        if missing and not unexpected:  # what a fine-tuning that saved only its trained part leaves
+            hint = (f"; a partial fine-tuned checkpoint? fill it from its base with `unisandbox-bagel "
+                    f"complete-checkpoint --base BASE --partial {where.parent}`")
+        raise UserError(f"{where}: weights do not match the BAGEL network: {'; '.join(parts)}{hint}")
     wrong = [(n, tuple(header[n]["shape"]), tuple(s)) for n, s in expected.items()
              if tuple(header[n]["shape"]) != tuple(s)]
     if wrong:

@@ -137,6 +137,12 @@ def weights_file(folder: Path, name: str | None = None,
     for candidate in order:
         if (folder / candidate).is_file():
             return folder / candidate
+    others = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt")
+                    or p.name.endswith(".safetensors.index.json"))
+    if others:  # sharded or pickled weights: not read (one safetensors file, never a pickle)
+        raise UserError(f"{folder}: no {' or '.join(WEIGHT_FILES)}; {others[0]} is not read (this "
+                        "plugin loads one safetensors file, as the release ships it, and never "
+                        "unpickles .bin/.pt files); give weights=NAME for another .safetensors file")
     raise UserError(f"{folder}: no {' or '.join(WEIGHT_FILES)} (is this a BAGEL checkpoint folder?)")
 
 
