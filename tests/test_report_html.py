@@ -363,3 +363,8 @@ def test_a_finished_file_task_run_is_not_reported_as_unfinished(tmp_path, capsys
     assert "Not finished" not in (tmp_path / "run/report/report.md").read_text()
     assert main(["compare", str(tmp_path / "run"), str(tmp_path / "run")]) == 0
     assert "not finished" not in capsys.readouterr().err
+
+
+def test_a_folder_given_twice_is_refused(glyph, tmp_path):
+    assert_user_error(run_cli("report", str(glyph), str(glyph), "--out", str(tmp_path / "r")), None,
+                      "is given twice")

@@ -43,6 +43,10 @@ def report(folders: tuple[Path, ...], out: Path | None, title: str | None,
     from ..report import write_report
     from ..report.findings import findings_table, load_findings
 
+    seen = [f.resolve() for f in folders]
+    twice = next((f for i, f in enumerate(folders) if seen[i] in seen[:i]), None)
+    if twice is not None:
+        raise UserError(f"{twice} is given twice; give each folder once")
     if out is None:
         if len(folders) != 1:
             raise UserError("several folders: say where the report goes with --out DIR")
