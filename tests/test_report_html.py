@@ -289,8 +289,12 @@ def test_partial_run_is_reported_as_not_finished_with_what_it_lacks(glyph, tmp_p
     assert f"warning: B ({partial}) is not finished: knowledge-forward" in capsys.readouterr().err
 
 
-def test_several_runs_need_out(glyph, capsys):
-    assert_user_error(main(["report", str(glyph), str(glyph)]), capsys, "--out")
+def test_several_runs_need_out(glyph, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(glyph, other)
+    assert_user_error(main(["report", str(glyph), str(other)]), capsys, "--out")
 
 
 @pytest.mark.parametrize("bad", ['<img src="https://x.org/a.png">', '<img src="a.png">',

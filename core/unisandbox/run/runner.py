@@ -149,13 +149,18 @@ class Runner:
             "specs": origins([self.model_spec, self.judge_spec, *self.task_specs]),
         }
 
-    def _prepare_folder(self) -> None:
-        resolved = self.resolved_config()
+    def _refuse_other_kind(self) -> None:
+        """A folder holding a probe, a score or anything else is not written to at all (not
+        even the writer's lock)."""
         existing = self.store.read_config()
         other = _other_kind(existing) if existing is not None else None
         if other:
             raise UserError(f"{self.store.root} holds a {other}, not an eval run (its config.json says "
                             "so); evaluate into a folder of its own (--out), so that one is not overwritten")
+
+    def _prepare_folder(self) -> None:
+        resolved = self.resolved_config()
+        existing = self.store.read_config()
         self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
         changed = [k for k in ("run", "tasks", "judge_identity")
                    if existing is not None and _resumable(existing.get(k), k) != _resumable(resolved[k], k)]
@@ -187,6 +192,7 @@ class Runner:
     def run(self) -> dict[str, Any]:
         # one writer at a time: a "resume" typed while the run is still going is refused
         # before it touches the folder (its log repair would cut the other's half-written line)
+        self._refuse_other_kind()
         with self.store.writing() if self.dist.is_main else contextlib.nullcontext():
             self._prepare_folder()
             return self._run()
