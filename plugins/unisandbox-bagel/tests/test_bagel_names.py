@@ -196,53 +196,56 @@ def test_wrong_shapes_and_missing_files_are_clear_errors(tiny_checkpoint: Path, 
         checkpoint.load(tmp_path, dtype="float32", device="cpu")
 
 
+def copied(tiny_checkpoint: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny checkpoint to damage."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, folder)
+    return folder
+
+
+def refused(folder: Path, pattern: str) -> None:
+    """Loading ``folder`` is a user error matching ``pattern``."""
+    with pytest.raises(UserError, match=pattern):
+        checkpoint.load(folder, dtype="float32", device="cpu")
+
+
 @pytest.mark.parametrize("name", ["ema.safetensors", "ae.safetensors"])
 def test_an_interrupted_download_is_one_line_saying_so(tiny_checkpoint: Path, tmp_path: Path,
                                                         name: str) -> None:
-    folder = tmp_path / "ckpt"
-    shutil.copytree(tiny_checkpoint, folder)
+    folder = copied(tiny_checkpoint, tmp_path)
     data = (folder / name).read_bytes()
     (folder / name).write_bytes(data[:-100])
-    with pytest.raises(UserError, match=rf"{name}: incomplete \({len(data) - 100:,} bytes"):
-        checkpoint.load(folder, dtype="float32", device="cpu")
+    refused(folder, rf"{name}: incomplete \({len(data) - 100:,} bytes")
 
 
 def test_config_fields_and_tokenizer_files_are_checked_by_name(tiny_checkpoint: Path,
                                                                 tmp_path: Path) -> None:
     import json
 
-    folder = tmp_path / "ckpt"
-    shutil.copytree(tiny_checkpoint, folder)
+    folder = copied(tiny_checkpoint, tmp_path)
     top = json.loads((folder / "config.json").read_text())
     for key, value, needle in (("latent_patch_size", "abc", "expected a positive integer"),
                                ("max_latent_size", None, "expected a positive integer"),
                                ("timestep_shift", "x", "expected a number"),
                                ("connector_act", "bogus", "unknown activation 'bogus'")):
         (folder / "config.json").write_text(json.dumps({**top, key: value}))
-        with pytest.raises(UserError, match=rf"config.json: field '{key}': {needle}"):
-            checkpoint.load(folder, dtype="float32", device="cpu")
+        refused(folder, rf"config.json: field '{key}': {needle}")
     (folder / "config.json").write_text(json.dumps(top))
     llm = json.loads((folder / "llm_config.json").read_text())
     (folder / "llm_config.json").write_text(json.dumps({**llm, "vocab_size": 8}))
-    with pytest.raises(UserError, match=r"the tokenizer has \d+ tokens but llm_config.json field "
-                                        r"'vocab_size' is 8"):
-        checkpoint.load(folder, dtype="float32", device="cpu")
+    refused(folder, r"the tokenizer has \d+ tokens but llm_config.json field 'vocab_size' is 8")
     (folder / "llm_config.json").write_text(json.dumps(llm))
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).unlink(missing_ok=True)
-    with pytest.raises(UserError, match=r"missing tokenizer\.json"):
-        checkpoint.load(folder, dtype="float32", device="cpu")
+    refused(folder, r"missing tokenizer\.json")
 
 
 def test_unsupported_weight_formats_and_partial_weights_say_what_to_do(tiny_checkpoint: Path,
                                                                        tmp_path: Path) -> None:
-    folder = tmp_path / "ckpt"
-    shutil.copytree(tiny_checkpoint, folder)
+    folder = copied(tiny_checkpoint, tmp_path)
     (folder / "ema.safetensors").rename(folder / "model-00001-of-00001.safetensors")
     (folder / "model.safetensors.index.json").write_text("{}")
-    with pytest.raises(UserError, match=r"model.safetensors.index.json is not read"):
-        checkpoint.load(folder, dtype="float32", device="cpu")
+    refused(folder, r"model.safetensors.index.json is not read")
     state = load_file(str(folder / "model-00001-of-00001.safetensors"))
     save_file({k: v for k, v in state.items() if "moe_gen" in k}, str(folder / "model.safetensors"))
-    with pytest.raises(UserError, match=r"a partial fine-tuned checkpoint\?.*complete-checkpoint"):
-        checkpoint.load(folder, dtype="float32", device="cpu")
+    refused(folder, r"a partial fine-tuned checkpoint\?.*complete-checkpoint")
