@@ -131,6 +131,14 @@ def test_mode_none_needs_no_judge_and_resumes_either_way(toy_plugin, tmp_path):
     report = run_cli("report", out)
     assert report.returncode == 0, report.stderr
     assert "none (no image drawn)" in (tmp_path / "r/report/report.md").read_text()
+    # a run of before, which recorded its judge and that judge's identity, still resumes
+    config["run"]["judge"], config["judge_identity"] = {"name": "toy-pixel", "args": {}}, {"kind": "x"}
+    (tmp_path / "r/config.json").write_text(json.dumps(config))
+    lines = (tmp_path / "r/samples.jsonl").read_text().splitlines()
+    (tmp_path / "r/samples.jsonl").write_text("\n".join(lines[:-2]) + "\n")
+    resumed = run_cli(*no_judge, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout) == json.loads(first.stdout)
     assert_user_error(run_cli(*no_judge[:5], "--out", str(tmp_path / "g")), "missing --judge")
 
 

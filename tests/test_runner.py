@@ -354,3 +354,12 @@ def test_a_second_writer_is_refused_while_a_run_holds_its_folder(toy_plugin, tmp
         assert "It is still running." in (out / "report" / "report.md").read_text()
     Runner(config(out), progress=False).run()  # released: the resume goes ahead
     assert len((out / "samples.jsonl").read_text().splitlines()) == len(lines)
+
+
+def test_a_start_refused_before_it_writes_leaves_no_folder(toy_plugin, tmp_path):
+    from unisandbox.errors import UserError
+
+    out = tmp_path / "new"
+    with pytest.raises(UserError):
+        Runner(config(out, judge=Component("toy-pixel", {"bogus": 1})), progress=False).run()
+    assert not out.exists()

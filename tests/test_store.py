@@ -100,22 +100,28 @@ def test_pair_units():
     assert [v for _, v in unit_verdicts(samples, verdicts, "pair")] == ["yes", "error", "no"]
 
 
-def test_weights_fingerprint_whole_when_small_sampled_when_large(tmp_path, monkeypatch):
+def test_weights_fingerprint_whole_when_small_every_tensor_when_large(tmp_path, monkeypatch):
     import os
     import shutil
 
+    import torch
+    from safetensors.torch import load_file, save_file
     from unisandbox import paths
 
-    a = tmp_path / "a.safetensors"
+    a = tmp_path / "a.bin"
     a.write_bytes(os.urandom(300_000))
     shutil.copy(a, tmp_path / "copy")  # another folder, another mtime: the same weights
     assert paths.weights_fingerprint(a) == paths.weights_fingerprint(tmp_path / "copy")
     assert paths.weights_fingerprint(a) == "sha256:" + paths.file_sha256(a)
     monkeypatch.setattr(paths, "WHOLE_HASH_BYTES", 1000)  # as for a 29 GB checkpoint
-    sampled = paths.weights_fingerprint(a, samples=8, block=1000)
-    assert sampled.startswith("sampled8x1000:")
-    assert sampled == paths.weights_fingerprint(tmp_path / "copy", samples=8, block=1000)
-    retrained = bytearray(a.read_bytes())
-    retrained[(len(retrained) - 1000) * 3 // 8 + 10] ^= 1  # inside a sampled block
-    (tmp_path / "b").write_bytes(bytes(retrained))
-    assert paths.weights_fingerprint(tmp_path / "b", samples=8, block=1000) != sampled
+    assert paths.weights_fingerprint(a).startswith("sampled")  # not a safetensors file
+    torch.manual_seed(0)
+    state = {f"layer{i}.weight": torch.randn(64, 64) for i in range(8)}
+    save_file(state, str(tmp_path / "base.safetensors"))
+    base = paths.weights_fingerprint(tmp_path / "base.safetensors")
+    assert base.startswith("safetensors-heads:")
+    # a fine-tune of one layer among many (a connector, say): caught whatever its place
+    state["layer5.weight"] += 1e-3
+    save_file(state, str(tmp_path / "tuned.safetensors"))
+    assert paths.weights_fingerprint(tmp_path / "tuned.safetensors") != base
+    assert load_file(str(tmp_path / "tuned.safetensors")).keys() == state.keys()

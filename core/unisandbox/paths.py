@@ -4,8 +4,10 @@ file content hashes."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -34,27 +36,52 @@ def inside(root: Path, *parts: str) -> Path:
     return path
 
 
-#: files up to this size are hashed whole by ``weights_fingerprint``; larger ones are sampled
+#: files up to this size are hashed whole by ``weights_fingerprint``; larger ones in part
 WHOLE_HASH_BYTES = 64 << 20
 
 
-def weights_fingerprint(path: Path, samples: int = 64, block: int = 1 << 16) -> str:
-    """A fingerprint of a weights file that tells two checkpoints apart in well under a
-    second, whatever their size: the whole file up to ``WHOLE_HASH_BYTES``, else its size, its
-    first 64 KiB (a safetensors header: names, shapes, dtypes) and ``samples`` blocks spread
-    evenly through it. Two trainings of one architecture differ in every block; a copy of the
-    same file (another folder, another mtime) has the same fingerprint. For a model's
-    ``identity()``, so that a run resumed on other weights is refused."""
+def weights_fingerprint(path: Path, block: int = 1 << 12, samples: int = 64) -> str:
+    """A fingerprint of a weights file that tells two checkpoints apart in about a second,
+    whatever their size, for a model's ``identity()`` (a run resumed on other weights is
+    refused). Up to ``WHOLE_HASH_BYTES``: the whole file's sha256. Larger: for a safetensors
+    file, its size, its whole header (every tensor's name, dtype, shape, offsets) and the first
+    ``block`` bytes of every tensor's data, so a fine-tune that changed any tensor (a few
+    layers, a connector) changes it; for another file, ``samples`` blocks spread through it.
+    A copy of the same file (another folder, another mtime) has the same fingerprint."""
     path = Path(path)
     size = path.stat().st_size
     if size <= WHOLE_HASH_BYTES:
         return "sha256:" + file_sha256(path)
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:
+        starts = _safetensors_starts(handle, size)
+        if starts is not None:
+            header_end, offsets = starts
+            handle.seek(0)
+            h.update(handle.read(header_end))
+            for offset in offsets:
+                handle.seek(header_end + offset)
+                h.update(handle.read(block))
+            return "safetensors-heads:" + h.hexdigest()
         for i in range(samples + 1):
             handle.seek(0 if i == 0 else (size - block) * i // samples)
             h.update(handle.read(block))
     return f"sampled{samples}x{block}:" + h.hexdigest()
+
+
+def _safetensors_starts(handle: Any, size: int) -> tuple[int, list[int]] | None:
+    """Where a safetensors file's data begins and each tensor's offset in it, or None when the
+    file is not one."""
+    raw = handle.read(8)
+    length = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+    if not 0 < length <= min(size - 8, 100_000_000):
+        return None
+    try:
+        header = json.loads(handle.read(length))
+        offsets = sorted({int(t["data_offsets"][0]) for k, t in header.items() if k != "__metadata__"})
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return 8 + length, offsets
 
 
 def jsonl_files(folder: Path) -> list[Path]:

@@ -94,6 +94,10 @@ def component_help(kind: str, name: str) -> list[str]:
     return lines
 
 
+#: a name of each kind for the help's example
+EXAMPLES = {"model": "query-tiny", "task": "math-1", "trainer": "stars", "judge": "glyph"}
+
+
 def _list_group(kind: str, extra_header: str, extra: str) -> click.Group:
     @click.group(name=kind + "s", help=f"Registered {kind}s.")
     def group() -> None:
@@ -130,7 +134,7 @@ def _list_group(kind: str, extra_header: str, extra: str) -> click.Group:
 
     show_command.help = (f"One {kind}: where it comes from, what it {extra_header}, and every "
                          f"argument its factory takes, with defaults (e.g. `unisandbox {kind}s show "
-                         f"{ {'model': 'query-tiny', 'task': 'math-1', 'trainer': 'stars', 'judge': 'glyph'}[kind] }`).")
+                         f"{EXAMPLES[kind]}`).")
     return group
 
 

@@ -10,10 +10,10 @@ from .model import (
            CapabilityError,
            Model,
            QueryStates,
-           resume_identity,
+           resume_identities,
 )
 from .task import Task
 from .trainer import Trainer, TrainResult
 
 __all__ = ["GENERATION_PARTS", "WEIGHTS_FINGERPRINT", "AnalysisTask", "CapabilityError", "Judge", "Model",
-           "QueryStates", "Task", "TrainResult", "Trainer", "resume_identity"]
+           "QueryStates", "Task", "TrainResult", "Trainer", "resume_identities"]

@@ -31,17 +31,20 @@ GENERATION_PARTS = "generation_parts"
 WEIGHTS_FINGERPRINT = "weights_fingerprint"
 
 
-def resume_identity(identity: Any, recorded: Any = None) -> Any:
-    """What of a model's identity a resumed run (eval, a trainer) must match: everything but
+def resume_identities(recorded: Any, current: Any) -> tuple[Any, Any]:
+    """The parts of a recorded and a current model identity that a resumed run (eval, a
+    trainer) must find equal. When both carry the weights' fingerprint, everything but
     ``checkpoint``, where the folder lies (a copy elsewhere, a path spelt another way, is the
-    same model: its fingerprint says so); and the fingerprint only when the ``recorded``
-    identity has one (a run written before models carried one)."""
-    if not isinstance(identity, dict):
-        return identity
-    kept = {k: v for k, v in identity.items() if k != "checkpoint"}
-    if isinstance(recorded, dict) and WEIGHTS_FINGERPRINT not in recorded:
-        kept.pop(WEIGHTS_FINGERPRINT, None)
-    return kept
+    same model); when the record has none (a run written before models carried one), the
+    fingerprint is left out and ``checkpoint`` still compared, as it was then."""
+    if not (isinstance(recorded, dict) and isinstance(current, dict)):
+        return recorded, current
+    if WEIGHTS_FINGERPRINT in recorded and WEIGHTS_FINGERPRINT in current:
+        drop: set[str] = {"checkpoint"}
+    else:
+        drop = {WEIGHTS_FINGERPRINT}
+    return ({k: v for k, v in recorded.items() if k not in drop},
+            {k: v for k, v in current.items() if k not in drop})
 
 
 class CapabilityError(UserError):

@@ -5,7 +5,7 @@ the judge only where images are drawn)::
 
     out = "runs/math"
     seed = 0
-    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone, no judge needed
+    modes = ["normal", "think"]   # or ["none"]: understanding (U) alone, no judge
     batch_size = 16
     understanding = true          # also measure U on the same items
     reference_scoring = false     # count judge errors as wrong, like the original scorer
@@ -237,6 +237,8 @@ def resolve(
     if judge_c and judge_args and not judge:
         judge_c = Component(judge_c.name, {**judge_c.args, **judge_args})
     chosen_modes = modes if modes is not None else tuple(base.get("modes", MODES))
+    if not chosen_modes:  # U alone: nothing to judge, so a judge named is not kept (nor its args)
+        judge_c = None
     missing = [name for name, v in (("--model", model_c), ("--task", task_list),
                                      ("--judge", judge_c or not chosen_modes),
                                      ("--out", out or base.get("out"))) if not v]

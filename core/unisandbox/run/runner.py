@@ -24,7 +24,7 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..paths import inside
 from ..progress import bar as progress_bar
-from ..protocols import Model, Task, resume_identity, returns
+from ..protocols import Model, Task, resume_identities, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
 from ..specs import origins
@@ -61,7 +61,7 @@ class Runner:
         self._model_checked = False
         self._judge: CachedJudge | None = None
         self.model_spec = self.registry.model(config.model.name)
-        # a run that draws nothing (U alone) needs no judge; one named anyway is recorded
+        # a run that draws nothing (U alone) has no judge
         self.judge_spec = self.registry.judge(config.judge.name) if config.judge else None
         self.task_specs = [self.registry.task(t.name) for t in config.tasks]
         self._check_capabilities()
@@ -117,8 +117,9 @@ class Runner:
         existing = self.store.read_config() or {}
         recorded = existing.get("model_identity")
         if isinstance(recorded, dict):
-            if resume_identity(recorded) != resume_identity(identity, recorded):
-                what = differences(resume_identity(recorded), resume_identity(identity, recorded), "model")
+            was, now = resume_identities(recorded, identity)
+            if was != now:
+                what = differences(was, now, "model")
                 raise UserError(f"{self.store.root} was started with another model ({what}); resume "
                                 "it only with the same weights and settings, or choose another --out")
         elif self.dist.is_main:
@@ -138,7 +139,6 @@ class Runner:
         return self._judge
 
     def resolved_config(self) -> dict[str, Any]:
-        # a judge named for a run that draws nothing is recorded (run.judge), never built
         judge_identity = self.judge.identity() if self.config.modes and self.judge_spec else None
         return {
             "unisandbox": __version__,
@@ -162,7 +162,9 @@ class Runner:
         resolved = self.resolved_config()
         existing = self.store.read_config()
         self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
-        changed = [k for k in ("run", "tasks", "judge_identity")
+        # U alone judges nothing: a judge a run of before recorded decides nothing either
+        checked = ("run", "tasks", "judge_identity") if self.config.modes else ("run", "tasks")
+        changed = [k for k in checked
                    if existing is not None and _resumable(existing.get(k), k) != _resumable(resolved[k], k)]
         if changed and next(iter(self.store.samples.read()), None) is None:
             # a start that failed before it recorded anything (a bad --model-arg, say): the
@@ -190,12 +192,28 @@ class Runner:
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        # one writer at a time: a "resume" typed while the run is still going is refused
-        # before it touches the folder (its log repair would cut the other's half-written line)
         self._refuse_other_kind()
-        with self.store.writing() if self.dist.is_main else contextlib.nullcontext():
-            self._prepare_folder()
-            return self._run()
+        fresh = not self.store.root.exists()
+        try:
+            with contextlib.ExitStack() as held:
+                # one writer at a time: a "resume" typed while the run is still going is refused
+                # before any rank touches the folder (a log or judge-cache repair would cut the
+                # running launch's half-written line); rank 0 holds the lock, every rank learns
+                refused = ""
+                if self.dist.is_main:
+                    try:
+                        held.enter_context(self.store.writing())
+                    except UserError as exc:
+                        refused = str(exc)
+                refused = next((r for r in self.dist.gather([refused]) if r), "")
+                if refused:
+                    raise UserError(refused)
+                self._prepare_folder()
+                return self._run()
+        except BaseException:
+            if fresh and self.dist.is_main:
+                self.store.remove_if_empty()  # a start refused at once leaves no folder behind
+            raise
 
     def _run(self) -> dict[str, Any]:
         done = self.store.records()

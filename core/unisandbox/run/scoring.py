@@ -134,8 +134,7 @@ def score_images(
     if source.is_file():
         folder, single = source.parent, source
     else:
-        folder, single = (RunStore(source).image_path(task.name, mode, "x").parent if is_run
-                          else source), None
+        folder, single = (RunStore(source).image_dir(task.name, mode) if is_run else source), None
     out = out or (source / f"score-{safe_name(judge_name)}-{safe_name(mode)}" if is_run
                   else folder / "score")
     store = RunStore(out)

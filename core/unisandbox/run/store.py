@@ -15,12 +15,13 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError, UserError
+from ..errors import DataError, DataWarning, UserError
 from ..paths import inside
 
 if TYPE_CHECKING:
@@ -223,6 +224,12 @@ def exclusive(lock_path: Path, message: str, wait: bool = True) -> Iterator[None
                 raise UserError(message) from None
             print(message, file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as exc:  # a filesystem without locks (some NFS, Lustre mounts)
+            warnings.warn(f"{lock_path}: cannot lock ({exc.strerror or exc}); going on without "
+                          "the lock: do not run two processes on this folder at once",
+                          DataWarning, stacklevel=3)
+            yield
+            return
         try:
             yield
         finally:
@@ -245,7 +252,10 @@ class RunStore:
     def image_path(self, task: str, mode: str, file_name: str) -> Path:
         return inside(self.root, "images", task, mode, file_name)
 
-    def writing(self) -> Any:
+    def image_dir(self, task: str, mode: str) -> Path:
+        return inside(self.root, "images", task, mode)
+
+    def writing(self) -> AbstractContextManager[None]:
         """The writer's lock, for the length of a run (a second ``eval`` on the folder, say
         to resume a run that is still going, would append beside it)."""
         return exclusive(self.root / self.LOCK_NAME, f"{self.root} is being written by another "
@@ -253,14 +263,29 @@ class RunStore:
                          "first", wait=False)
 
     def busy(self) -> bool:
-        """Whether a process holds the writer's lock now (a run still going)."""
-        if not (self.root / self.LOCK_NAME).is_file():
+        """Whether a process holds the writer's lock now (a run still going). Read-only: a
+        shared lock tried and let go at once, on a file opened for reading (a folder the
+        reader may not write); no lock to be had (a filesystem without them) is not busy."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
             return False
         try:
-            with self.writing():
-                return False
-        except UserError:
+            with open(self.root / self.LOCK_NAME) as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except BlockingIOError:
             return True
+        except OSError:  # no lock file (no run wrote here since), or no locks on this filesystem
+            return False
+        return False
+
+    def remove_if_empty(self) -> None:
+        """Remove the folder when it holds nothing but the writer's lock (a run refused before
+        it wrote anything)."""
+        if self.root.is_dir() and {p.name for p in self.root.iterdir()} <= {self.LOCK_NAME}:
+            (self.root / self.LOCK_NAME).unlink(missing_ok=True)
+            self.root.rmdir()
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from ..answers import NUMBER_WORDS
 from ..errors import DataWarning, UserError
 from ..records import Sample
 from ..world import Thing, World
@@ -310,20 +311,17 @@ def to_sample(item: MathItem, index: int, level: int, split: str, n_counts: int,
     )
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:/\d+)?|\b(?:zero|one|two|three|four|five|six|"
-                     r"seven|eight|nine|ten|eleven|twelve)\b")
-_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-          "eleven", "twelve")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:/\d+)?|\b(?:" + "|".join(NUMBER_WORDS) + r")\b")
 
 
 def last_number(reply: str) -> Fraction | None:
-    """The last number a reply states (digits, a/b, or a number word up to twelve)."""
+    """The last number a reply states (digits, a/b, or a number word up to twenty)."""
     found = _NUMBER.findall(reply.lower())
     if not found:
         return None
     last = found[-1]
-    if last in _WORDS:
-        return Fraction(_WORDS.index(last))
+    if last in NUMBER_WORDS:
+        return Fraction(NUMBER_WORDS.index(last))
     try:
         return Fraction(last)
     except (ValueError, ZeroDivisionError):

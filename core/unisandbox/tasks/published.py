@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from ..answers import singular
+from ..answers import NUMBER_WORDS, singular
 from ..errors import DataError, DataWarning, UserError
 from ..factories import check_number
 from ..paths import jsonl_files
@@ -190,10 +190,7 @@ def _sample(sid: str, prompt: str, answer: str, group: str | None,
 
 
 # --- math ---------------------------------------------------------------------------------
-_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
-                 "seventeen", "eighteen", "nineteen", "twenty")
-_LABEL = re.compile(r"^\s*(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(.+?)\s*\.?\s*$", re.I)
+_LABEL = re.compile(r"^\s*(\d+|" + "|".join(NUMBER_WORDS) + r")\s+(.+?)\s*\.?\s*$", re.I)
 
 
 def parse_count_label(label: str) -> tuple[int, str] | None:
@@ -203,7 +200,7 @@ def parse_count_label(label: str) -> tuple[int, str] | None:
     if not match:
         return None
     number = match.group(1)
-    return (int(number) if number.isdigit() else _NUMBER_WORDS.index(number.lower()), match.group(2))
+    return (int(number) if number.isdigit() else NUMBER_WORDS.index(number.lower()), match.group(2))
 
 
 def draw_phrase(count: int, obj: str) -> str:

@@ -31,7 +31,7 @@ from transformers import (
 )
 from unisandbox.factories import check_device
 from unisandbox.paths import weights_fingerprint
-from unisandbox.protocols import Model
+from unisandbox.protocols import WEIGHTS_FINGERPRINT, Model
 from unisandbox.records import Generation, GenerationRequest
 
 THINK = ("Before drawing, work out what the picture must show: solve any arithmetic, rules or "
@@ -110,12 +110,14 @@ class JanusUMM(Model):
 
     def identity(self) -> dict[str, Any]:
         headers = hashlib.sha256((self.folder / "config.json").read_bytes())
+        values = hashlib.sha256()
         for weights in sorted(self.folder.glob("*.safetensors")):
             with open(weights, "rb") as handle:  # the header lists every tensor's name, dtype, offsets
                 headers.update(handle.read(int.from_bytes(handle.read(8), "little")))
-            headers.update(weights_fingerprint(weights).encode())  # and the values: a retrained copy differs
+            values.update(f"{weights.name}:{weights_fingerprint(weights)}\n".encode())  # a retrained copy differs
         return {**super().identity(), "checkpoint": str(self.folder.resolve()),
-                "config_and_weights_sha256": headers.hexdigest(),
+                "config_and_weight_headers_sha256": headers.hexdigest(),
+                WEIGHTS_FINGERPRINT: "shards:" + values.hexdigest(),
                 "dtype": str(self.net.dtype).removeprefix("torch."), "cfg": self.cfg,
                 "temperature": self.temperature, "think_tokens": self.think_tokens,
                 "answer_tokens": self.answer_tokens, "think_protocol": hashlib.sha256(THINK.encode()).hexdigest()[:12]}

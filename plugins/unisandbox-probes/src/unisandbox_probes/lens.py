@@ -391,7 +391,10 @@ def _fmt(value: float | None) -> str:
 def lens_section(result: Mapping[str, Any], out_dir: Path) -> list[Block]:
     # the checkpoint folder's name, not its absolute path (a report is mailed; probe.json keeps it)
     checkpoint = result["model"].get("checkpoint")
-    model = Path(checkpoint).name if checkpoint else result["model"].get("class", "model")
+    parts = Path(checkpoint).parts[-2:] if checkpoint else ()
+    # a trainer's checkpoint is RUN/model: its run's name tells a base from a STARS lens
+    model = ("/".join(parts) if parts and parts[-1] == "model" else parts[-1]) if parts else \
+        result["model"].get("class", "model")
     blocks: list[Block] = [
         Heading(f"Logit lens: {', '.join(result['tasks'])} ({model})"),
         Paragraph("Each position's hidden state at each layer, read through the model's final "

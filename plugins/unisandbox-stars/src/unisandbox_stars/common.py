@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
-from unisandbox.protocols import resume_identity
+from unisandbox.protocols import resume_identities
 from unisandbox.run.store import atomic_write_json, differences, read_object
 
 from . import __version__
@@ -36,7 +36,7 @@ def check_run_folder(out_dir: Path, record: Mapping[str, Any], is_main: bool) ->
         for key in record:
             old, new = _computed({key: existing.get(key)})[key], _computed({key: wanted.get(key)})[key]
             if key == "model":  # the same weights wherever they lie and however the path is spelt
-                old, new = resume_identity(old), resume_identity(new, old)
+                old, new = resume_identities(old, new)
             if old != new:
                 what = differences(old, new, key)
                 raise UserError(f"{out_dir} holds another training run ({what}); resume only with "

@@ -50,7 +50,14 @@ from unisandbox.factories import accepted_arguments, build, judge_task_context
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.paths import inside
 from unisandbox.progress import bar as progress_bar
-from unisandbox.protocols import GENERATION_PARTS, Judge, Model, Task, TrainResult, resume_identity
+from unisandbox.protocols import (
+    GENERATION_PARTS,
+    Judge,
+    Model,
+    Task,
+    TrainResult,
+    resume_identities,
+)
 from unisandbox.records import GenerationRequest, JudgeItem, Sample, Verdict
 from unisandbox.registry import get_registry
 from unisandbox.run.seeds import sample_seed
@@ -369,8 +376,7 @@ class StarsRun:
             raise UserError(f"candidates_from: {source} is not a stars run folder (no trainer.json)")
         theirs = read_object(record)
         ours = as_json({"arguments": self.t.arguments(), "model": self.model.identity()})
-        drew = _drawing_model(resume_identity(theirs.get("model")))
-        draws = _drawing_model(resume_identity(ours["model"], theirs.get("model")))
+        drew, draws = map(_drawing_model, resume_identities(theirs.get("model"), ours["model"]))
         if drew != draws:
             raise UserError(f"candidates_from: {source} was made from another model than this "
                             f"run's ({differences(drew, draws, 'model')})")
