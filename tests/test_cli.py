@@ -55,6 +55,7 @@ def test_config_file_runs(toy_plugin, tmp_path):
         (["--mode", "normal,dream"], ["unknown mode", "dream"]),
         (["--mode", ""], ["--mode: empty", "or none (understanding alone)"]),
         (["--mode", "none", "--no-understanding"], ["nothing to measure"]),
+        (["--mode", "none,normal"], ["none (understanding alone) cannot be combined"]),
         (["--task-arg", "colour=red"], ["task 'toy-shades'", "unknown argument 'colour'", "accepted: n"]),
         (["--batch-size", "0"], ["--batch-size must be at least 1"]),
         (["--seed", "-1"], ["--seed must be between 0 and 2**63 - 1, got -1"]),

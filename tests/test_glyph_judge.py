@@ -356,6 +356,15 @@ def test_score_out_keeps_another_tools_results_aside(plugin_site: Any, tmp_path:
     assert (out / "replaced-1" / "evaluation_results.csv").read_text() == "id,score\n0,1\n"
     assert json.loads((out / "replaced-1" / "results.json").read_text()) == {"theirs": True}
     assert "tasks" in json.loads((out / "results.json").read_text())
+    # another tool's layout, out/images beside its results: the images being scored stay put
+    tool = tmp_path / "tool"
+    (tool / "images").mkdir(parents=True)
+    gd.render(STARS).save(tool / "images" / "0.png")
+    (tool / "results.json").write_text("{}")
+    results = score_images(tool / "images", task_name="gt-glyph", task_args={}, judge_name="glyph",
+                           judge_args={}, progress=False, out=tool)
+    assert (tool / "images" / "0.png").is_file() and not (tool / "replaced-1" / "images").exists()
+    assert results["tasks"]["gt-glyph"]["levels"]["1"]["normal"]["n_yes"] == 1
 
 
 def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: Any, tmp_path: Path,

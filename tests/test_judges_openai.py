@@ -317,6 +317,9 @@ def test_a_key_with_a_windows_line_end_is_trimmed_and_control_characters_refused
         judge.ping()
         judge.close()
         assert server.requests[0][1]["Authorization"] == "Bearer sk-crlf-secret"
+    monkeypatch.setenv("JT_CRLF_KEY", "sk-smart\u201dquote")  # pasted from a document
+    with pytest.raises(ValueError, match="past Latin-1"):
+        OpenAIJudge(model="m", api_key_env="JT_CRLF_KEY")
     monkeypatch.setenv("JT_CRLF_KEY", "sk-two\rparts")
     with pytest.raises(ValueError, match="control characters") as caught:
         OpenAIJudge(model="m", api_key_env="JT_CRLF_KEY")

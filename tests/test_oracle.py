@@ -123,5 +123,8 @@ def test_an_oracle_of_other_characters_says_so_once():
         oracle.generate(requests)
         oracle.generate(requests)
     assert len(caught) == 1
+    asking = build(get_registry().model("glyph-oracle"), {})  # U alone meets them too
+    with pytest.warns(DataWarning, match="does not know the character"):
+        assert asking.chat([s.question for s in task.samples()]) == ["I cannot tell."] * 4
     matched = build(get_registry().model("glyph-oracle"), {"seed": 3})
     assert all(np.asarray(g.image).min() < 255 for g in matched.generate(requests))

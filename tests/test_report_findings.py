@@ -242,6 +242,9 @@ def test_probe_folder_and_malformed_rows(tmp_path):
         evaluate_findings({"probes": {"rows": [{"query": [0.1, 0.2], "baseline": [0.1]}]}})
     with pytest.raises(DataError, match=r"rows\[0\].query"):
         evaluate_findings({"probes": {"rows": [{"query": [1.5], "baseline": [0.1]}]}})
+    with pytest.raises(DataError, match=r"rows\[0\].control"):
+        evaluate_findings({"probes": {"rows": [{"query": [0.1, 0.2], "baseline": [0.1, 0.1],
+                                                "control": [0.1, None]}]}})
     with pytest.raises(UserError, match="no such probe file"):
         evaluate_findings({"probes": tmp_path / "nothing"})
 

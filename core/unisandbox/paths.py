@@ -22,8 +22,9 @@ def safe_name(text: str, max_len: int = 80) -> str:
     if cleaned == text and len(cleaned) <= max_len:
         return cleaned
     digest = hashlib.sha256(str(text).encode()).hexdigest()[:8]
-    stem, dot, suffix = cleaned.rpartition(".")
-    if dot and stem and suffix.isalnum() and len(suffix) <= 5:
+    stem, dot, suffix = str(text).rpartition(".")  # the type as given (".." + ".png" keeps it)
+    if dot and suffix.isalnum() and suffix.isascii() and len(suffix) <= 5:
+        stem = _UNSAFE.sub("_", stem).strip("._") or "id"
         return f"{stem[:max_len]}-{digest}.{suffix}"
     return f"{cleaned[:max_len]}-{digest}"
 

@@ -75,14 +75,17 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
     """
     from ..errors import UserError
     from ..report.compare import COMPARE_HEADERS, comparability, compare_results
-    from ..report.load import load_run
+    from ..report.load import RunData, load_run
 
     a, b = load_run(run_a), load_run(run_b)
     rows = compare_results(a.results, b.results)
     if not any(r.a is not None and r.b is not None for r in rows):
+        def measured(run: RunData) -> str:
+            tasks = ", ".join(run.results["tasks"]) or "none"
+            return f"{tasks} in mode {', '.join(run.modes) or 'none (U alone)'}"
+
         raise UserError(f"{run_a} and {run_b} share no measured task, level and mode: nothing to "
-                        f"compare (A: {', '.join(a.results['tasks']) or 'none'}; B: "
-                        f"{', '.join(b.results['tasks']) or 'none'})")
+                        f"compare (A: {measured(a)}; B: {measured(b)})")
     unfinished = [f"{label} ({folder}) is not finished: {'; '.join(run.missing_tasks)}"
                   for label, folder, run in (("A", run_a, a), ("B", run_b, b)) if run.missing_tasks]
     for note in [*unfinished, *comparability(a.config, b.config, rows)]:

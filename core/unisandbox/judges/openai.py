@@ -86,9 +86,10 @@ class OpenAIJudge(Judge):
         key = (os.environ.get(env) or "").strip()
         if api_key_env and not key:
             raise ValueError(f"environment variable {api_key_env} (api_key_env) is not set")
-        if any(not c.isprintable() or c.isspace() for c in key):
-            raise ValueError(f"environment variable {env} holds spaces or control characters, "
-                             "which an HTTP header cannot carry; is it the key alone?")
+        if any(not c.isprintable() or c.isspace() or ord(c) > 255 for c in key):
+            raise ValueError(f"environment variable {env} holds spaces, control characters or "
+                             "characters past Latin-1 (a pasted smart quote?), which an HTTP "
+                             "header cannot carry; is it the key alone?")
         self._key = key
         self.model, self.base_url = model, str(base_url).rstrip("/")
         self.max_tokens, self.concurrency = int(max_tokens), int(concurrency)

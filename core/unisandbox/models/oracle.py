@@ -32,6 +32,8 @@ _INVERSE_Q = re.compile(r"^Of (\S+) and (\S+?), whose favorite (fruit|flower) is
 _FORWARD = re.compile(r"(portrait|favorite fruit|favorite flower) of character (\S+?) from", re.I)
 _LOOK = re.compile(r"^What does (\S+?) look like\?$", re.I)
 _FAVOURITE_Q = re.compile(r"^What is (\S+?)'s favorite (fruit|flower)\?$", re.I)
+#: a knowledge question or prompt names its character like this
+_NAMED = re.compile(r"\bcharacters?\b|^What does \S+ look like\?$|^What is \S+'s favorite|^Of \S+ and \S+, whose", re.I)
 _MATH_Q = re.compile(r"^What is (.+?)(, rounded down)?\?$", re.I)
 
 
@@ -174,14 +176,8 @@ class GlyphOracle(Model):
         out = []
         for req in requests:
             sol = self.solve(req.prompt)
-            if sol.steps == (UNKNOWN_CHARACTER,) and not self._warned:
-                # a ceiling of 0 %, silently, is a misleading number: say why, once
-                self._warned = True
-                warnings.warn(f"glyph-oracle does not know the character of {req.prompt!r} (it knows "
-                              f"the {self.n_characters} characters of seed {self.seed}, split "
-                              f"{self.split}); give it the knowledge task's: --model-arg seed=... "
-                              "--model-arg split=... --model-arg n_characters=...", DataWarning,
-                              stacklevel=2)
+            if sol.steps == (UNKNOWN_CHARACTER,):
+                self._unknown(req.prompt)
             image = None
             if sol.target is not None:
                 try:
@@ -194,4 +190,19 @@ class GlyphOracle(Model):
         return out
 
     def chat(self, prompts: Sequence[str]) -> list[str]:
-        return [self.answer(p) for p in prompts]
+        replies = [self.answer(p) for p in prompts]
+        for prompt, reply in zip(prompts, replies, strict=True):
+            if reply == "I cannot tell." and _NAMED.search(prompt) and not any(
+                    name in prompt for name in self.characters):
+                self._unknown(prompt)
+        return replies
+
+    def _unknown(self, prompt: str) -> None:
+        """A ceiling of 0 %, silently, is a misleading number: say why, once."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(f"glyph-oracle does not know the character of {prompt!r} (it knows the "
+                      f"{self.n_characters} characters of seed {self.seed}, split {self.split}); "
+                      "give it the knowledge task's: --model-arg seed=... --model-arg split=... "
+                      "--model-arg n_characters=...", DataWarning, stacklevel=3)

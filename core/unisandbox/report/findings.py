@@ -339,10 +339,13 @@ def probe_rows(probes: Any) -> list[dict[str, Any]] | None:
     if not isinstance(probes, list):
         raise DataError(where, None, "rows", "expected a list of {task, mode, query, baseline}")
     for i, row in enumerate(probes):
-        for key in ("query", "baseline"):
+        for key in ("query", "baseline", "control"):
             values = row.get(key) if isinstance(row, dict) else None
+            if key == "control" and values is None:
+                continue  # optional: a task whose items have no other answers
             if not isinstance(values, list) or not all(
-                    isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                    for v in values):
                 raise DataError(where, None, f"rows[{i}].{key}",
                                 "expected a list of per-item probabilities in [0, 1]")
         if len(row["query"]) != len(row["baseline"]):

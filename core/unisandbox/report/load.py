@@ -152,7 +152,7 @@ def load_run(root: Path, label: str | None = None) -> RunData:
     config = read_json(config_path)
     if isinstance(config, dict) and "probe" in config and "run" not in config:
         raise UserError(f"{root} holds a probe, not an eval run: `unisandbox report {root}` shows "
-                        "it as a section, and `findings --probes` reads it; compare takes eval runs")
+                        f"it as a section, and `unisandbox findings --probes {root}` reads it")
     if not isinstance(config, dict) or not isinstance(config.get("run"), dict):
         raise DataError(config_path, None, "run", "missing or not an object (not a run config)")
     if not results_path.is_file():

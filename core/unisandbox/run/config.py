@@ -110,6 +110,8 @@ def parse_modes(text: str | Iterable[str]) -> tuple[str, ...]:
         return ()
     if not modes:
         raise UserError(f"--mode: empty; choose from {', '.join(MODES)}, or none (understanding alone)")
+    if "none" in modes:
+        raise UserError("--mode: none (understanding alone) cannot be combined with other modes")
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise UserError(f"--mode: unknown mode(s) {bad}; choose from {', '.join(MODES)}")

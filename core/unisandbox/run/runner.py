@@ -24,7 +24,7 @@ from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..paths import inside
 from ..progress import bar as progress_bar
-from ..protocols import Model, Task, resume_identities, returns
+from ..protocols import WEIGHTS_FINGERPRINT, Model, Task, resume_identities, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
 from ..registry import Registry, get_registry
 from ..specs import origins
@@ -164,8 +164,16 @@ class Runner:
         self.dist.barrier()  # every rank has looked before rank 0 writes: a new run is new to all
         # U alone judges nothing: a judge a run of before recorded decides nothing either
         checked = ("run", "tasks", "judge_identity") if self.config.modes else ("run", "tasks")
+        # a model recorded with its weights' fingerprint may come from another path (a copy,
+        # a path spelt another way): the fingerprint is checked when the model loads
+        recorded = (existing or {}).get("model_identity")
+        moved = isinstance(recorded, dict) and WEIGHTS_FINGERPRINT in recorded
+
+        def resumable(section: Any, name: str) -> Any:
+            return _resumable(section, name, ignore_path=moved)
+
         changed = [k for k in checked
-                   if existing is not None and _resumable(existing.get(k), k) != _resumable(resolved[k], k)]
+                   if existing is not None and resumable(existing.get(k), k) != resumable(resolved[k], k)]
         if changed and next(iter(self.store.samples.read()), None) is None:
             # a start that failed before it recorded anything (a bad --model-arg, say): the
             # corrected command takes the folder over, there is nothing to keep
@@ -173,8 +181,8 @@ class Runner:
             existing = None
         if existing is not None:
             if changed:
-                what = differences(_resumable(existing[changed[0]], changed[0]),
-                                   _resumable(resolved[changed[0]], changed[0]), changed[0])
+                what = differences(resumable(existing[changed[0]], changed[0]),
+                                   resumable(resolved[changed[0]], changed[0]), changed[0])
                 raise UserError(f"{self.store.root} holds a different run ({what}); resume only "
                                 "with the same configuration, or choose another --out")
             self.log(f"resuming run in {self.store.root}")
@@ -194,26 +202,26 @@ class Runner:
     def run(self) -> dict[str, Any]:
         self._refuse_other_kind()
         fresh = not self.store.root.exists()
-        try:
-            with contextlib.ExitStack() as held:
-                # one writer at a time: a "resume" typed while the run is still going is refused
-                # before any rank touches the folder (a log or judge-cache repair would cut the
-                # running launch's half-written line); rank 0 holds the lock, every rank learns
-                refused = ""
-                if self.dist.is_main:
-                    try:
-                        held.enter_context(self.store.writing())
-                    except UserError as exc:
-                        refused = str(exc)
-                refused = next((r for r in self.dist.gather([refused]) if r), "")
-                if refused:
-                    raise UserError(refused)
+        with contextlib.ExitStack() as held:
+            # one writer at a time: a "resume" typed while the run is still going is refused
+            # before any rank touches the folder (a log or judge-cache repair would cut the
+            # running launch's half-written line); rank 0 holds the lock, every rank learns
+            refused = ""
+            if self.dist.is_main:
+                try:
+                    held.enter_context(self.store.writing())
+                except UserError as exc:
+                    refused = str(exc)
+            refused = next((r for r in self.dist.gather([refused]) if r), "")
+            if refused:
+                raise UserError(refused)
+            try:
                 self._prepare_folder()
                 return self._run()
-        except BaseException:
-            if fresh and self.dist.is_main:
-                self.store.remove_if_empty()  # a start refused at once leaves no folder behind
-            raise
+            except BaseException:
+                if fresh and self.dist.is_main:  # a start refused at once leaves no folder behind
+                    self.store.remove_if_empty()  # (done holding the lock: no one else's folder)
+                raise
 
     def _run(self) -> dict[str, Any]:
         done = self.store.records()
@@ -420,13 +428,17 @@ REACH_ARGS = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "re
                         "batch_size"})
 
 
-def _resumable(section: Any, name: str) -> Any:
+def _resumable(section: Any, name: str, ignore_path: bool = False) -> Any:
     """What of a run's configuration a resume must match: not the batch size (each sample's
     seed is its own), not how the judge is reached (``REACH_ARGS``), not the order of the
-    modes, not the judge of a run that draws no image."""
+    modes, not the judge of a run that draws no image; with ``ignore_path``, not the model's
+    ``path`` (its weights' fingerprint decides, when the model loads)."""
     if name != "run" or not isinstance(section, dict):
         return section
     kept = {k: v for k, v in section.items() if k != "batch_size"}
+    model = kept.get("model")
+    if ignore_path and isinstance(model, dict) and isinstance(model.get("args"), dict):
+        kept["model"] = {**model, "args": {k: v for k, v in model["args"].items() if k != "path"}}
     if kept.get("modes") == []:  # U alone: a judge named or not decides nothing
         kept.pop("judge", None)
     judge = kept.get("judge")

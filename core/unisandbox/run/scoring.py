@@ -90,18 +90,22 @@ def _scoring(config: Mapping[str, Any]) -> dict[str, Any]:
             "modes": (config.get("run") or {}).get("modes")}
 
 
-def _set_aside(store: RunStore) -> Path:
+def _set_aside(store: RunStore, source: Path, foreign: bool) -> Path:
     """Keep an earlier, different scoring whole (its log, images, config, results and sheet)
     in ``replaced-N/``, itself a score folder that ``unisandbox report`` reads: the new scoring
-    starts empty and overwrites nothing the earlier one's records name."""
+    starts empty and overwrites nothing the earlier one's records name. Another tool's folder
+    (``foreign``) loses only the two files a score writes over; nothing that holds the images
+    being scored moves."""
     n = 1
     while (kept := store.root / f"replaced-{n}").exists():
         n += 1
     kept.mkdir()
-    for name in (store.samples.path.name, "images", store.config_path.name,
-                 store.results_path.name, CSV_NAME):
-        if (store.root / name).exists():
-            (store.root / name).rename(kept / name)
+    names = (store.results_path.name, CSV_NAME) if foreign else (
+        store.samples.path.name, "images", store.config_path.name, store.results_path.name, CSV_NAME)
+    for name in names:
+        entry = store.root / name
+        if entry.exists() and not source.resolve().is_relative_to(entry.resolve()):
+            entry.rename(kept / name)
     return kept
 
 
@@ -166,11 +170,11 @@ def score_images(
                         "score into a folder of its own (--out), so that run is not overwritten")
     store.samples.repair()
     done = store.records()
-    foreign = previous is None and any((store.root / name).exists() for name in
-                                       (store.results_path.name, CSV_NAME, "images"))
+    foreign = previous is None and not done and any(
+        (store.root / name).exists() for name in (store.results_path.name, CSV_NAME))
     if foreign or (done and (previous is None or _scoring(previous) != _scoring(config))):
         # another judge, task file, label set, source or mode: a fresh log, the old one kept
-        kept = _set_aside(store)
+        kept = _set_aside(store, source, foreign)
         what = (differences(_scoring(previous), _scoring(config)) if previous
                 else "it has no config.json")
         print(f"{out}: the earlier scoring differs ({what}); it is kept whole in {kept.name}/",

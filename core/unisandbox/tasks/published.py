@@ -190,17 +190,18 @@ def _sample(sid: str, prompt: str, answer: str, group: str | None,
 
 
 # --- math ---------------------------------------------------------------------------------
-_LABEL = re.compile(r"^\s*(\d+|" + "|".join(NUMBER_WORDS) + r")\s+(.+?)\s*\.?\s*$", re.I)
+_LABEL = re.compile(r"^\s*(\d+|an?|" + "|".join(NUMBER_WORDS) + r")\s+(.+?)\s*[.!]?\s*$", re.I)
 
 
 def parse_count_label(label: str) -> tuple[int, str] | None:
-    """'2 cups.' -> (2, 'cups'), 'Four cups.' too (a judge reads the word as the number); None
-    when the label names no count."""
+    """'2 cups.' -> (2, 'cups'); 'Four cups.' and 'A cup!' too (a judge reads the words as the
+    number); None when the label names no count."""
     match = _LABEL.match(label)
     if not match:
         return None
-    number = match.group(1)
-    return (int(number) if number.isdigit() else NUMBER_WORDS.index(number.lower()), match.group(2))
+    number = match.group(1).lower()
+    count = int(number) if number.isdigit() else 1 if number in ("a", "an") else NUMBER_WORDS.index(number)
+    return count, match.group(2)
 
 
 def draw_phrase(count: int, obj: str) -> str:

@@ -340,6 +340,13 @@ def test_an_eval_resumed_on_other_weights_in_the_same_folder_is_refused(small, t
     Runner(config, progress=False).run()
     recorded = json.loads((tmp_path / "run/config.json").read_text())["model_identity"]
     assert recorded["weights_fingerprint"].startswith("sha256:")
+    # the same weights elsewhere (a copy, a path spelt another way): the run resumes
+    import shutil
+
+    shutil.copytree(ckpt, tmp_path / "copy")
+    (tmp_path / "run/images/math-1/normal/2.png").unlink()
+    Runner(attrs.evolve(config, model=Component("query", {"path": str(tmp_path / "copy")})),
+           progress=False).run()
     (tmp_path / "run/images/math-1/normal/1.png").unlink()  # drawn again on resume: same model
     Runner(config, progress=False).run()
     (tmp_path / "run/images/math-1/normal/1.png").unlink()
