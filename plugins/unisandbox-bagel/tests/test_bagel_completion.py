@@ -86,6 +86,19 @@ def test_completion_into_a_folder_that_holds_one_is_refused(tiny_checkpoint: Pat
     with pytest.raises(UserError, match=r"holds completion_report\.json already"):
         complete_checkpoint(tiny_checkpoint, tmp_path / "partial", tmp_path / "full")
     assert (tmp_path / "full" / "model.safetensors").read_bytes() == before
+    base = tmp_path / "base"
+    shutil.copytree(tiny_checkpoint, base)
+    with pytest.raises(UserError, match="is the base checkpoint"):  # its weights would change
+        complete_checkpoint(base, tmp_path / "partial", base)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_checkpoint, other)  # someone's checkpoint: ema.safetensors there
+    with pytest.raises(UserError, match=r"holds ema\.safetensors already"):
+        complete_checkpoint(tiny_checkpoint, tmp_path / "partial", other)
+    empty = tmp_path / "empty-partial"
+    empty.mkdir()
+    save_file({}, str(empty / "model.safetensors"))
+    with pytest.raises(UserError, match="holds no tensors"):
+        complete_checkpoint(tiny_checkpoint, empty, tmp_path / "out3")
 
 
 def test_completion_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:

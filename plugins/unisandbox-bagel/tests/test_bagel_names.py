@@ -249,3 +249,17 @@ def test_unsupported_weight_formats_and_partial_weights_say_what_to_do(tiny_chec
     state = load_file(str(folder / "model-00001-of-00001.safetensors"))
     save_file({k: v for k, v in state.items() if "moe_gen" in k}, str(folder / "model.safetensors"))
     refused(folder, r"a partial fine-tuned checkpoint\?.*complete-checkpoint")
+
+
+def test_a_nested_autoencoder_field_of_the_wrong_type_is_named(tiny_checkpoint: Path,
+                                                               tmp_path: Path) -> None:
+    import json
+
+    folder = copied(tiny_checkpoint, tmp_path)
+    top = json.loads((folder / "config.json").read_text())
+    top["vae_config"] = {**top.get("vae_config", {}), "ch_mult": 3}
+    (folder / "config.json").write_text(json.dumps(top))
+    refused(folder, r"config.json: field 'vae_config.ch_mult': expected list")
+    (folder / "config.json").write_text(json.dumps({**top, "vae_config": {}}))
+    (folder / "tokenizer.json").unlink()  # tokenizer_config.json alone is not a tokenizer
+    refused(folder, r"missing tokenizer\.json")

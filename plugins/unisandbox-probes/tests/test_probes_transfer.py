@@ -77,6 +77,12 @@ def test_transfer_errors_name_the_folder(lens_folders, tmp_path):
     with pytest.raises(UserError, match=r"field 'samples\[0\]\.prob'"):
         run_probe(Component("probe-transfer", {"before": str(bad), "after": str(lens_folders["after"])}),
                   tmp_path / "t2", progress=False)
+    edited = json.loads((lens_folders["after"] / RESULT_FILE).read_text())
+    edited["samples"][0]["id"] = [1]
+    (bad / RESULT_FILE).write_text(json.dumps(edited))
+    with pytest.raises(UserError, match=r"field 'samples\[0\]\.id'"):
+        run_probe(Component("probe-transfer", {"before": str(bad), "after": str(lens_folders["after"])}),
+                  tmp_path / "t2", progress=False)
     with pytest.raises(UserError, match="give both folders"):
         run_probe(Component("probe-transfer", {"before": str(bad)}), tmp_path / "t3", progress=False)
 

@@ -60,7 +60,7 @@ def load_tokenizer(folder: Path) -> tuple[Any, TokenIds]:
     """The folder's tokenizer (local files only, no remote code) and BAGEL's four special ids."""
     from transformers import AutoTokenizer
 
-    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+    if not (folder / "tokenizer.json").is_file():
         raise UserError(f"{folder}: missing tokenizer.json (the release ships the Qwen2 tokenizer "
                         "files beside the weights)")
     try:

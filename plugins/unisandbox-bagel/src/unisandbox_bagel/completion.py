@@ -72,13 +72,18 @@ def complete_checkpoint(base: str | Path, partial: str | Path, out: str | Path |
                         f"the base has {base_header[name]['shape']} ({len(wrong)} differ); "
                         "is this the right base checkpoint?")
     extra = sorted(set(partial_header) - set(base_header))
+    if not partial_header:
+        raise UserError(f"{partial_file} holds no tensors")
     if len(extra) == len(partial_header):  # an autoencoder, another model: nothing in common
         raise UserError(f"{partial_file} shares no tensor with {base_file} (its first: {extra[0]}); "
                         "is it a partial BAGEL checkpoint of this base?")
     if extra:  # the result would not load: BAGEL refuses tensors it does not have
         raise UserError(f"{partial_file}: {len(extra)} tensor(s) are not in the base, e.g. "
                         f"{', '.join(extra[:3])}; is this the right base checkpoint?")
-    held = [name for name in (REPORT, partial_file.name) if (out / name).is_file()]
+    if out.resolve() == base.resolve():
+        raise UserError(f"--out {out} is the base checkpoint: its weights would change under every "
+                        "later run on it; give a new --out")
+    held = [name for name in (REPORT, partial_file.name, *layout.WEIGHT_FILES) if (out / name).is_file()]
     if out.resolve() != partial.resolve() and held:  # another completion, or someone's weights
         raise UserError(f"{out} holds {held[0]} already; give a new --out (files there are never "
                         "overwritten, and a folder mixing two bases' configs would not load right)")

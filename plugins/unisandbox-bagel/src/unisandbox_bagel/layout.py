@@ -217,7 +217,24 @@ def read_settings(folder: Path, weights: Path | None = None) -> Settings:
     vit["num_hidden_layers"] = int(vit["num_hidden_layers"]) - 1
     vae = dict(FLUX_AE)
     if isinstance(top.get("vae_config"), dict):
-        vae.update({k: v for k, v in top["vae_config"].items() if k in FLUX_AE})
+        for key, value in top["vae_config"].items():
+            if key not in FLUX_AE:
+                continue
+            like = FLUX_AE[key]  # the release's value says the type
+
+            def whole(v: Any) -> bool:
+                return isinstance(v, int) and not isinstance(v, bool)
+
+            if isinstance(like, list):
+                ok = isinstance(value, list) and bool(value) and all(map(whole, value))
+            elif isinstance(like, float):
+                ok = (whole(value) or isinstance(value, float)) and math.isfinite(value)
+            else:
+                ok = whole(value) and value > 0
+            if not ok:
+                raise UserError(f"{folder / TOP_CONFIG}: field 'vae_config.{key}': expected "
+                                f"{type(like).__name__} like {like!r}, got {value!r}")
+            vae[key] = value
 
     def field_of(key: str, default: Any, kind: type) -> Any:
         """A config.json field of the right type, or an error naming the file and field."""

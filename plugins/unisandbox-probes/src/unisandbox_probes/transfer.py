@@ -49,8 +49,8 @@ def _check_sample(path: Path, i: int, record: Any) -> None:
     for key, kind in (("task", str), ("mode", str), ("prompt", str), ("labels", list), ("prob", dict)):
         if not isinstance(record.get(key), kind):
             raise DataError(path, None, f"{where}.{key}", f"missing or not {kind.__name__}")
-    if record.get("id") is None:
-        raise DataError(path, None, f"{where}.id", "missing")
+    if not isinstance(record.get("id"), (str, int)) or isinstance(record.get("id"), bool):
+        raise DataError(path, None, f"{where}.id", "missing or not a string")
     width = len(record["labels"])
     for group in (RELEVANT, CONTROL):
         grid = record["prob"].get(group)
