@@ -383,6 +383,14 @@ def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: A
     rows = {r["id"]: r for r in map(json.loads, (folder / "score" / "samples.jsonl").read_text().splitlines())}
     assert rows["1"]["verdict"] == "no" and rows["1"]["description"] == "Error: unreadable image"
     assert "3 of 4 images were not found or not readable" in capsys.readouterr().err
+    # scored where its copy would lie (--out above the images): the broken file is never deleted
+    out = tmp_path / "out"
+    (out / "images" / "gt-glyph" / "normal").mkdir(parents=True)
+    bad = out / "images" / "gt-glyph" / "normal" / "1.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nGARBAGE")
+    score_images(bad.parent, task_name="gt-glyph", task_args={}, judge_name="glyph",
+                 judge_args={}, progress=False, out=out)
+    assert bad.read_bytes().endswith(b"GARBAGE")
 
 
 def test_a_16_bit_grey_picture_reads_as_its_8_bit_self_not_as_blank(tmp_path: Path) -> None:

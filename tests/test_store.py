@@ -119,9 +119,26 @@ def test_weights_fingerprint_whole_when_small_every_tensor_when_large(tmp_path, 
     state = {f"layer{i}.weight": torch.randn(64, 64) for i in range(8)}
     save_file(state, str(tmp_path / "base.safetensors"))
     base = paths.weights_fingerprint(tmp_path / "base.safetensors")
-    assert base.startswith("safetensors-heads:")
+    assert base.startswith("safetensors-ends:")
     # a fine-tune of one layer among many (a connector, say): caught whatever its place
     state["layer5.weight"] += 1e-3
     save_file(state, str(tmp_path / "tuned.safetensors"))
     assert paths.weights_fingerprint(tmp_path / "tuned.safetensors") != base
-    assert load_file(str(tmp_path / "tuned.safetensors")).keys() == state.keys()
+    state["layer5.weight"] -= 1e-3
+    state["layer7.weight"][-1] += 1.0  # the last row only (a new token's embedding)
+    save_file(state, str(tmp_path / "grown.safetensors"))
+    assert paths.weights_fingerprint(tmp_path / "grown.safetensors") != base
+    assert load_file(str(tmp_path / "grown.safetensors")).keys() == state.keys()
+
+
+def test_resume_identities_compare_where_a_fingerprint_is_missing_or_none():
+    from unisandbox.protocols import WEIGHTS_FINGERPRINT, resume_identities
+
+    a = {"class": "M", "checkpoint": "/x", WEIGHTS_FINGERPRINT: "sha256:1"}
+    assert resume_identities(a, {**a, "checkpoint": "/y"})[0] == resume_identities(a, {**a, "checkpoint": "/y"})[1]
+    old = {"class": "M", "checkpoint": "/x"}  # recorded before fingerprints: the path decides
+    was, now = resume_identities(old, {**a, "checkpoint": "/y"})
+    assert was != now and resume_identities(old, a)[0] == resume_identities(old, a)[1]
+    none = {**a, WEIGHTS_FINGERPRINT: None}  # an in-memory model: no file to fingerprint
+    was, now = resume_identities(none, {**none, "checkpoint": "/y"})
+    assert was != now

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -22,10 +22,11 @@ def safe_name(text: str, max_len: int = 80) -> str:
     if cleaned == text and len(cleaned) <= max_len:
         return cleaned
     digest = hashlib.sha256(str(text).encode()).hexdigest()[:8]
-    stem, dot, suffix = str(text).rpartition(".")  # the type as given (".." + ".png" keeps it)
-    if dot and suffix.isalnum() and suffix.isascii() and len(suffix) <= 5:
-        stem = _UNSAFE.sub("_", stem).strip("._") or "id"
-        return f"{stem[:max_len]}-{digest}.{suffix}"
+    for name in (str(text), cleaned):  # the type as given ("..png" keeps it), else as cleaned
+        stem, dot, suffix = name.rpartition(".")
+        if dot and suffix.isalnum() and suffix.isascii() and len(suffix) <= 5:
+            stem = _UNSAFE.sub("_", stem).strip("._") or "id"
+            return f"{stem[:max_len]}-{digest}.{suffix}"
     return f"{cleaned[:max_len]}-{digest}"
 
 
@@ -46,8 +47,8 @@ def weights_fingerprint(path: Path, block: int = 1 << 12, samples: int = 64) -> 
     whatever their size, for a model's ``identity()`` (a run resumed on other weights is
     refused). Up to ``WHOLE_HASH_BYTES``: the whole file's sha256. Larger: for a safetensors
     file, its size, its whole header (every tensor's name, dtype, shape, offsets) and the first
-    ``block`` bytes of every tensor's data, so a fine-tune that changed any tensor (a few
-    layers, a connector) changes it; for another file, ``samples`` blocks spread through it.
+    and last ``block`` bytes of every tensor's data, so a fine-tune that changed any tensor (a
+    few layers, a connector, new rows of an embedding) changes it; for another file, ``samples`` blocks spread through it.
     A copy of the same file (another folder, another mtime) has the same fingerprint."""
     path = Path(path)
     size = path.stat().st_size
@@ -60,26 +61,29 @@ def weights_fingerprint(path: Path, block: int = 1 << 12, samples: int = 64) -> 
             header_end, offsets = starts
             handle.seek(0)
             h.update(handle.read(header_end))
-            for offset in offsets:
-                handle.seek(header_end + offset)
-                h.update(handle.read(block))
-            return "safetensors-heads:" + h.hexdigest()
+            for begin, end in offsets:  # a tensor's head and tail (new rows land at the end)
+                handle.seek(header_end + begin)
+                h.update(handle.read(min(block, end - begin)))
+                handle.seek(header_end + max(begin, end - block))
+                h.update(handle.read(min(block, end - begin)))
+            return "safetensors-ends:" + h.hexdigest()
         for i in range(samples + 1):
             handle.seek(0 if i == 0 else (size - block) * i // samples)
             h.update(handle.read(block))
     return f"sampled{samples}x{block}:" + h.hexdigest()
 
 
-def _safetensors_starts(handle: Any, size: int) -> tuple[int, list[int]] | None:
-    """Where a safetensors file's data begins and each tensor's offset in it, or None when the
-    file is not one."""
+def _safetensors_starts(handle: BinaryIO, size: int) -> tuple[int, list[tuple[int, int]]] | None:
+    """Where a safetensors file's data begins and each tensor's (begin, end) in it, or None
+    when the file is not one."""
     raw = handle.read(8)
     length = int.from_bytes(raw, "little") if len(raw) == 8 else 0
     if not 0 < length <= min(size - 8, 100_000_000):
         return None
     try:
         header = json.loads(handle.read(length))
-        offsets = sorted({int(t["data_offsets"][0]) for k, t in header.items() if k != "__metadata__"})
+        offsets = sorted({(int(t["data_offsets"][0]), int(t["data_offsets"][1]))
+                          for k, t in header.items() if k != "__metadata__"})
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
     return 8 + length, offsets

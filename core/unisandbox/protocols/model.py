@@ -39,7 +39,7 @@ def resume_identities(recorded: Any, current: Any) -> tuple[Any, Any]:
     fingerprint is left out and ``checkpoint`` still compared, as it was then."""
     if not (isinstance(recorded, dict) and isinstance(current, dict)):
         return recorded, current
-    if WEIGHTS_FINGERPRINT in recorded and WEIGHTS_FINGERPRINT in current:
+    if recorded.get(WEIGHTS_FINGERPRINT) is not None and current.get(WEIGHTS_FINGERPRINT) is not None:
         drop: set[str] = {"checkpoint"}
     else:
         drop = {WEIGHTS_FINGERPRINT}

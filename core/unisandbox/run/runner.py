@@ -167,7 +167,7 @@ class Runner:
         # a model recorded with its weights' fingerprint may come from another path (a copy,
         # a path spelt another way): the fingerprint is checked when the model loads
         recorded = (existing or {}).get("model_identity")
-        moved = isinstance(recorded, dict) and WEIGHTS_FINGERPRINT in recorded
+        moved = isinstance(recorded, dict) and recorded.get(WEIGHTS_FINGERPRINT) is not None
 
         def resumable(section: Any, name: str) -> Any:
             return _resumable(section, name, ignore_path=moved)
@@ -210,8 +210,9 @@ class Runner:
             if self.dist.is_main:
                 try:
                     held.enter_context(self.store.writing())
-                except UserError as exc:
-                    refused = str(exc)
+                except (UserError, OSError) as exc:  # busy, or --out not writable: every rank stops
+                    refused = str(exc) if isinstance(exc, UserError) else \
+                        f"{exc.filename or self.store.root}: {exc.strerror or exc}"
             refused = next((r for r in self.dist.gather([refused]) if r), "")
             if refused:
                 raise UserError(refused)

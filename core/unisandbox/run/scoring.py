@@ -94,13 +94,13 @@ def _set_aside(store: RunStore, source: Path, foreign: bool) -> Path:
     """Keep an earlier, different scoring whole (its log, images, config, results and sheet)
     in ``replaced-N/``, itself a score folder that ``unisandbox report`` reads: the new scoring
     starts empty and overwrites nothing the earlier one's records name. Another tool's folder
-    (``foreign``) loses only the two files a score writes over; nothing that holds the images
-    being scored moves."""
+    (``foreign``) keeps all but the files a score writes; nothing that holds the images being
+    scored moves."""
     n = 1
     while (kept := store.root / f"replaced-{n}").exists():
         n += 1
     kept.mkdir()
-    names = (store.results_path.name, CSV_NAME) if foreign else (
+    names = (store.results_path.name, CSV_NAME, "images") if foreign else (
         store.samples.path.name, "images", store.config_path.name, store.results_path.name, CSV_NAME)
     for name in names:
         entry = store.root / name
@@ -197,8 +197,10 @@ def score_images(
             why = "" if found is None else _unreadable(found)
             if found is None or why:
                 # an image gone from the source since an earlier score (or not an image): its
-                # copy goes too, so the sheet and the report agree with the verdict
-                target.unlink(missing_ok=True)
+                # copy goes too, so the sheet and the report agree with the verdict (the copy,
+                # never the source itself, which may lie where the copy would)
+                if found is None or found.resolve() != target.resolve():
+                    target.unlink(missing_ok=True)
                 v = missing_image_verdict(target, why)
                 records.append({**base, **v.fields()})
                 continue

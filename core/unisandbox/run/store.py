@@ -11,6 +11,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -217,6 +218,7 @@ def exclusive(lock_path: Path, message: str, wait: bool = True) -> Iterator[None
         return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -228,12 +230,12 @@ def exclusive(lock_path: Path, message: str, wait: bool = True) -> Iterator[None
             warnings.warn(f"{lock_path}: cannot lock ({exc.strerror or exc}); going on without "
                           "the lock: do not run two processes on this folder at once",
                           DataWarning, stacklevel=3)
-            yield
-            return
+            locked = False
         try:
-            yield
+            yield  # outside the except: an error of the block is not chained to the lock's
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RunStore:
@@ -283,9 +285,10 @@ class RunStore:
     def remove_if_empty(self) -> None:
         """Remove the folder when it holds nothing but the writer's lock (a run refused before
         it wrote anything)."""
-        if self.root.is_dir() and {p.name for p in self.root.iterdir()} <= {self.LOCK_NAME}:
-            (self.root / self.LOCK_NAME).unlink(missing_ok=True)
-            self.root.rmdir()
+        with contextlib.suppress(OSError):  # never in place of the error that stopped the run
+            if self.root.is_dir() and {p.name for p in self.root.iterdir()} <= {self.LOCK_NAME}:
+                (self.root / self.LOCK_NAME).unlink(missing_ok=True)
+                self.root.rmdir()
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

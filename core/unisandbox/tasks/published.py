@@ -190,7 +190,8 @@ def _sample(sid: str, prompt: str, answer: str, group: str | None,
 
 
 # --- math ---------------------------------------------------------------------------------
-_LABEL = re.compile(r"^\s*(\d+|an?|" + "|".join(NUMBER_WORDS) + r")\s+(.+?)\s*[.!]?\s*$", re.I)
+_LABEL = re.compile(r"^\s*(\d+|an?(?!\s+(?:few|couple|dozen|lot|pair|bunch|handful|number)\b)|"
+                    + "|".join(NUMBER_WORDS) + r")\s+(.+?)\s*[.!]?\s*$", re.I)
 
 
 def parse_count_label(label: str) -> tuple[int, str] | None:

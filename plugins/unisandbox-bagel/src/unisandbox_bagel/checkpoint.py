@@ -60,9 +60,10 @@ def load_tokenizer(folder: Path) -> tuple[Any, TokenIds]:
     """The folder's tokenizer (local files only, no remote code) and BAGEL's four special ids."""
     from transformers import AutoTokenizer
 
-    if not (folder / "tokenizer.json").is_file():
-        raise UserError(f"{folder}: missing tokenizer.json (the release ships the Qwen2 tokenizer "
-                        "files beside the weights)")
+    slow = (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    if not (folder / "tokenizer.json").is_file() and not slow:
+        raise UserError(f"{folder}: missing tokenizer.json (or vocab.json and merges.txt): the "
+                        "release ships the Qwen2 tokenizer files beside the weights")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:

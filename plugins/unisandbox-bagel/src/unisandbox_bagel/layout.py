@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from unisandbox.errors import UserError
+from unisandbox.factories import is_finite
 from unisandbox.run.store import atomic_path, atomic_write_json
 
 #: Weight files in the order the loader prefers them: a fine-tuned folder's trained weights
@@ -226,9 +227,9 @@ def read_settings(folder: Path, weights: Path | None = None) -> Settings:
                 return isinstance(v, int) and not isinstance(v, bool)
 
             if isinstance(like, list):
-                ok = isinstance(value, list) and bool(value) and all(map(whole, value))
+                ok = isinstance(value, list) and bool(value) and all(whole(v) and v > 0 for v in value)
             elif isinstance(like, float):
-                ok = (whole(value) or isinstance(value, float)) and math.isfinite(value)
+                ok = (whole(value) or isinstance(value, float)) and is_finite(value)
             else:
                 ok = whole(value) and value > 0
             if not ok:
