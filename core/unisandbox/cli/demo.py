@@ -14,7 +14,7 @@ from .common import OutPath, echo_json, json_option
               show_default=True, help="Demo folder; running again on it (same options) resumes.")
 @click.option("--quick", is_flag=True,
               help="A reduced size of every stage, a tiny model pretrained here included (about "
-                   "a minute on idle cores): checks the pipeline, the numbers mean little.")
+                   "90 s on 2 idle cores): checks the pipeline, the numbers mean little.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every stage (other than 0: the model is pretrained here too).")
 @click.option("--pretrain", is_flag=True,
