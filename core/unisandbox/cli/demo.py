@@ -33,7 +33,7 @@ def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json
     findings table and report (OUT/report/report.html).
 
     The pretrained model is the default query-tiny checkpoint shipped with unisandbox-query
-    (about 5 minutes in all on 2 CPU cores); --pretrain (or a seed other than 0) trains it
+    (about 6 minutes in all on 2 CPU cores); --pretrain (or a seed other than 0) trains it
     from scratch with the same recipe first (about 45 minutes more). Each stage prints the
     time elapsed and an estimate of the time left; a finished stage is skipped when the demo
     runs again on the same --out with the same options (a folder made with others is
