@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,10 @@ def load(folder: str | Path, *, dtype: str | torch.dtype = "bfloat16", device: s
     expected = {k: v.shape for k, v in net.state_dict().items()}
     check_names(expected, layout.read_header(weights_path), weights_path)
 
+    size = weights_path.stat().st_size
+    if size > 1 << 30:  # a real checkpoint reads for minutes: say what is happening
+        print(f"bagel: reading {weights_path} ({size / 1e9:.1f} GB; minutes from a network disk)",
+              file=sys.stderr, flush=True)
     if device_map is None:
         target = resolve_device(device)
         state = load_file(str(weights_path), device=str(target) if target.type == "cuda" else "cpu")
