@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,14 @@ def test_weights_fingerprint_whole_when_small_every_tensor_when_large(tmp_path, 
     save_file(state, str(tmp_path / "grown.safetensors"))
     assert paths.weights_fingerprint(tmp_path / "grown.safetensors") != base
     assert load_file(str(tmp_path / "grown.safetensors")).keys() == state.keys()
+    # a damaged header (offsets past the file, reversed) is sampled, never read to the end
+    data = bytearray((tmp_path / "grown.safetensors").read_bytes())
+    length = int.from_bytes(data[:8], "little")
+    header = re.sub(r'"data_offsets":\[0,(\d+)\]', r'"data_offsets":[\1,0]',  # reversed, same length
+                    data[8 : 8 + length].decode(), count=1)
+    assert len(header) == length and json.loads(header)
+    (tmp_path / "bad.safetensors").write_bytes(bytes(data[:8]) + header.encode() + bytes(data[8 + length:]))
+    assert paths.weights_fingerprint(tmp_path / "bad.safetensors").startswith("sampled")
 
 
 def test_resume_identities_compare_where_a_fingerprint_is_missing_or_none():

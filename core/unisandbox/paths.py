@@ -48,7 +48,8 @@ def weights_fingerprint(path: Path, block: int = 1 << 12, samples: int = 64) -> 
     refused). Up to ``WHOLE_HASH_BYTES``: the whole file's sha256. Larger: for a safetensors
     file, its size, its whole header (every tensor's name, dtype, shape, offsets) and the first
     and last ``block`` bytes of every tensor's data, so a fine-tune that changed any tensor (a
-    few layers, a connector, new rows of an embedding) changes it; for another file, ``samples`` blocks spread through it.
+    few layers, a connector, new rows of an embedding) changes it; for another file (or a
+    damaged header), ``samples`` blocks spread through it.
     A copy of the same file (another folder, another mtime) has the same fingerprint."""
     path = Path(path)
     size = path.stat().st_size
@@ -86,6 +87,8 @@ def _safetensors_starts(handle: BinaryIO, size: int) -> tuple[int, list[tuple[in
                           for k, t in header.items() if k != "__metadata__"})
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
+    if not all(0 <= begin <= end <= size - 8 - length for begin, end in offsets):
+        return None  # a damaged header: the file is sampled instead
     return 8 + length, offsets
 
 
