@@ -46,13 +46,18 @@ def _find_image(folder: Path, file_name: str) -> Path | None:
 
 
 def _unreadable(path: Path) -> str:
-    """Why an image file cannot be decoded ("" when it can): a truncated or mislabelled
-    file is the generator's output failing, not a judge's."""
+    """Why an image file cannot be read ("" when it can): a truncated or mislabelled file is
+    the generator's output failing, not a judge's. A PNG is checked by ``verify`` (its chunks
+    and checksums, without decoding the pixels the judge decodes next); other formats, whose
+    ``verify`` checks little (a truncated JPEG passes), are decoded."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            image.load()
+            if image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
     except Image.DecompressionBombError:
         return ""  # decodable; the judge says what it makes of it
     except (OSError, SyntaxError, ValueError) as exc:

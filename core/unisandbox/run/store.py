@@ -11,14 +11,13 @@ Layout::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,7 +284,7 @@ class RunStore:
     def remove_if_empty(self) -> None:
         """Remove the folder when it holds nothing but the writer's lock (a run refused before
         it wrote anything)."""
-        with contextlib.suppress(OSError):  # never in place of the error that stopped the run
+        with suppress(OSError):  # never in place of the error that stopped the run
             if self.root.is_dir() and {p.name for p in self.root.iterdir()} <= {self.LOCK_NAME}:
                 (self.root / self.LOCK_NAME).unlink(missing_ok=True)
                 self.root.rmdir()
