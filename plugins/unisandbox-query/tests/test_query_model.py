@@ -935,6 +935,17 @@ def test_pretraining_resumes_from_a_whole_state_and_keeps_a_finished_folder(tmp_
     with pytest.raises(UserError, match="holds a finished sandbox pretraining of another recipe"):
         SandboxPretrain(progress=False, **{**small, "text_steps": 3}).train(scratch_model(recipe), tmp_path / "whole")
     assert (tmp_path / "whole/model/model.safetensors").read_bytes() == before
+    # the folder is marked as a training run: another trainer's folder, or one inside it, is refused
+    assert json.loads((tmp_path / "whole/trainer.json").read_text())["trainer"] == "sandbox-pretrain"
+    from unisandbox.training import _check_out_not_inside_a_run
+
+    with pytest.raises(UserError, match="inside the training run"):
+        _check_out_not_inside_a_run(tmp_path / "whole" / "inject")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/trainer.json").write_text('{"trainer": "stars"}')
+    with pytest.raises(UserError, match="holds another training run"):
+        SandboxPretrain(progress=False, **small).train(scratch_model(recipe), tmp_path / "other")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["trainer.json"]
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -325,6 +325,7 @@ class SandboxPretrain(Trainer):
         finished = self._finished(out_dir)  # before the corpus is built: a rerun costs nothing
         if finished is not None:
             return finished
+        self._claim(out_dir)
         _recover_state(state_dir)
         corpus = build_corpus(r)
         cats = corpus.text_examples()
@@ -432,6 +433,18 @@ class SandboxPretrain(Trainer):
                             "finished; choose another --out")
         print(f"sandbox-pretrain: {out_dir} already holds this recipe's model", file=sys.stderr)
         return TrainResult(checkpoint=out_dir / "model", metrics=metrics)
+
+    def _claim(self, out_dir: Path) -> None:
+        """Mark the folder as this trainer's run (``trainer.json``, as every training run has:
+        the CLI refuses a run's ``--out`` inside it) and refuse one another trainer started."""
+        path = out_dir / "trainer.json"
+        if path.is_file():
+            trainer = read_object(path).get("trainer")
+            if trainer != "sandbox-pretrain":
+                raise UserError(f"{out_dir} holds another training run ({path.name}: trainer "
+                                f"{trainer!r}); choose another --out")
+            return
+        atomic_write_json(path, {"trainer": "sandbox-pretrain", "recipe": self.recipe.digest()})
 
     def _batch_size(self, umm: QueryUMM, examples: list[TextExample]) -> int:
         """Sequences per batch so that a batch holds about ``text_tokens`` tokens."""
