@@ -306,6 +306,15 @@ def test_findings_cli_and_report_show_the_table_first(tmp_path, capsys):
     assert main(["findings", "--base", str(b), "--out", str(b / "results.json")]) == 2
     assert "is not a findings file" in capsys.readouterr().err
     assert (b / "results.json").read_text() == results
+    # the warnings a findings file was written with (a run not finished) reach the report too
+    save_findings(f, load_findings(f), ["--base (runs/base) is not finished: math-2 missing"])
+    assert main(["report", str(b), "--out", str(tmp_path / "rep2"), "--findings", str(f)]) == 0
+    assert "warning: " in capsys.readouterr().err
+    for name in ("report.html", "report.md"):
+        assert "--base (runs/base) is not finished" in (tmp_path / "rep2" / name).read_text()
+    f.write_text(json.dumps({**json.loads(f.read_text()), "warnings": "not a list"}))
+    assert main(["report", str(b), "--out", str(tmp_path / "rep3"), "--findings", str(f)]) == 2
+    assert "warnings" in capsys.readouterr().err
 
 
 def test_write_report_with_findings_objects(tmp_path):

@@ -41,7 +41,7 @@ def report(folders: tuple[Path, ...], out: Path | None, title: str | None,
     probes/ subfolder is included automatically.
     """
     from ..report import write_report
-    from ..report.findings import findings_table, load_findings
+    from ..report.findings import findings_table, findings_warnings, load_findings
 
     seen = [f.resolve() for f in folders]
     twice = next((f for i, f in enumerate(folders) if seen[i] in seen[:i]), None)
@@ -52,10 +52,14 @@ def report(folders: tuple[Path, ...], out: Path | None, title: str | None,
             raise UserError("several folders: say where the report goes with --out DIR")
         out = folders[0] / "report"
     findings = load_findings(findings_file) if findings_file else None
-    write_report(list(folders), out, title=title, findings=findings, items_per_task=items)
+    warnings = findings_warnings(findings_file) if findings_file else []
+    write_report(list(folders), out, title=title, findings=findings, items_per_task=items,
+                 findings_warnings=warnings)
     if findings:
         click.echo(findings_table(findings, width=_width()))
         click.echo()
+    for warning in warnings:
+        click.echo(f"warning: {findings_file}: {warning}", err=True)
     click.echo(f"report: {out / 'report.html'}")
     click.echo(f"        {out / 'report.md'}")
 

@@ -20,11 +20,12 @@ __all__ = ["ITEMS_PER_TASK", "ReportData", "write_report"]
 
 def write_report(folders: Sequence[Path], out: Path, *, title: str | None = None,
                  findings: list[Finding] | None = None, compare: bool = False,
-                 items_per_task: int = ITEMS_PER_TASK) -> ReportData:
+                 items_per_task: int = ITEMS_PER_TASK,
+                 findings_warnings: Sequence[str] = ()) -> ReportData:
     """Write ``out/report.html``, ``out/report.md`` and ``out/figures/*.png`` (each atomically).
 
     ``folders`` are run folders and/or probe folders; ``compare`` adds an A/B section for the
-    first two runs.
+    first two runs; ``findings_warnings`` are shown above the findings (the findings file's).
     """
     from .html import render_html
     from .markdown import chart_name, render_markdown
@@ -36,7 +37,8 @@ def write_report(folders: Sequence[Path], out: Path, *, title: str | None = None
         raise UserError(f"compare needs exactly two run folders, got {len(runs)}")
     default = "unisandbox report: " + ", ".join(r.label for r in runs) if runs else "unisandbox probes"
     data = build_report(runs, title=title or default, probes=probes, findings=findings,
-                        compare=compare, items_per_task=items_per_task)
+                        compare=compare, items_per_task=items_per_task,
+                        findings_warnings=findings_warnings)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ class ReportData:
     probes: list[ProbeSection] = field(default_factory=list)
     findings: list[Finding] | None = None
     comparison: Comparison | None = None
+    findings_warnings: list[str] = field(default_factory=list)
 
     @property
     def contents(self) -> str:
@@ -123,10 +125,11 @@ def build_run_view(run: RunData, items_per_task: int = ITEMS_PER_TASK, charts: b
 
 def build_report(runs: list[RunData], *, title: str, probes: list[ProbeSection] | None = None,
                  findings: list[Finding] | None = None, compare: bool = False,
-                 items_per_task: int = ITEMS_PER_TASK) -> ReportData:
+                 items_per_task: int = ITEMS_PER_TASK,
+                 findings_warnings: Sequence[str] = ()) -> ReportData:
     comparison = None
     if compare:
         a, b = runs[0], runs[1]
         comparison = Comparison(a.label, b.label, compare_results(a.results, b.results))
     views = [build_run_view(r, items_per_task) for r in runs]
-    return ReportData(title, views, list(probes or []), findings, comparison)
+    return ReportData(title, views, list(probes or []), findings, comparison, list(findings_warnings))

@@ -488,6 +488,16 @@ def load_findings(path: Path) -> list[Finding]:
     return out
 
 
+def findings_warnings(path: Path) -> list[str]:
+    """The ``warnings`` a findings file was written with (a run not finished): a report that
+    shows its verdicts shows them too."""
+    data = read_json(Path(path))
+    warnings = data.get("warnings", []) if isinstance(data, dict) else []
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        raise DataError(Path(path), None, "warnings", "expected a list of strings")
+    return warnings
+
+
 def findings_table(findings: Sequence[Finding], width: int = 150) -> str:
     """A plain text table with wrapped cells, for the terminal."""
     widths = [2, 30, 15, 0, 0]

@@ -62,11 +62,12 @@ def results_table(rows: Sequence[ResultRow], modes: Sequence[str]) -> str:
             "G-mode: the generated image is judged right. Gap = U − G in points.</p>")
 
 
-def findings_html(findings: Sequence[Finding]) -> str:
+def findings_html(findings: Sequence[Finding], warnings: Sequence[str] = ()) -> str:
     rows = "".join(
         f"<tr><td>{f.number}</td><td>{_e(f.claim)}</td><td>{_verdict(f.verdict)}</td>"
         f"<td>{_e(f.measured)}</td><td class=\"test\">{_e(f.test)}</td></tr>" for f in findings)
-    return ('<section id="findings"><h2>Findings</h2><table class="findings"><thead><tr>'
+    notes = "".join(f'<p class="note">Warning: {_e(w)}</p>' for w in warnings)
+    return ('<section id="findings"><h2>Findings</h2>' + notes + '<table class="findings"><thead><tr>'
             "<th>#</th><th>claim</th><th>verdict</th><th>measured</th><th>test</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></section>")
 
@@ -216,7 +217,7 @@ def render_html(data: ReportData) -> str:
             f'<p class="sub">unisandbox {_e(__version__)} report of {_e(data.contents)}</p>'
             f'<nav>{"".join(nav)}</nav>']
     if data.findings is not None:
-        body.append(findings_html(data.findings))
+        body.append(findings_html(data.findings, data.findings_warnings))
     body.append(comparison_html(data))
     body.extend(run_html(v) for v in data.runs)
     if data.probes:

@@ -42,9 +42,10 @@ def chart_name(view: RunView, task: str) -> str:
     return f"figures/{safe_name(view.run.label)}-{safe_name(task)}.png"
 
 
-def findings_md(findings: Sequence[Finding]) -> str:
+def findings_md(findings: Sequence[Finding], warnings: Sequence[str] = ()) -> str:
     rows = [[f.number, f.claim, f"**{f.verdict}**", f.measured, f.test] for f in findings]
-    return "## Findings\n\n" + md_table(["#", "claim", "verdict", "measured", "test"], rows)
+    notes = "".join(f"> **Warning:** {w}\n\n" for w in warnings)
+    return "## Findings\n\n" + notes + md_table(["#", "claim", "verdict", "measured", "test"], rows)
 
 
 def _samples_md(view: RunView, out_dir: Path) -> list[str]:
@@ -96,7 +97,7 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
              "Accuracies in %, 95 % Wilson interval in "
              "brackets; gap = U − G in points."]
     if data.findings is not None:
-        parts.append(findings_md(data.findings))
+        parts.append(findings_md(data.findings, data.findings_warnings))
     if data.comparison is not None:
         c = data.comparison
         parts.append(f"## Compare: A = {c.label_a}, B = {c.label_b}\n\n"
