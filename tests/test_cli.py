@@ -66,11 +66,20 @@ def test_malformed_cli_input(toy_plugin, tmp_path, args, needles):
     assert_user_error(run_cli(*BASE, *args, "--out", str(tmp_path / "r")), *needles)
 
 
-def test_unknown_names_and_missing_options(toy_plugin, tmp_path):
+def test_unknown_names_and_missing_options(toy_plugin, tmp_path, capsys):
     assert_user_error(run_cli("eval", "--model", "nope", "--task", "toy-shades", "--judge",
                               "toy-pixel", "--out", str(tmp_path)), "unknown model 'nope'")
     assert_user_error(run_cli("eval", "--model", "toy-painter"), "missing --task, --judge, --out")
     assert_user_error(run_cli("eval", "--bogus"), "No such option")
+    # an argument of a named component given as an option: say how to pass it
+    from unisandbox.cli.main import main
+
+    code = main(["eval", "--model", "glyph-oracle", "--task=math-1", "--judge", "glyph", "--world",
+                 "glyph", "--out", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and ("argument of model 'glyph-oracle': --model-arg world=VALUE; of task 'math-1': "
+                         "--task-arg world=VALUE.") in err
+    assert "Did you mean" not in err
     # an empty --out would be the current folder: the run's files among the user's own
     assert_user_error(run_cli(*BASE, "--out", "", cwd=tmp_path), "'--out': is empty")
     assert_user_error(run_cli("report", str(tmp_path), "--out", " ", cwd=tmp_path), "'--out': is empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import warnings
 from collections.abc import Iterator
@@ -85,6 +86,35 @@ def _plain_data_warnings() -> Iterator[None]:
         warnings.showwarning = shown
 
 
+#: the options that name a component, and the component kind each names
+_COMPONENT_OPTIONS = {"--model": "model", "--task": "task", "--judge": "judge"}
+
+
+def _component_argument_hint(option: str, argv: list[str]) -> str:
+    """For an unknown ``--no-filter`` that is an argument of a component the command line names
+    (a trainer's ``no_filter``), say how to pass it: ``--train-arg no_filter=true``."""
+    from ..factories import ARG_FLAGS
+    from .listing import component_arguments
+
+    key = option.lstrip("-").replace("-", "_")
+    named = [(_COMPONENT_OPTIONS[flag], value) for flag, value in itertools.pairwise(argv)
+             if flag in _COMPONENT_OPTIONS]
+    named += [(kind, value) for flag, value in (a.split("=", 1) for a in argv if "=" in a)
+              if (kind := _COMPONENT_OPTIONS.get(flag))]
+    if "train" in argv and argv.index("train") + 1 < len(argv):
+        named.append(("trainer", argv[argv.index("train") + 1]))
+    value = "true" if option.startswith("--no-") else "VALUE"
+    found = []
+    for kind, name in dict.fromkeys(named):
+        try:
+            keys = {a["name"] for a in component_arguments(kind, name)}
+        except Exception:  # not a registered name: the command's own error says so later
+            continue
+        if key in keys:
+            found.append(f"of {kind} {name!r}: {ARG_FLAGS[kind]} {key}={value}")
+    return f"It is an argument {'; '.join(found)}." if found else ""
+
+
 def run_command(group: click.Command, argv: list[str] | None, prog_name: str) -> int:
     """Run a click command the unisandbox way: user errors print one line and exit 2, no
     traceback (0 ok, 1 failure, 2 user error, 130 interrupted). Plugins' own CLIs use it too."""
@@ -96,6 +126,10 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
         click.echo(INTERRUPTED, err=True)
         return 130
     except click.ClickException as exc:
+        if isinstance(exc, click.NoSuchOption):
+            hint = _component_argument_hint(exc.option_name, argv if argv is not None else sys.argv[1:])
+            if hint:
+                exc.message, exc.possibilities = f"{exc.message} {hint}", None
         exc.show()
         return exc.exit_code
     except UserError as exc:
