@@ -68,6 +68,11 @@ def test_duplicate_names_fail_naming_both_distributions(plugin_site):
     assert "dist-one 1.0" in str(err.value) and "dist-two 2.5" in str(err.value)
     statuses = {p.name: p.status for p in reg.plugins}
     assert statuses["one"] == statuses["two"] == "conflict"
+    # two entry points of one distribution: the message names the entry points
+    plugin_site("dist-three", "1.0", {"mod_a": GOOD.format(name="twin"), "mod_b": GOOD.format(name="twin")},
+                {"ep_a": "mod_a", "ep_b": "mod_b"})
+    info = {p.name: p for p in get_registry(reload=True).plugins}["ep_a"]
+    assert "registered by both entry points ep_a and ep_b of dist-three" in info.error
 
 
 def test_a_plugin_taking_a_built_in_name_is_ignored_marked_and_told_to_rename(plugin_site):
@@ -96,6 +101,27 @@ def test_a_misspelt_hook_is_a_broken_plugin_with_a_suggestion(plugin_site):
     info = {p.name: p for p in get_registry().plugins}["typo"]
     assert info.status == "broken"
     assert info.error == "unknown hook register_model (did you mean register_models?)"
+
+
+def test_plugin_authors_mistakes_are_contained_and_explained(plugin_site):
+    """An entry point naming an object, a hook without @hookimpl, a hook with a wrong argument
+    name, a syntax error: each plugin is listed broken with the whole reason on one line, and
+    where it can be told, the plugin's own file; the rest keeps working."""
+    plugin_site("odd-dist", "1.0", {
+        "obj_mod": GOOD.format(name="objm") + "class P:\n    pass\nINSTANCE = P()\n",
+        "unmarked_mod": GOOD.format(name="unm").replace("@hookimpl\n", ""),
+        "argname_mod": GOOD.format(name="argn").replace("register_models(register)", "register_models(reg)"),
+        "syntax_mod": "PLUGIN_API_VERSION = 1\ndef broken(:\n", "fine_mod": GOOD.format(name="fine"),
+    }, {"objinst": "obj_mod:INSTANCE", "unmarked": "unmarked_mod", "argname": "argname_mod",
+        "syntax": "syntax_mod", "fine": "fine_mod"})
+    infos = {p.name: p for p in get_registry(reload=True).plugins}
+    assert infos["objinst"].status == "broken" and "loads a P, not a module" in infos["objinst"].error
+    assert infos["unmarked"].status == "broken" and "not marked @hookimpl" in infos["unmarked"].error
+    assert infos["argname"].status == "broken" and "\n" not in infos["argname"].error
+    assert "can not be found in the hookspec" in infos["argname"].error
+    assert "_manager.py" not in infos["argname"].error  # pluggy's line is not the author's
+    assert "syntax_mod.py:2)" in infos["syntax"].error and "<frozen" not in infos["syntax"].error
+    assert get_registry().model("fine") is not None  # the same distribution's good module loads
 
 
 def test_odd_module_attributes_and_a_specname_hook_are_not_misnamed_hooks(plugin_site):

@@ -72,7 +72,7 @@ class Registry:
             return self.records[kind][name]
         except KeyError:
             known = ", ".join(sorted(self.records[kind])) or "none"
-            broken = [p.name for p in self.plugins if p.status != "ok"]
+            broken = [p.name for p in self.plugins if p.status in ("broken", "refused", "missing")]
             hint = f" (plugins not loaded: {', '.join(broken)}; see `unisandbox plugins list`)" if broken else ""
             if _plugin_filter() is not None:
                 hint += f" (UNISANDBOX_PLUGINS={os.environ['UNISANDBOX_PLUGINS']} limits which plugins load)"
@@ -116,10 +116,12 @@ class Registry:
         elif first is not None:
             table.pop(spec.name)
             self.conflicts[kind, spec.name] = [first, spec]
-            for p in self.plugins:  # the two modules that registered the name, not their siblings
-                if p is info or (p.distribution == first.distribution and key in p.provides):
-                    _flag(p, f"{kind} {spec.name!r} registered by both {first.distribution} and "
-                             f"{spec.distribution}")
+            owners = [p for p in self.plugins  # the two modules that registered the name, not their siblings
+                      if p is info or (p.distribution == first.distribution and key in p.provides)]
+            both = (f"{first.distribution} and {spec.distribution}" if first.distribution != spec.distribution
+                    else f"entry points {' and '.join(p.name for p in owners)} of {spec.distribution}")
+            for p in owners:
+                _flag(p, f"{kind} {spec.name!r} registered by both {both}")
         else:
             table[spec.name] = spec
         info.provides.append(key)
@@ -152,15 +154,18 @@ _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
 def _short_error(exc: BaseException) -> str:
     """The error and where it happened: the last line of the plugin's own code, not the
     engine's check that caught it (the line the plugin's author has to change)."""
+    message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, SyntaxError) and exc.filename:  # the plugin's file, not the importer's
+        return f"SyntaxError: {exc.msg} ({exc.filename}:{exc.lineno})"
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     engine, stdlib = os.path.join(_ENGINE_DIR, ""), os.path.join(sysconfig.get_paths()["stdlib"], "")
-    own = [f for f in frames if not f.filename.startswith("<")  # attrs' generated __init__
-           and not os.path.abspath(f.filename).startswith(stdlib)  # json.loads' own lines
+    outside = (stdlib, os.path.join(os.path.dirname(os.path.abspath(pluggy.__file__)), ""))
+    own = [f for f in frames if not f.filename.startswith("<")  # attrs' generated __init__, importlib
+           and not os.path.abspath(f.filename).startswith(outside)  # json.loads', pluggy's own lines
            and (not os.path.abspath(f.filename).startswith(engine)
                 or os.path.join(_ENGINE_DIR, "builtins", "") in os.path.abspath(f.filename))]
-    last = (own or frames)[-1:]
-    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    where = f" ({own[-1].filename}:{own[-1].lineno})" if own else ""
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 def _check_api(module: ModuleType) -> str | None:
@@ -187,6 +192,9 @@ def _unknown_hooks(module: ModuleType) -> str | None:
         if not inspect.isroutine(value):  # pluggy looks at functions only
             continue
         opts = inspect.getattr_static(value, marker, None)
+        if opts is None and name in _KIND_OF_HOOK and getattr(value, "__module__", None) == module.__name__:
+            return (f"{name} is not marked @hookimpl, so it is never called: decorate it with "
+                    "`@hookimpl` (from unisandbox import hookimpl)")
         if isinstance(opts, dict) and (opts.get("specname") or name) not in _KIND_OF_HOOK:
             unknown.append(opts.get("specname") or name)
     if not unknown:
@@ -236,6 +244,11 @@ def build_registry() -> Registry:
             module = load()
         except Exception as exc:  # a broken plugin must not take the CLI down
             info.status, info.error = "broken", _short_error(exc)
+            continue
+        if not isinstance(module, ModuleType):
+            info.status = "broken"
+            info.error = (f"the entry point loads a {type(module).__name__}, not a module: name the "
+                          "module that holds the hooks (`name = \"package.plugin\"`, no `:attr`)")
             continue
         problem = _check_api(module)
         if problem:
