@@ -83,7 +83,7 @@ def test_probe_runs_an_analysis_task_and_records_its_config(ask_plugin, tmp_path
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "glyph-oracle", "--task", "needs-states"], "'glyph-oracle' lacks query_states"),
     (["--task", "ask-twice"], "reads a model (chat): give --model"),
-    (["--model", "glyph-oracle", "--task", "not-a-probe"], "not an AnalysisTask"),
+    (["--model", "glyph-oracle", "--task", "not-a-probe"], "expected a unisandbox.protocols.Task"),
     (["--model", "glyph-oracle", "--task", "math-1"], "not a probe"),
     (["--model", "glyph-oracle", "--task", "ask-twice", "--task-arg", "colour=red"],
      "unknown argument 'colour'"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import signal
 import subprocess
@@ -211,7 +213,17 @@ def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
     ("PixelJudge", "judge", lambda self, items: [True for _ in items],
      r"PixelJudge.judge\(\) returned a bool at position 0; expected Verdict"),
     ("ToyPainter", "generate", lambda self, requests: [Generation(Image.new("F", (8, 8))) for _ in requests],
-     r"ToyPainter.generate\(\) returned a 8x8 image in mode 'F' at position 0; run folders keep PNGs"),
+     r"ToyPainter.generate\(\) returned an image in mode 'F' at position 0; run folders keep PNGs"),
+    ("ToyPainter", "generate", lambda self, requests: [Generation(Image.new("RGB", (0, 0))) for _ in requests],
+     r"ToyPainter.generate\(\) returned an empty 0x0 image at position 0"),
+    ("ToyPainter", "generate", lambda self, requests: [Generation(Image.new("RGB", (8, 8)), 42) for _ in requests],
+     r"ToyPainter.generate\(\) returned a Generation whose think is a int at position 0"),
+    ("ToyTask", "image_name", lambda self, sample: "same.png",
+     r"task 'toy-shades': samples '0' and '1' would share the image file 'same.png'"),
+    ("ToyTask", "samples", lambda self: [attrs.evolve(s, id=i) for i, s in
+                                         zip(["a/b", f"a_b-{hashlib.sha256(b'a/b').hexdigest()[:8]}"],
+                                             self._samples, strict=False)],
+     r"samples 'a/b' and 'a_b-[0-9a-f]{8}' would share the image file"),
     ("ToyTask", "samples", lambda self: [attrs.evolve(s, id="same") for s in self._samples],
      r"ToyTask.samples\(\): the id 'same' is given twice \(position 1\)"),
     ("ToyTask", "samples", lambda self: [attrs.evolve(s, id=i) for i, s in enumerate(self._samples)],
@@ -230,12 +242,42 @@ def test_a_plugin_returning_the_wrong_thing_is_named_in_one_line(toy_plugin, tmp
 
 
 def test_a_declared_capability_that_is_not_implemented_says_so(toy_plugin, tmp_path, monkeypatch):
+    """Found when the model is built, before a run draws any image."""
     import toy_unisandbox
+    from unisandbox.factories import build
     from unisandbox.protocols import CapabilityError, Model
+    from unisandbox.registry import get_registry
 
     monkeypatch.setattr(toy_unisandbox.ToyPainter, "chat", Model.chat)
     with pytest.raises(CapabilityError, match="ToyPainter declares 'chat' but does not implement"):
+        build(get_registry().model("toy-painter"), {})
+    with pytest.raises(CapabilityError, match="ToyPainter declares 'chat' but does not implement"):
         Runner(config(tmp_path / "run"), progress=False).run()
+    assert not (tmp_path / "run/images").exists()
+
+
+def test_a_factory_returning_the_wrong_kind_is_named(toy_plugin):
+    from unisandbox.factories import build
+    from unisandbox.protocols.returns import PluginError
+    from unisandbox.registry import get_registry
+
+    wrong = attrs.evolve(get_registry().model("toy-painter"), factory=lambda: object())
+    with pytest.raises(PluginError, match=r"model 'toy-painter' \(.*\): the factory returned a "
+                                          r"object; expected a unisandbox.protocols.Model"):
+        build(wrong, {})
+    # a TypeError from the factory's own code is its bug (traceback, a note saying whose)
+    def compares(n: int = 1) -> object:
+        return n > 0
+
+    with pytest.raises(TypeError) as err:
+        build(attrs.evolve(wrong, factory=compares), {"n": "abc"})
+    assert "raised while building model 'toy-painter'" in " ".join(getattr(err.value, "__notes__", []))
+
+    def passes_on(**kwargs: object) -> object:
+        return compares(**kwargs)
+
+    with pytest.raises(TypeError):  # passed on to a function that lacks it: the plugin's to check
+        build(attrs.evolve(wrong, factory=passes_on), {"colour": "red"})
 
 
 def test_a_model_class_without_capabilities_gets_its_specs(toy_plugin, monkeypatch):

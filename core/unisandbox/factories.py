@@ -9,9 +9,11 @@ from typing import Any
 
 from .errors import UserError
 from .protocols.analysis import AnalysisTask
+from .protocols.judge import Judge
 from .protocols.model import Model
-from .protocols.returns import task_samples
+from .protocols.returns import PluginError, distinct_image_names, task_samples
 from .protocols.task import Task
+from .protocols.trainer import Trainer
 from .specs import Spec
 
 
@@ -116,8 +118,15 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         if type(exc) is UserError and not named:  # "steps must be ...": whose?
             raise UserError(f"{who}: {exc}") from exc
         raise
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         raise UserError(f"{who}: {exc}") from exc
+    except TypeError as exc:
+        if "argument" in str(exc) and exc.__traceback__ is not None \
+                and exc.__traceback__.tb_next is None:  # the call itself (a signature unread)
+            raise UserError(f"{who}: {exc}") from exc
+        if hasattr(exc, "add_note"):  # the factory's own code met a value it did not check
+            exc.add_note(f"unisandbox: raised while building {who} ({spec.distribution} {spec.version})")
+        raise
     except ImportError as exc:  # an optional dependency of the plugin is not installed
         raise UserError(f"{who} ({spec.distribution} {spec.version}) needs a package that is not "
                         f"installed: {exc}") from exc
@@ -125,15 +134,22 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         if hasattr(exc, "add_note"):
             exc.add_note(f"unisandbox: raised while building {who} ({spec.distribution} {spec.version})")
         raise
+    expected = {"model": Model, "task": Task, "judge": Judge, "trainer": Trainer}.get(spec.kind)
+    if expected is not None and not isinstance(built, expected):
+        raise PluginError(f"{who} ({spec.distribution} {spec.version}): the factory returned a "
+                          f"{type(built).__name__}; expected a unisandbox.protocols.{expected.__name__}")
     if isinstance(built, Model) and not built.capabilities:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
         built.capabilities = frozenset(getattr(spec, "capabilities", ()))
+    if isinstance(built, Model) and built.unimplemented():
+        capability, _ = built.unimplemented()[0]
+        raise built._missing(capability)
     if isinstance(built, Task):
         if built.name == Task.name:  # a class that names no task is the task it was registered as
             built.name = spec.name
         if not isinstance(built, AnalysisTask):  # a probe may pool several tasks' items
-            task_samples(built, built.samples())
+            distinct_image_names(built, task_samples(built, built.samples()))
     return built
 
 

@@ -9,7 +9,7 @@ from ..records import JudgeItem, Verdict
 
 
 class Judge:
-    """Base class of every judge (see PLUGINS.md, "Judges").
+    """Base class of every judge (see PLUGINS.md, "register_judges").
 
     ``judge`` gets a batch and returns one :class:`Verdict` per item, in order. A judge that
     cannot decide returns ``Verdict("error", raw=...)`` and never raises for one bad item.

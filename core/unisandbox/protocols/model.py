@@ -66,8 +66,18 @@ class QueryStates:
     think: str | None = None
 
 
+#: the methods a model declaring each capability implements (``Model.unimplemented``)
+METHODS_OF_CAPABILITY: dict[str, tuple[str, ...]] = {
+    "generate": ("generate",), "understand": ("understand",), "chat": ("chat",),
+    "query_states": ("query_states", "logit_lens", "vocabulary"),
+    "train:understanding": ("trainable_parameters", "text_loss", "save_pretrained"),
+    "train:generation": ("trainable_parameters", "generation_loss", "save_pretrained"),
+    "condition": ("generation_condition",),
+}
+
+
 class Model:
-    """Base class of every unified model (see PLUGINS.md, "Models")."""
+    """Base class of every unified model (see PLUGINS.md, "register_models")."""
 
     capabilities: frozenset[str] = frozenset()
 
@@ -136,11 +146,19 @@ class Model:
         """Write a checkpoint folder that this model's factory can load back."""
         raise self._missing("train:generation")
 
+    def unimplemented(self) -> list[tuple[str, str]]:
+        """(capability, method) pairs this model declares but leaves to the base class: found
+        when it is built, not after a run has drawn every image."""
+        cls = type(self)
+        return [(cap, method) for cap in sorted(self.capabilities)
+                for method in METHODS_OF_CAPABILITY.get(cap, ())
+                if getattr(cls, method, None) is getattr(Model, method)]
+
     def _missing(self, capability: str) -> CapabilityError:
         name = type(self).__name__
         if capability in self.capabilities:
             return CapabilityError(f"{name} declares {capability!r} but does not implement what it "
-                                   "promises (see PLUGINS.md, \"Models\"): implement it, or drop it "
+                                   "promises (see PLUGINS.md, \"register_models\"): implement it, or drop it "
                                    "from the model's capabilities")
         return CapabilityError(f"{name} does not provide {capability!r} "
                                f"(it declares: {', '.join(sorted(self.capabilities)) or 'nothing'})")

@@ -42,10 +42,17 @@ def generations(owner: object, got: Any, n: int) -> list[Any]:
         if not isinstance(g.image, Image):
             raise PluginError(f"{type(owner).__name__}.generate() returned a Generation whose image is a "
                               f"{type(g.image).__name__} at position {i}; expected a PIL image")
-        if g.image.mode not in PNG_MODES or 0 in g.image.size:
-            raise PluginError(f"{type(owner).__name__}.generate() returned a {g.image.size[0]}x{g.image.size[1]} "
-                              f"image in mode {g.image.mode!r} at position {i}; run folders keep PNGs: "
-                              "return an RGB image (image.convert('RGB'))")
+        if 0 in g.image.size:
+            raise PluginError(f"{type(owner).__name__}.generate() returned an empty "
+                              f"{g.image.size[0]}x{g.image.size[1]} image at position {i}")
+        if g.image.mode not in PNG_MODES:
+            raise PluginError(f"{type(owner).__name__}.generate() returned an image in mode "
+                              f"{g.image.mode!r} at position {i}; run folders keep PNGs: return an "
+                              "RGB image (image.convert('RGB'))")
+        if g.think is not None and not isinstance(g.think, str):
+            raise PluginError(f"{type(owner).__name__}.generate() returned a Generation whose think is "
+                              f"a {type(g.think).__name__} at position {i}; expected the reasoning text "
+                              "(str) or None")
     return out
 
 
@@ -74,3 +81,22 @@ def task_samples(owner: object, got: Any) -> list[Any]:
                               "each sample's image and verdict, so each must be unique within a task")
         seen.add(sample.id)
     return list(got)
+
+
+def distinct_image_names(task: Any, samples: Sequence[Any]) -> None:
+    """Two samples whose images would be one file (an ``image_name`` that ignores the id, or
+    two ids that clean to the same safe name) would be judged on whichever was drawn last."""
+    from ..paths import safe_name
+
+    owner: dict[str, str] = {}
+    for sample in samples:
+        name = task.image_name(sample)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{type(task).__name__}.image_name() returned {name!r} for sample "
+                              f"{sample.id!r}; expected a file name")
+        file = safe_name(name)
+        if file in owner:
+            raise PluginError(f"task {task.name!r}: samples {owner[file]!r} and {sample.id!r} would "
+                              f"share the image file {file!r}; image_name() must give each sample "
+                              "its own name")
+        owner[file] = sample.id

@@ -13,7 +13,7 @@ from ..records import Sample
 
 
 class Task:
-    """Base class of every task (see PLUGINS.md, "Tasks").
+    """Base class of every task (see PLUGINS.md, "register_tasks").
 
     ``family`` picks the judge protocol (``math``, ``mapping``, ``knowledge`` or a family a
     plugin brings with its own templates); ``unit`` is ``item`` or ``pair`` (a pair is right

@@ -19,7 +19,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Base class of every trainer (see PLUGINS.md, "Trainers").
+    """Base class of every trainer (see PLUGINS.md, "register_trainers").
 
     ``train`` writes everything under ``out_dir`` (checkpoints as model folders, logs) and
     resumes from what is already there when run again on the same folder.
