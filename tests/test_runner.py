@@ -257,6 +257,7 @@ def test_a_declared_capability_that_is_not_implemented_says_so(toy_plugin, tmp_p
 
 def test_a_factory_returning_the_wrong_kind_is_named(toy_plugin):
     from unisandbox.factories import build
+    from unisandbox.protocols import Model
     from unisandbox.protocols.returns import PluginError
     from unisandbox.registry import get_registry
 
@@ -264,6 +265,15 @@ def test_a_factory_returning_the_wrong_kind_is_named(toy_plugin):
     with pytest.raises(PluginError, match=r"model 'toy-painter' \(.*\): the factory returned a "
                                           r"object; expected a unisandbox.protocols.Model"):
         build(wrong, {})
+    # an identity that is not JSON as it stands (a set: another order in every process)
+    class SetIdentity(Model):
+        capabilities = frozenset()
+
+        def identity(self) -> dict:
+            return {**super().identity(), "parts": {"lm", "denoiser"}}
+
+    with pytest.raises(PluginError, match=r"SetIdentity.identity\(\) holds a set at parts; it must be JSON"):
+        build(attrs.evolve(wrong, factory=SetIdentity), {})
     # a TypeError from the factory's own code is its bug (traceback, a note saying whose)
     def compares(n: int = 1) -> object:
         return n > 0

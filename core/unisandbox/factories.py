@@ -11,7 +11,7 @@ from .errors import UserError
 from .protocols.analysis import AnalysisTask
 from .protocols.judge import Judge
 from .protocols.model import Model
-from .protocols.returns import PluginError, distinct_image_names, task_samples
+from .protocols.returns import PluginError, distinct_image_names, plain_json, task_samples
 from .protocols.task import Task
 from .protocols.trainer import Trainer
 from .specs import Spec
@@ -142,6 +142,8 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
         built.capabilities = frozenset(getattr(spec, "capabilities", ()))
+    if isinstance(built, Model | Judge | Task):  # recorded in run folders, hashed into cache keys
+        plain_json(built, "identity", built.identity())
     if isinstance(built, Model) and built.unimplemented():
         capability, _ = built.unimplemented()[0]
         raise built._missing(capability)

@@ -100,3 +100,30 @@ def distinct_image_names(task: Any, samples: Sequence[Any]) -> None:
                               f"share the image file {file!r}; image_name() must give each sample "
                               "its own name")
         owner[file] = sample.id
+
+
+def plain_json(owner: object, method: str, value: Any) -> Any:
+    """``value`` when it is JSON as it stands (dicts with text keys, lists, text, numbers, bools,
+    None). Identities are compared across processes and hashed into cache keys: a set (whose
+    order changes from one process to the next), a path or an object turned into text would
+    refuse every resume, or miss every cached verdict."""
+    def check(item: Any, where: str) -> None:
+        if item is None or isinstance(item, str | bool | int | float):
+            return
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise PluginError(f"{type(owner).__name__}.{method}() holds the key {key!r} at "
+                                      f"{where or 'the top'}; keys are text")
+                check(sub, f"{where}.{key}" if where else key)
+            return
+        if isinstance(item, list | tuple):
+            for i, sub in enumerate(item):
+                check(sub, f"{where}[{i}]")
+            return
+        raise PluginError(f"{type(owner).__name__}.{method}() holds a {type(item).__name__} at "
+                          f"{where or 'the top'}; it must be JSON as it stands (a sorted list for a set, "
+                          "str() for a path)")
+
+    check(value, "")
+    return value
