@@ -192,6 +192,22 @@ def test_kill_9_mid_run_then_resume_gives_identical_results(toy_plugin, tmp_path
         assert (run / image.relative_to(tmp_path / "ref")).read_bytes() == image.read_bytes()
 
 
+def test_a_resume_under_other_component_versions_is_said_and_recorded(toy_plugin, tmp_path, capsys):
+    Runner(config(tmp_path / "run"), progress=False).run()
+    path = tmp_path / "run/config.json"
+    recorded = json.loads(path.read_text())
+    key = next(iter(recorded["specs"]))
+    was = recorded["specs"][key]
+    path.write_text(json.dumps({**recorded, "specs": {**recorded["specs"], key: "toy-dist 0.0.1"}}))
+    capsys.readouterr()
+    Runner(config(tmp_path / "run"), progress=False).run()
+    assert f"with other versions ({key}: toy-dist 0.0.1 -> {was})" in capsys.readouterr().err
+    again = json.loads(path.read_text())
+    assert again["specs"][key] == "toy-dist 0.0.1" and again["resumed_with"][0][key] == was
+    Runner(config(tmp_path / "run"), progress=False).run()  # said again, recorded once
+    assert len(json.loads(path.read_text())["resumed_with"]) == 1
+
+
 def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
     Runner(config(tmp_path / "run"), progress=False).run()
     log = tmp_path / "run/samples.jsonl"

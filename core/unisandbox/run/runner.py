@@ -186,6 +186,7 @@ class Runner:
                 raise UserError(f"{self.store.root} holds a different run ({what}); resume only "
                                 "with the same configuration, or choose another --out")
             self.log(f"resuming run in {self.store.root}")
+            existing = self._note_new_versions(existing, resolved)
             if existing.get("run") != resolved["run"]:
                 what = differences(existing["run"], resolved["run"], "run")
                 self.log(f"  with {what} (these decide no verdict; config.json records them)")
@@ -197,6 +198,27 @@ class Runner:
         if self.dist.is_main:
             self.store.samples.repair()
         self.dist.barrier()
+
+    def _note_new_versions(self, existing: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+        """A resume under other versions of the components' code is allowed (a bug fix that
+        changes no item, say) but said, and recorded under ``resumed_with`` in config.json:
+        what is drawn from here on comes from the new code."""
+        old = {**(existing.get("specs") or {}), "unisandbox": existing.get("unisandbox")}
+        new = {**resolved["specs"], "unisandbox": resolved["unisandbox"]}
+        changed = [f"{k}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) not in (None, v)]
+        if not changed:
+            return existing
+        if self.dist.is_main:
+            print(f"warning: resuming {self.store.root} with other versions ({'; '.join(changed)}); "
+                  "what is drawn from here on comes from them (config.json records it under "
+                  "resumed_with)", file=sys.stderr)
+        seen = existing.get("resumed_with") if isinstance(existing.get("resumed_with"), list) else []
+        if new in seen:
+            return existing
+        updated = {**existing, "resumed_with": [*seen, new]}
+        if self.dist.is_main:
+            self.store.write_config(updated)
+        return updated
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
