@@ -46,13 +46,29 @@ def register_tasks(register):
                       description="a factory returning the wrong thing"))
     register(TaskSpec(name="no-model", factory=NoModel, analysis=True,
                       description="reads no model"))
+    register(TaskSpec(name="writes-nothing", factory=Silent, analysis=True, description="no files"))
+    register(TaskSpec(name="lists", factory=Lists, analysis=True, description="returns a list"))
+    register(TaskSpec(name="unflagged", factory=NoModel, description="analysis=True forgotten"))
 
 
 class NoModel(AnalysisTask):
     name = "no-model"
 
     def analyze(self, model, modes, out_dir, progress):
+        (out_dir / "section.md").write_text("# no model\\n")
         return {"model_given": model is not None}
+
+
+class Silent(AnalysisTask):
+    def analyze(self, model, modes, out_dir, progress):
+        (out_dir / "probe.json").write_text("{}")
+        return {}
+
+
+class Lists(NoModel):
+    def analyze(self, model, modes, out_dir, progress):
+        super().analyze(model, modes, out_dir, progress)
+        return [1, 2]
 '''
 
 
@@ -95,10 +111,24 @@ def test_probe_checks_before_loading_anything(ask_plugin, tmp_path, capsys, args
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize(("task", "message"), [
+    ("writes-nothing", "Silent.analyze() (unisandbox-ask 0.2) wrote no section.md or section.html"),
+    ("lists", "Lists.analyze() (unisandbox-ask 0.2) returned a list; expected a dict"),
+])
+def test_a_probe_that_breaks_its_contract_is_named(ask_plugin, tmp_path, capsys, task, message):
+    assert main(["probe", "--task", task, "--out", str(tmp_path / "p")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "p/config.json").exists()
+
+
 def test_eval_refuses_a_probe(ask_plugin, tmp_path, capsys):
     assert main(["eval", "--model", "glyph-oracle", "--task", "ask-twice", "--judge", "glyph",
                  "--out", str(tmp_path / "run")]) == 2
     assert "run it with `unisandbox probe`" in capsys.readouterr().err
+    # a probe registered without analysis=True would be run as an empty task
+    assert main(["eval", "--model", "glyph-oracle", "--task", "unflagged", "--judge", "glyph",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "registered without analysis=True" in capsys.readouterr().err
 
 
 def test_a_failed_probe_does_not_block_the_corrected_command(ask_plugin, tmp_path, capsys):

@@ -150,6 +150,10 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
     if isinstance(built, Task):
         if built.name == Task.name:  # a class that names no task is the task it was registered as
             built.name = spec.name
+        if isinstance(built, AnalysisTask) and not getattr(spec, "analysis", False):
+            raise PluginError(f"{who} ({spec.distribution} {spec.version}): the factory returned a "
+                              "probe (an AnalysisTask) but the task is registered without "
+                              "analysis=True, so eval would run it as an empty task")
         if not isinstance(built, AnalysisTask):  # a probe may pool several tasks' items
             distinct_image_names(built, task_samples(built, built.samples()))
     return built

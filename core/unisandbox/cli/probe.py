@@ -57,4 +57,5 @@ def probe(model: str | None, model_args: tuple[str, ...], task_name: str,
     shown = result.get("table")
     if shown:
         click.echo(table(shown["rows"], shown["headers"]))
-    click.echo(f"\nprobe folder: {out} (probe.json, section.md, figures)")
+    held = sorted(p.name for p in out.iterdir() if p.name != "config.json")
+    click.echo(f"\nprobe folder: {out} ({', '.join(held[:6])}{', ...' if len(held) > 6 else ''})")

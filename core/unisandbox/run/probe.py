@@ -17,6 +17,8 @@ from ..errors import UserError
 from ..factories import build
 from ..progress import bar as progress_bar
 from ..protocols import AnalysisTask, Model
+from ..protocols.analysis import RESULT_FILE, SECTION_HTML, SECTION_MD
+from ..protocols.returns import PluginError
 from ..records import MODES
 from ..registry import Registry, get_registry
 from ..specs import origins
@@ -101,6 +103,13 @@ def run_probe(task: Component, out: Path, model: Component | None = None,
         summary = probe.analyze(model_object, tuple(modes), out, update)
     finally:
         close()
+    who = f"{type(probe).__name__}.analyze() ({spec.distribution} {spec.version})"
+    if not isinstance(summary, dict):
+        raise PluginError(f"{who} returned a {type(summary).__name__}; expected a dict (its summary)")
+    written = [name for name in (RESULT_FILE, SECTION_MD, SECTION_HTML) if (out / name).is_file()]
+    if not written or written == [RESULT_FILE]:
+        raise PluginError(f"{who} wrote no {SECTION_MD} or {SECTION_HTML} into {out}: a report "
+                          "shows a probe by its section (PLUGINS.md, \"register_tasks\")")
     # written once the probe has finished: a probe that failed (or was killed) leaves no
     # config behind to refuse the corrected command as "a different probe"
     atomic_write_json(out / CONFIG_FILE, config)
