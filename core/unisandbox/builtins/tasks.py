@@ -42,6 +42,7 @@ def _knowledge(direction: str) -> Callable[..., Any]:
         return KnowledgeTask(direction, n=n, seed=seed, split=split, world=world,
                              n_characters=n_characters)
 
+    factory.argument_notes = {"n": "every prompt the characters give"}  # type: ignore[attr-defined]
     return factory
 
 

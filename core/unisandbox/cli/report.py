@@ -112,7 +112,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
 @click.command()
 @click.option("--base", type=_folder, default=None, help="Run folder before any training (U, G).")
 @click.option("--stars", type=_folder, default=None, help="Run folder after STARS (filtered).")
-@click.option("--stars-nofilter", type=_folder, default=None, help="Run folder after STARS --no-filter.")
+@click.option("--stars-nofilter", type=_folder, default=None, help="Run folder after STARS with --train-arg no_filter=true (the ablation).")
 @click.option("--inject", type=_folder, default=None, help="Run folder after knowledge injection.")
 @click.option("--probes", type=click.Path(path_type=Path, exists=True), default=None,
               help="A probe folder (its probe.json) or a JSON file with per-item probe rows.")

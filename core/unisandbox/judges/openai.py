@@ -18,10 +18,10 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import UserError
@@ -51,6 +51,10 @@ class OpenAIJudge(Judge):
     ``api_key_env`` names the environment variable holding the key (unset default: no key,
     as a local vLLM needs none); ``timeout`` is per socket operation, in seconds.
     """
+
+    argument_notes: ClassVar[Mapping[str, str]] = {
+        "model": "required: the served model name",
+        "api_key_env": f"{DEFAULT_KEY_ENV} (no key sent when it is unset)"}
 
     def __init__(
         self,

@@ -40,6 +40,10 @@ def janus(path: str, device: str | None = None, dtype: str = "auto", cfg: float 
         answer_tokens=answer_tokens, max_batch=max_batch)
 
 
+janus.argument_notes = {  # type: ignore[attr-defined]
+    "device": "cuda when present, else cpu", "path": "a local checkpoint folder"}
+
+
 def _flag(value: Any) -> bool:
     """``--model-arg trust_remote_code=true`` may arrive as a bool or a string."""
     if isinstance(value, str):

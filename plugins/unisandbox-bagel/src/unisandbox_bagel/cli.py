@@ -44,7 +44,7 @@ def complete_checkpoint_command(base: Path, partial: Path, out: Path | None, wei
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True)
 def make_tiny(folder: Path, seed: int) -> None:
-    """Write a tiny random BAGEL checkpoint (release layout, 64 px) for trying the plugin out."""
+    """Write a tiny random BAGEL checkpoint (release layout; draws up to 128 px, reads up to 64 px) for trying the plugin out."""
     from .tiny import write_tiny_checkpoint
 
     if folder.exists() and any(folder.iterdir()):

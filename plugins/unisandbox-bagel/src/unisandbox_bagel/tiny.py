@@ -22,7 +22,7 @@ PUNCTUATION = list(".,:;?!'\"()[]{}-+*/=%^<>|#")
 
 @dataclass
 class TinySizes:
-    """Widths of the tiny network (defaults: about 0.3 M parameters, 64 px images)."""
+    """Widths of the tiny network (defaults: about 0.3 M parameters; images drawn up to 128 px, read up to 64 px)."""
 
     hidden: int = 32
     layers: int = 2

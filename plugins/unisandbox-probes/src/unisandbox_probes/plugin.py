@@ -28,6 +28,10 @@ def probe_lens(task: Any = None, top_k: int = 5, threshold: float = 0.05, batch_
     return LensProbe(task, top_k=top_k, threshold=threshold, batch_size=batch_size, **task_args)
 
 
+probe_lens.argument_notes = {  # type: ignore[attr-defined]
+    "task": "required: the base task(s) whose prompts are probed, e.g. math-1 or math-1,math-2"}
+
+
 def probe_transfer(before: str | None = None, after: str | None = None) -> Any:
     """``before`` / ``after``: two probe-lens folders (base model, injected model)."""
     from unisandbox.errors import UserError
@@ -37,6 +41,11 @@ def probe_transfer(before: str | None = None, after: str | None = None) -> Any:
     if before is None or after is None:
         raise UserError("probe-transfer: give both folders, --task-arg before=DIR --task-arg after=DIR")
     return TransferProbe(str(before), str(after))
+
+
+probe_transfer.argument_notes = {  # type: ignore[attr-defined]
+    "before": "required: the probe-lens folder of the base model",
+    "after": "required: the probe-lens folder of the injected model"}
 
 
 @hookimpl
