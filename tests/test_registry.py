@@ -100,7 +100,8 @@ def test_a_misspelt_hook_is_a_broken_plugin_with_a_suggestion(plugin_site):
     plugin_site("dist-typo", "1.0", {"mod_typo": source}, {"typo": "mod_typo"})
     info = {p.name: p for p in get_registry().plugins}["typo"]
     assert info.status == "broken"
-    assert info.error == "unknown hook register_model (did you mean register_models?)"
+    assert info.error.startswith("unknown hook register_model (did you mean register_models?) (")
+    assert info.error.endswith("mod_typo.py:6)")  # where the misnamed hook starts (its decorator)
 
 
 def test_plugin_authors_mistakes_are_contained_and_explained(plugin_site):

@@ -194,14 +194,21 @@ def _unknown_hooks(module: ModuleType) -> str | None:
         opts = inspect.getattr_static(value, marker, None)
         if opts is None and name in _KIND_OF_HOOK and getattr(value, "__module__", None) == module.__name__:
             return (f"{name} is not marked @hookimpl, so it is never called: decorate it with "
-                    "`@hookimpl` (from unisandbox import hookimpl)")
+                    f"`@hookimpl` (from unisandbox import hookimpl){_where(value)}")
         if isinstance(opts, dict) and (opts.get("specname") or name) not in _KIND_OF_HOOK:
-            unknown.append(opts.get("specname") or name)
+            unknown.append((opts.get("specname") or name, value))
     if not unknown:
         return None
-    close = difflib.get_close_matches(unknown[0], list(_KIND_OF_HOOK), n=1)
+    hook, function = unknown[0]
+    close = difflib.get_close_matches(hook, list(_KIND_OF_HOOK), n=1)
     hint = f" (did you mean {close[0]}?)" if close else f"; the hooks are {', '.join(_KIND_OF_HOOK)}"
-    return f"unknown hook {unknown[0]}{hint}"
+    return f"unknown hook {hook}{hint}{_where(function)}"
+
+
+def _where(function: Any) -> str:
+    """`` (file:line)`` of a plugin's function, where it can be told."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    return f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
 
 
 def _candidates() -> Iterable[tuple[str, str, str, Callable[[], ModuleType]]]:
