@@ -150,7 +150,7 @@ def main() -> None:
         t0 = time.perf_counter()
         score_images(run, task_name="bench-count", task_args={"n": args.items},
                      judge_name="vlm-openai", judge_args=judge_args, progress=False,
-                     out=run / "again")
+                     out=run / "first")  # the same folder: its verdict cache answers
         again = time.perf_counter() - t0
         again_calls = calls_so_far() - before
         print(f"score, re-score:  {again:6.2f} s  ({again_calls} calls; "

@@ -8,9 +8,9 @@ records, 1024-px photo-like images hard-linked so the folder is cheap) and times
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,8 +65,11 @@ def make_run(root: Path, items: int, tasks: int) -> int:
 
 
 def main() -> None:
-    items = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("items", type=int, nargs="?", default=5000, help="items per task")
+    ap.add_argument("tasks", type=int, nargs="?", default=6, help="tasks")
+    args = ap.parse_args()
+    items, tasks = args.items, args.tasks
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         run.mkdir()

@@ -38,7 +38,7 @@ def print_results(results: dict[str, Any], order: Sequence[str] = ()) -> None:
 
 @click.command("eval")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A run.toml (layout below); the command line wins, and --task-arg applies to "
+              help="A run.toml (layout above); the command line wins, and --task-arg applies to "
                    "its tasks too.")
 @click.option("--model", help="Registered model name (see `unisandbox models list`).")
 @arg_option("model", "model factory (e.g. path=DIR)")
