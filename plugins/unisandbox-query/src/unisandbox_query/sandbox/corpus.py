@@ -460,7 +460,7 @@ def near_miss(target: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
     if key == "count":
         t["count"] = rng.choice([c for c in COUNTS if c != t["count"]])
     elif key == "colour":
-        t["colour"] = rng.choice([c for c in {o.colour for o in world.objects} if c != t["colour"]])
+        t["colour"] = rng.choice(sorted({o.colour for o in world.objects} - {t["colour"]}))
     else:
         pool = world.objects if "colour" in t else (*world.fruits, *world.flowers)
         kinds = sorted({o.kind for o in pool} - {t["kind"]})
