@@ -155,7 +155,14 @@ def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(to
     bad = config(tmp_path / "run", model=Component("toy-painter", {"skill": "high"}))
     with pytest.raises(TypeError):  # the model fails at its first batch, after config.json
         Runner(bad, progress=False).run()
-    assert (tmp_path / "run/config.json").is_file()
+    assert not (tmp_path / "run").exists()  # undone: later commands would call it unfinished
+    (tmp_path / "kept").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(TypeError):
+        Runner(config(tmp_path / "kept", model=Component("toy-painter", {"skill": "high"})), progress=False).run()
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == [".writing.lock"]
+    # killed before its first record (no cleanup ran): the corrected command takes it over
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/config.json").write_text(json.dumps(Runner(bad, progress=False).resolved_config()))
     results = Runner(config(tmp_path / "run"), progress=False).run()
     assert results["tasks"]["toy-shades"]["levels"]["all"]["normal"]["n"] == 10
     assert json.loads((tmp_path / "run/config.json").read_text())["run"]["model"]["args"] == {"skill": 5}
@@ -206,6 +213,57 @@ def test_a_resume_under_other_component_versions_is_said_and_recorded(toy_plugin
     assert again["specs"][key] == "toy-dist 0.0.1" and again["resumed_with"][0][key] == was
     Runner(config(tmp_path / "run"), progress=False).run()  # said again, recorded once
     assert len(json.loads(path.read_text())["resumed_with"]) == 1
+
+
+def test_folders_that_hold_no_run_are_not_written_into(toy_plugin, tmp_path):
+    from unisandbox.errors import UserError
+
+    Runner(config(tmp_path / "run"), progress=False).run()
+    (tmp_path / "run/config.json").unlink()  # its records could be another configuration's
+    with pytest.raises(UserError, match=r"holds samples\.jsonl but no config\.json"):
+        Runner(config(tmp_path / "run", seed=5), progress=False).run()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match=r"is not empty and holds no run \(notes.txt\)"):
+        Runner(config(tmp_path / "mine"), progress=False).run()
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_a_resume_mends_what_a_kill_or_a_hand_left(toy_plugin, tmp_path, monkeypatch, capsys):
+    """Long ids are found again (their safe name was made safe a second time: every resume drew
+    them again), half-written temporaries go, a record naming no image is drawn again, and a
+    corrupt line stops the run before config.json is touched, saying what to do."""
+    import toy_unisandbox
+    from unisandbox.errors import DataError, UserError
+
+    original = toy_unisandbox.ToyTask.samples
+    def long_ids(self: object) -> list:
+        return [attrs.evolve(s, id=f"{s.id}-" + "a-rather-long-identifier-" * 4) for s in original(self)]
+
+    monkeypatch.setattr(toy_unisandbox.ToyTask, "samples", long_ids)
+    run = tmp_path / "run"
+    Runner(config(run), progress=False).run()
+    log = run / "samples.jsonl"
+    lines = log.read_text().splitlines()
+    stale = run / "images/toy-shades/normal/.3.png.abcd1234.tmp"
+    stale.write_bytes(b"half")
+    capsys.readouterr()
+    Runner(config(run), progress=False).run()
+    assert log.read_text().splitlines() == lines and not stale.exists()
+    assert "gone from the folder" not in capsys.readouterr().err
+    records = [json.loads(line) for line in lines]
+    first = next(i for i, r in enumerate(records) if r["mode"] == "normal")
+    log.write_text("\n".join([*lines, json.dumps({**records[first], "image": None})]) + "\n")
+    Runner(config(run), progress=False).run()
+    assert len(log.read_text().splitlines()) == len(lines) + 2  # drawn and judged again
+    log.write_text("\n".join([*lines, json.dumps({**records[first], "image": 3})]) + "\n")
+    with pytest.raises(DataError, match=r"samples.jsonl:\d+: .*image"):
+        Runner(config(run), progress=False).run()
+    log.write_text("\n".join([lines[0], lines[1][:30], *lines[2:]]) + "\n")
+    before = (run / "config.json").read_bytes()
+    with pytest.raises(UserError, match=r"samples.jsonl:2: corrupt record .*delete that line"):
+        Runner(config(run, batch_size=7), progress=False).run()
+    assert (run / "config.json").read_bytes() == before
 
 
 def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
@@ -273,7 +331,6 @@ def test_a_declared_capability_that_is_not_implemented_says_so(toy_plugin, tmp_p
 
 def test_a_factory_returning_the_wrong_kind_is_named(toy_plugin):
     from unisandbox.factories import build
-    from unisandbox.protocols import Model
     from unisandbox.protocols.returns import PluginError
     from unisandbox.registry import get_registry
 
@@ -282,9 +339,9 @@ def test_a_factory_returning_the_wrong_kind_is_named(toy_plugin):
                                           r"object; expected a unisandbox.protocols.Model"):
         build(wrong, {})
     # an identity that is not JSON as it stands (a set: another order in every process)
-    class SetIdentity(Model):
-        capabilities = frozenset()
+    import toy_unisandbox
 
+    class SetIdentity(toy_unisandbox.ToyPainter):
         def identity(self) -> dict:
             return {**super().identity(), "parts": {"lm", "denoiser"}}
 
@@ -430,3 +487,16 @@ def test_a_start_refused_before_it_writes_leaves_no_folder(toy_plugin, tmp_path)
     with pytest.raises(UserError):
         Runner(config(out, judge=Component("toy-pixel", {"bogus": 1})), progress=False).run()
     assert not out.exists()
+
+
+def test_a_task_arg_can_be_given_to_one_task():
+    from unisandbox.errors import UserError
+    from unisandbox.run.config import resolve
+
+    common = dict(config_file=None, model="m", model_args={}, judge="j", judge_args={},
+                  out=Path("o"), modes=None, seed=None, batch_size=None, understanding=None,
+                  reference_scoring=None)
+    config = resolve(tasks=["math-1", "mapping-1"], task_args={"n": 3, "math-1:counts": "1-3"}, **common)
+    assert [dict(t.args) for t in config.tasks] == [{"n": 3, "counts": "1-3"}, {"n": 3}]
+    with pytest.raises(UserError, match="--task-arg math-2:counts: no task 'math-2' in this run"):
+        resolve(tasks=["math-1"], task_args={"math-2:counts": "1-3"}, **common)

@@ -55,3 +55,31 @@ def test_an_interrupt_inside_an_update_waits_for_the_update_to_finish():
         finished.append("the rest of the step")
     assert finished == ["the rest of the step"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_sigterm_is_held_through_an_update_and_ends_a_command_as_ctrl_c_does(tmp_path):
+    """A scheduler's SIGTERM (SLURM's time limit) stops a run as Ctrl-C does: after the update
+    in progress, with the message saying how to continue, exit 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from unisandbox.errors import Terminated
+    from unisandbox.training import uninterrupted
+
+    finished = []
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), uninterrupted():
+        os.kill(os.getpid(), signal.SIGTERM)
+        finished.append("the rest of the step")
+    assert finished == ["the rest of the step"] and signal.getsignal(signal.SIGTERM) is before
+
+    script = ("import os, signal, sys\n"
+              "from unisandbox.cli.main import cli, run_command\n"
+              "import click\n"
+              "@cli.command('sleep-then-term')\n"
+              "def _t():\n    os.kill(os.getpid(), signal.SIGTERM)\n    import time; time.sleep(5)\n"
+              "sys.exit(run_command(cli, ['sleep-then-term'], 'unisandbox'))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143 and "Interrupted. Run the same command again" in done.stderr

@@ -23,3 +23,8 @@ class DataError(UserError):
 class DataWarning(UserWarning):
     """A data file has a known defect that still lets it load (e.g. the published mapping2
     ID 36); the CLI prints it as one ``warning:`` line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, ``scancel``, ``kill``), raised where Ctrl-C would be,
+    so a run stops the same way: what it finished is kept, a trainer saves its state."""

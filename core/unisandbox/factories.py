@@ -142,8 +142,6 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
         built.capabilities = frozenset(getattr(spec, "capabilities", ()))
-    if isinstance(built, Model | Judge | Task):  # recorded in run folders, hashed into cache keys
-        plain_json(built, "identity", built.identity())
     if isinstance(built, Model) and built.unimplemented():
         capability, _ = built.unimplemented()[0]
         raise built._missing(capability)
@@ -156,6 +154,8 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
                               "analysis=True, so eval would run it as an empty task")
         if not isinstance(built, AnalysisTask):  # a probe may pool several tasks' items
             distinct_image_names(built, task_samples(built, built.samples()))
+    if isinstance(built, Model | Judge | Task):  # recorded in run folders, hashed into cache keys
+        plain_json(built, "identity", built.identity())
     return built
 
 

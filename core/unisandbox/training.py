@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import Terminated, UserError
 from .factories import accepted_arguments, build
 from .protocols import TrainResult
 from .protocols.returns import PluginError
@@ -80,7 +80,7 @@ def _check_out_not_inside_a_run(out: Path) -> None:
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) back until the block is done, then raise it: an optimizer step
+    """Hold a Ctrl-C (SIGINT, or a SIGTERM) back until the block is done, then raise it: an optimizer step
     cut in the middle would leave some parameters updated and others not, and a state saved
     from there resumes into other weights than an uninterrupted run's. Off the main thread (where
     signals cannot be handled) it holds nothing back."""
@@ -88,10 +88,12 @@ def uninterrupted() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held]
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in zip(held, previous, strict=True):
+            signal.signal(s, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise Terminated if caught[0] == signal.SIGTERM else KeyboardInterrupt

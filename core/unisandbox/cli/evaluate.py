@@ -19,20 +19,26 @@ def print_results(results: dict[str, Any], order: Sequence[str] = ()) -> None:
     rows = []
     # the tasks in the order the user gave them (results.json keeps its keys sorted)
     tasks = sorted(results["tasks"], key=lambda t: (list(order).index(t) if t in order else len(order), t))
+    # U and the gap only where U was measured (a run with --no-understanding, a score folder)
+    with_u = any(cells.get("understanding") for entry in results["tasks"].values()
+                 for cells in entry["levels"].values())
     for task in tasks:
         entry = results["tasks"][task]
         # levels in order, "all" only where it pools several (as the report shows them)
         for level, cells in iter_levels(entry["levels"]):
             row = [task, level]
-            for mode in (*results["modes"], "understanding"):
+            for mode in (*results["modes"], *(["understanding"] if with_u else [])):
                 cell = cells.get(mode)
                 row.append("-" if cell is None else
                            f"{percent(cell['accuracy'])} [{percent(cell['ci95'][0])}, {percent(cell['ci95'][1])}]"
                            f" (n={cell['n']})"
                            + (f" [{cell['n_error']} err]" if cell["n_error"] else ""))
-            row += [percent(cells["gap"].get(m)) for m in results["modes"]]
+            if with_u:  # signed, as the report shows it: a negative gap is G above U
+                row += ["-" if cells["gap"].get(m) is None else f"{100 * cells['gap'][m]:+.1f}"
+                        for m in results["modes"]]
             rows.append(row)
-    headers = ["task", "level", *results["modes"], "U", *[f"gap U-{m}" for m in results["modes"]]]
+    headers = ["task", "level", *results["modes"],
+               *(["U", *[f"gap U-{m}" for m in results["modes"]]] if with_u else [])]
     click.echo(table(rows, headers))
 
 
@@ -43,7 +49,7 @@ def print_results(results: dict[str, Any], order: Sequence[str] = ()) -> None:
 @click.option("--model", help="Registered model name (see `unisandbox models list`).")
 @arg_option("model", "model factory (e.g. path=DIR)")
 @click.option("--task", "tasks", multiple=True, help="Task name; repeat for several.")
-@arg_option("task", "task factories (e.g. n=50, world=glyph, path=FILE)")
+@arg_option("task", "task factories (e.g. n=50, world=glyph, path=FILE; math-1:counts=1-3 for one task only)")
 @click.option("--judge", help="Judge name (see `unisandbox judges list`); not needed with --mode none.")
 @arg_option("judge", "judge factory (e.g. base_url=..., model=...)")
 @click.option("--mode", "modes", default=None, metavar="MODES",
@@ -107,8 +113,12 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
     )
     runner = Runner(config, progress=not quiet and not as_json)
     results = runner.run()
+    from ..distributed import get_dist
+
+    if not get_dist().is_main:  # under torchrun one process reports
+        return
     if as_json:
-        echo_json(results)
+        echo_json({**results, "run_folder": str(config.out)})
     else:
         print_results(results, order=[t.name for t in runner.tasks])
         click.echo(f"\nrun folder: {config.out}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -12,7 +14,7 @@ from typing import TextIO
 import click
 
 from .. import __version__
-from ..errors import DataWarning, UserError
+from ..errors import DataWarning, Terminated, UserError
 from . import data, demo, evaluate, judges, listing, probe, report, train
 
 
@@ -115,16 +117,31 @@ def _component_argument_hint(option: str, argv: list[str]) -> str:
     return f"It is an argument {'; '.join(found)}." if found else ""
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_command(group: click.Command, argv: list[str] | None, prog_name: str) -> int:
     """Run a click command the unisandbox way: user errors print one line and exit 2, no
-    traceback (0 ok, 1 failure, 2 user error, 130 interrupted). Plugins' own CLIs use it too."""
+    traceback (0 ok, 1 failure, 2 user error, 130 interrupted, 143 terminated: SIGTERM stops a
+    command as Ctrl-C does). Plugins' own CLIs use it too."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    try:
+        return _run(group, argv, prog_name)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(group: click.Command, argv: list[str] | None, prog_name: str) -> int:
     try:
         with _plain_data_warnings():
             result = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         _close_bars()
         click.echo(INTERRUPTED, err=True)
-        return 130
+        return 143 if isinstance(exc.__context__, Terminated) else 130
     except click.ClickException as exc:
         if isinstance(exc, click.NoSuchOption):
             hint = _component_argument_hint(exc.option_name, argv if argv is not None else sys.argv[1:])
@@ -135,10 +152,10 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
     except UserError as exc:
         click.echo(f"Error: {exc}", err=True)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _close_bars()
         click.echo(INTERRUPTED, err=True)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except OSError as exc:
         if exc.filename is None:  # not a file the user named: a bug or the network, shown whole
             raise

@@ -226,12 +226,23 @@ def resolve(
     """Merge a TOML file and CLI options (CLI wins) into a RunConfig.
 
     ``task_args`` apply to every task named on the command line and are merged into the
-    args of tasks from the file.
+    args of tasks from the file; a key ``TASK:key`` (``math-1:counts=1-3``) applies to that
+    task alone, for an argument the other tasks do not take.
     """
     base = load_toml(config_file) if config_file else {}
-    task_list = [Component(t, task_args) for t in tasks] or [
-        Component(t.name, {**t.args, **task_args}) for t in base.get("tasks", [])
+    task_list = [Component(t, {}) for t in tasks] or [
+        Component(t.name, dict(t.args)) for t in base.get("tasks", [])
     ]
+    shared = {k: v for k, v in task_args.items() if ":" not in k}
+    scoped: dict[str, dict[str, Any]] = {}
+    for key, value in task_args.items():
+        if ":" in key:
+            name, _, arg = key.partition(":")
+            if name not in {t.name for t in task_list}:
+                raise UserError(f"--task-arg {key}: no task {name!r} in this run (tasks: "
+                                f"{', '.join(t.name for t in task_list) or 'none'})")
+            scoped.setdefault(name, {})[arg] = value
+    task_list = [Component(t.name, {**t.args, **shared, **scoped.get(t.name, {})}) for t in task_list]
     model_c = Component(model, model_args) if model else base.get("model")
     judge_c = Component(judge, judge_args) if judge else base.get("judge")
     if model_c and model_args and not model:

@@ -22,7 +22,6 @@ from ..distributed import get_dist
 from ..errors import UserError
 from ..factories import build, judge_task_context
 from ..judges.cache import CachedJudge
-from ..paths import inside
 from ..progress import bar as progress_bar
 from ..protocols import WEIGHTS_FINGERPRINT, Model, Task, resume_identities, returns
 from ..records import UNDERSTANDING, GenerationRequest, JudgeItem, Sample, Verdict
@@ -54,11 +53,14 @@ class Runner:
         self.config = config
         self.registry = registry or get_registry()
         self.progress = progress
-        self.log = log or (lambda message: print(message, file=sys.stderr))
         self.store = RunStore(config.out)
         self.dist = get_dist()
+        # under torchrun one process says what the run does (each rank would repeat it)
+        self.log = log or (lambda message: print(message, file=sys.stderr) if self.dist.is_main else None)
         self._model = model
         self._model_checked = False
+        self._done: dict[tuple[str, str, str], Any] = {}  # the latest record per sample, read on resume
+        self._started_here = False  # this process wrote config.json: a new run, or one taken over
         self._judge: CachedJudge | None = None
         self.model_spec = self.registry.model(config.model.name)
         # a run that draws nothing (U alone) has no judge
@@ -157,6 +159,18 @@ class Runner:
         if other:
             raise UserError(f"{self.store.root} holds a {other}, not an eval run (its config.json says "
                             "so); evaluate into a folder of its own (--out), so that one is not overwritten")
+        if existing is None and self.store.root.is_dir():
+            held = sorted(p.name for p in self.store.root.iterdir() if p.name != self.store.LOCK_NAME)
+            if self.store.samples.path.name in held:  # a run whose config.json is gone
+                raise UserError(f"{self.store.root} holds samples.jsonl but no config.json, so its "
+                                "records cannot be checked against this command (other items or "
+                                "seeds would be scored as these); put config.json back, or choose "
+                                "another --out")
+            if held:
+                shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+                raise UserError(f"{self.store.root} is not empty and holds no run ({shown}); "
+                                "evaluate into a new or empty folder (--out), so nothing of yours "
+                                "is mixed in or overwritten")
 
     def _prepare_folder(self) -> None:
         resolved = self.resolved_config()
@@ -186,17 +200,23 @@ class Runner:
                 raise UserError(f"{self.store.root} holds a different run ({what}); resume only "
                                 "with the same configuration, or choose another --out")
             self.log(f"resuming run in {self.store.root}")
+            self._done = self.store.records()  # a damaged log stops the resume before any write
             existing = self._note_new_versions(existing, resolved)
             if existing.get("run") != resolved["run"]:
                 what = differences(existing["run"], resolved["run"], "run")
                 self.log(f"  with {what} (these decide no verdict; config.json records them)")
                 if self.dist.is_main:
                     self.store.write_config({**existing, "run": resolved["run"]})
-        elif self.dist.is_main:
-            self.store.write_config(resolved)
+        else:
+            self._started_here = True
+            if self.dist.is_main:
+                self.store.write_config(resolved)
         self.dist.barrier()
         if self.dist.is_main:
             self.store.samples.repair()
+            stale = self.store.remove_stale_temporaries()
+            if stale:
+                self.log(f"  removed {stale} half-written file(s) an interrupted run left")
         self.dist.barrier()
 
     def _note_new_versions(self, existing: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
@@ -242,12 +262,14 @@ class Runner:
                 self._prepare_folder()
                 return self._run()
             except BaseException:
-                if fresh and self.dist.is_main:  # a start refused at once leaves no folder behind
+                if self._started_here and self.dist.is_main:  # a start that failed before its
+                    self.store.remove_unstarted(fresh)  # first record leaves nothing (held: ours)
+                elif fresh and self.dist.is_main:  # a start refused at once leaves no folder behind
                     self.store.remove_if_empty()  # (done holding the lock: no one else's folder)
                 raise
 
     def _run(self) -> dict[str, Any]:
-        done = self.store.records()
+        done = self._done
         for task in self.tasks:
             samples = list(task.samples())
             for mode in self.config.modes:
@@ -308,8 +330,8 @@ class Runner:
         """On resume, a recorded image that is gone from the folder (deleted, a copy that
         lost it) makes its sample pending again: drawn with its own seed (the same picture) and
         judged, a new record replacing the stale one, so no verdict stands without its image."""
-        gone = [key for key, r in done.items() if key[0] == task.name and key[1] == mode and r.get("image")
-                and not inside(self.store.root, *Path(r["image"]).parts).is_file()]
+        gone = [key for key, r in done.items() if key[0] == task.name and key[1] == mode
+                and (not r.get("image") or not self.store.recorded_path(r["image"]).is_file())]
         for key in gone:
             del done[key]
         if gone and self.dist.is_main:
@@ -321,7 +343,7 @@ class Runner:
         """On resume, judge again the saved images whose verdict was an error (a judge server
         that was down, say): the images stay, only the verdicts are new records. Rank 0 alone."""
         by_id = {s.id: s for s in samples}
-        failed = [(r, by_id[r["id"]], inside(self.store.root, *Path(r["image"]).parts))
+        failed = [(r, by_id[r["id"]], self.store.recorded_path(r["image"]))
                   for (t, m, _), r in done.items()
                   if t == task.name and m == mode and r.get("verdict") == "error"
                   and r["id"] in by_id and r.get("image")]

@@ -137,8 +137,9 @@ class JsonlLog:
     for appending; a bad line in the middle is real corruption and raises.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mend: str = "mend or delete that line") -> None:
         self.path = path
+        self.mend = mend  # what a user does about a corrupt line in the middle
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Every complete record; a corrupt one in the middle is an error naming its line."""
@@ -165,7 +166,8 @@ class JsonlLog:
                 if on_corrupt is not None:
                     on_corrupt(number)
                     continue
-                raise UserError(f"{self.path}:{number}: corrupt record ({getattr(exc, 'msg', exc)})") from None
+                raise UserError(f"{self.path}:{number}: corrupt record ({getattr(exc, 'msg', exc)}); "
+                                f"{self.mend}") from None
 
     def repair(self) -> None:
         """Cut a torn final record so appends start on a clean line."""
@@ -237,6 +239,11 @@ def exclusive(lock_path: Path, message: str, wait: bool = True) -> Iterator[None
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: what to do about a corrupt record in the middle of a run's samples.jsonl
+SAMPLES_MEND = ("mend or delete that line and run the same command again (a deleted record's "
+                "sample is drawn and judged again, with the same seed)")
+
+
 class RunStore:
     """Paths and writes for one run folder."""
 
@@ -245,7 +252,7 @@ class RunStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.samples = JsonlLog(self.root / "samples.jsonl")
+        self.samples = JsonlLog(self.root / "samples.jsonl", SAMPLES_MEND)
         self.config_path = self.root / "config.json"
         self.results_path = self.root / "results.json"
         self.judge_cache_path = self.root / "judge_cache.jsonl"
@@ -289,6 +296,34 @@ class RunStore:
                 (self.root / self.LOCK_NAME).unlink(missing_ok=True)
                 self.root.rmdir()
 
+    def remove_unstarted(self, folder_too: bool) -> None:
+        """Undo the start of a run that failed before it recorded any sample (a model that
+        would not load): its config.json would make every later command call it unfinished.
+        ``folder_too``: the run made the folder, so an empty one goes as well."""
+        with suppress(OSError, UserError):  # never in place of the error that stopped the run
+            if next(iter(self.samples.read()), None) is None:
+                self.samples.path.unlink(missing_ok=True)
+                self.config_path.unlink(missing_ok=True)
+                self.results_path.unlink(missing_ok=True)
+        if folder_too:
+            self.remove_if_empty()
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete the half-written files (``.NAME.XXXX.tmp``) a killed writer left; only the
+        process holding the writer's lock calls this. How many there were."""
+        stale = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
+    def recorded_path(self, relative: str) -> Path:
+        """The file a record's ``image`` names, as it was saved (a name already made safe is
+        not made safe again: a long one would get a second hash and never be found)."""
+        path = self.root / relative
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise UserError(f"{self.root}: a record names {relative!r}, outside the run folder")
+        return path
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
@@ -323,6 +358,10 @@ def read_records(log: JsonlLog) -> dict[tuple[str, str, str], dict[str, Any]]:
     for number, record in log.numbered():
         if not isinstance(record, dict) or not all(k in record for k in ("task", "mode", "id")):
             raise DataError(log.path, number, "task/mode/id", "record lacks its key fields")
+        image = record.get("image")
+        if image is not None and (not isinstance(image, str) or not image or Path(image).is_absolute()
+                                  or ".." in Path(image).parts):
+            raise DataError(log.path, number, "image", f"must be a path inside the run folder, got {image!r}")
         if record.get("verdict") not in VERDICTS:
             raise DataError(log.path, number, "verdict",
                             f"must be one of {', '.join(VERDICTS)}, got {record.get('verdict')!r}")

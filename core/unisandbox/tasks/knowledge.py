@@ -254,6 +254,10 @@ class KnowledgeTask(GeneratedTask):
         chars = self.characters()
         made = (forward_samples if self.direction == "forward" else inverse_samples)(
             chars, self.world, self.split)
+        if self.limit and self.limit > len(made):  # n=5000 silently ran 30 items
+            raise UserError(f"task {self.name!r}: n={self.limit}, but {self.n_characters} characters give "
+                            f"{len(made)} {self.direction} prompts; raise n_characters "
+                            "(--task-arg n_characters=...) or leave n out for every prompt")
         return made[: self.limit] if self.limit else made
 
     def check_understanding(self, sample: Sample, reply: str) -> bool:
