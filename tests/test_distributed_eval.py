@@ -35,10 +35,13 @@ def test_two_gloo_processes_shard_by_sample_and_match_one_process(toy_plugin, tm
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
            "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-           "-m", "unisandbox.cli.main", *ARGS, "--out", str(tmp_path / "two")]
+           "-m", "unisandbox", *ARGS, "--json", "--out", str(tmp_path / "two")]
     two = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "resuming" not in two.stderr  # a new folder is new to every rank, however late it looks
+    # one process reports: one JSON document, each line of progress once
+    assert json.loads(two.stdout)["run_folder"] == str(tmp_path / "two")
+    assert two.stderr.count("loading model toy-painter") == 1
     one_results = json.loads((tmp_path / "one/results.json").read_text())
     two_results = json.loads((tmp_path / "two/results.json").read_text())
     assert two_results == one_results
