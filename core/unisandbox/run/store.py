@@ -311,7 +311,9 @@ class RunStore:
     def remove_stale_temporaries(self) -> int:
         """Delete the half-written files (``.NAME.XXXX.tmp``) a killed writer left; only the
         process holding the writer's lock calls this. How many there were."""
-        stale = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+        # the run's own files only: a score or probe folder inside it may be writing right now
+        stale = [p for p in (*self.root.glob(".*.tmp"), *(self.root / "images").rglob(".*.tmp"))
+                 if p.is_file()]
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
