@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import FIXTURES, write_dist
+from support import FIXTURES
 from unisandbox import registry as registry_module
+from unisandbox.testing import write_dist
 
 
 @pytest.fixture
