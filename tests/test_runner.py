@@ -500,3 +500,14 @@ def test_a_task_arg_can_be_given_to_one_task():
     assert [dict(t.args) for t in config.tasks] == [{"n": 3, "counts": "1-3"}, {"n": 3}]
     with pytest.raises(UserError, match="--task-arg math-2:counts: no task 'math-2' in this run"):
         resolve(tasks=["math-1"], task_args={"math-2:counts": "1-3"}, **common)
+
+
+def test_an_argument_given_at_its_default_resumes_and_a_changed_one_is_named(toy_plugin, tmp_path):
+    from unisandbox.errors import UserError
+
+    Runner(config(tmp_path / "run", tasks=(Component("toy-shades", {}),)), progress=False).run()
+    again = config(tmp_path / "run", tasks=(Component("toy-shades", {"n": 10, "pairs": False}),))
+    Runner(again, progress=False).run()  # n=10 and pairs=false are the defaults: the same run
+    other = config(tmp_path / "run", tasks=(Component("toy-shades", {"n": 10, "pairs": True}),))
+    with pytest.raises(UserError, match=r"run\.tasks\[0\]\.args\.pairs: \"\(absent\)\" -> true"):
+        Runner(other, progress=False).run()

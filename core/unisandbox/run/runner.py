@@ -10,17 +10,18 @@ chunks are dealt round-robin to ranks and rank 0 writes the log.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import __version__, capabilities
 from ..distributed import get_dist
 from ..errors import UserError
-from ..factories import build, judge_task_context
+from ..factories import argument_defaults, build, judge_task_context
 from ..judges.cache import CachedJudge
 from ..progress import bar as progress_bar
 from ..protocols import WEIGHTS_FINGERPRINT, Model, Task, resume_identities, returns
@@ -183,8 +184,11 @@ class Runner:
         recorded = (existing or {}).get("model_identity")
         moved = isinstance(recorded, dict) and recorded.get(WEIGHTS_FINGERPRINT) is not None
 
+        defaults = {"model": _defaults_of([self.model_spec]), "judge": _defaults_of([self.judge_spec]),
+                    "task": _defaults_of(self.task_specs)}
+
         def resumable(section: Any, name: str) -> Any:
-            return _resumable(section, name, ignore_path=moved)
+            return _resumable(section, name, ignore_path=moved, defaults=defaults)
 
         changed = [k for k in checked
                    if existing is not None and resumable(existing.get(k), k) != resumable(resolved[k], k)]
@@ -466,6 +470,24 @@ def _other_kind(config: dict[str, Any]) -> str | None:
     return None if "run" in config else "folder"
 
 
+def _without_defaults(component: Any, defaults: dict[str, dict[str, str]]) -> Any:
+    """``{"name", "args"}`` less the arguments given at the factory's default (``size=32``
+    where 32 is the default is the run started without it)."""
+    if not isinstance(component, dict) or not isinstance(component.get("args"), dict):
+        return component
+    own = defaults.get(str(component.get("name")), {})
+    args = {k: v for k, v in component["args"].items()
+            if k not in own or json.dumps(v, sort_keys=True, default=str) != own[k]}
+    return {**component, "args": args}
+
+
+def _defaults_of(specs: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """Each component's argument defaults as JSON text (required arguments have none)."""
+    return {spec.name: {k: json.dumps(d, sort_keys=True, default=str)
+                        for k, d in argument_defaults(spec) if d is not inspect.Parameter.empty}
+            for spec in specs if spec is not None}
+
+
 #: judge arguments that say how to reach a judge, never what it decides: a resume may change
 #: them (a server come back elsewhere, more concurrency); any other argument must match, since
 #: a plugin judge need not put what decides its verdicts into its identity
@@ -473,14 +495,22 @@ REACH_ARGS = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "re
                         "batch_size"})
 
 
-def _resumable(section: Any, name: str, ignore_path: bool = False) -> Any:
+def _resumable(section: Any, name: str, ignore_path: bool = False,
+               defaults: dict[str, dict[str, dict[str, str]]] | None = None) -> Any:
     """What of a run's configuration a resume must match: not the batch size (each sample's
     seed is its own), not how the judge is reached (``REACH_ARGS``), not the order of the
-    modes, not the judge of a run that draws no image; with ``ignore_path``, not the model's
-    ``path`` (its weights' fingerprint decides, when the model loads)."""
+    modes, not the judge of a run that draws no image, not an argument given at its default
+    (``defaults``: kind -> component -> argument -> its default as JSON); with
+    ``ignore_path``, not the model's ``path`` (its weights' fingerprint decides, when the
+    model loads)."""
     if name != "run" or not isinstance(section, dict):
         return section
     kept = {k: v for k, v in section.items() if k != "batch_size"}
+    if defaults:
+        for key, kind in (("model", "model"), ("judge", "judge")):
+            kept[key] = _without_defaults(kept.get(key), defaults.get(kind, {}))
+        if isinstance(kept.get("tasks"), list):
+            kept["tasks"] = [_without_defaults(t, defaults.get("task", {})) for t in kept["tasks"]]
     model = kept.get("model")
     if ignore_path and isinstance(model, dict) and isinstance(model.get("args"), dict):
         kept["model"] = {**model, "args": {k: v for k, v in model["args"].items() if k != "path"}}

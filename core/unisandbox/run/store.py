@@ -46,6 +46,10 @@ def differences(old: Any, new: Any, where: str = "", limit: int = 3) -> str:
             for key in sorted(set(a) | set(b), key=str):
                 walk(a.get(key, "(absent)"), b.get(key, "(absent)"), f"{path}.{key}" if path else str(key))
             return
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):  # tasks[0].args.split
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+            return
         found.append(f"{path or 'value'}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
 
     walk(old, new, where)
