@@ -162,3 +162,44 @@ def test_show_lists_a_components_arguments_and_defaults(toy_plugin):
     names = [a["name"] for a in judge["arguments"]]
     assert "base_url" in names and "tasks" not in names  # the engine's context is not an argument
     assert_user_error(run_cli("models", "show", "nope"), "unknown model 'nope'")
+
+
+def test_train_without_a_trainer_names_it_and_points_at_help():
+    """TRAINER is named first (not --model), and train's usage errors end with the help hint
+    every other command's do."""
+    for args in ((), ("--model", "x"), ("--out", "somewhere")):
+        result = run_cli("train", *args)
+        assert_user_error(result, "Missing argument 'TRAINER'", "Try 'unisandbox train --help' for help.")
+        assert "--model" not in result.stderr.splitlines()[-1]
+    assert_user_error(run_cli("train", "stars", "--bogus"), "No such option '--bogus'",
+                      "Try 'unisandbox train --help' for help.")
+    helped = run_cli("train", "--help")
+    assert helped.returncode == 0 and helped.stdout.count("-h, --help") == 1
+
+
+LENS = """
+from unisandbox.hookspecs import hookimpl
+from unisandbox.specs import TaskSpec
+PLUGIN_API_VERSION = 1
+
+
+def lens(task=None, top_k=5, **task_args):
+    raise NotImplementedError
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec(name="toy-lens", factory=lens, analysis=True, description="a probe"))
+"""
+
+
+def test_show_of_a_probe_lists_the_base_tasks_arguments(plugin_site, capsys):
+    """A probe's factory takes **kwargs and hands them to its base task(s): show lists them."""
+    from unisandbox.cli.main import main
+
+    plugin_site("toy-lens-dist", "1.0", {"toy_lens": LENS}, {"toylens": "toy_lens"})
+    assert main(["tasks", "show", "toy-lens"]) == 0
+    out = capsys.readouterr().out
+    assert "keywords the task's docs list" not in out
+    assert "+ the arguments of the base task(s) named by task=, e.g. for math-1: n, seed, split, world" in out
+    assert "`unisandbox tasks show math-1` lists them" in out

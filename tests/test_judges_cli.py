@@ -120,3 +120,26 @@ def test_check_judges_your_image_against_an_item_of_any_task(tmp_path, capsys):
     assert "has no item 'nope'" in capsys.readouterr().err
     assert main(["judges", "check", "glyph", "--image", str(tmp_path / "right.png")]) == 2
     assert "--task and --image go together" in capsys.readouterr().err
+
+
+def test_check_json_prints_the_failure_on_stdout_too(capsys):
+    """A script reading --json gets an object saying why, with the exit status unchanged."""
+    with ChatServer() as server:
+        url = server.url  # closed below: nothing listens there any more
+    result = run_cli("judges", "check", "vlm-openai", "--base-url", url, "--judge-arg", "model=x",
+                     "--json")
+    assert result.returncode == 2 and "cannot reach the judge server" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["reachable"] is False and report["judge"] == "vlm-openai"
+    assert "cannot reach the judge server" in report["error"] and url in report["error"]
+    # a verdict-less reply (exit 1) and a good one say ok too
+    with ChatServer(describing("Caption: 3 circles", "I cannot say.")) as server:
+        code = main(["judges", "check", "vlm-openai", "--base-url", server.url,
+                     "--judge-arg", "model=toy-vlm", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["ok"] is False and "gave no verdict" in report["error"]
+    with ChatServer(describing("Caption: 3 circles")) as server:
+        assert main(["judges", "check", "vlm-openai", "--base-url", server.url,
+                     "--judge-arg", "model=toy-vlm", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and "error" not in report

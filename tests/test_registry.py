@@ -210,3 +210,12 @@ def test_unisandbox_plugins_restricts_loading(toy_plugin, plugin_site, monkeypat
 def test_unknown_name_lists_what_is_available(toy_plugin):
     with pytest.raises(UserError, match=r"unknown judge 'nope'; available: .*toy-pixel"):
         get_registry().judge("nope")
+
+
+def test_a_misspelt_name_gets_a_did_you_mean(toy_plugin):
+    with pytest.raises(UserError, match=r"unknown task 'math1' \(did you mean 'math-1'\?\); available: .*math-2"):
+        get_registry().task("math1")
+    with pytest.raises(UserError, match=r"unknown model 'toy-paynter' \(did you mean 'toy-painter'\?\)"):
+        get_registry().model("toy-paynter")
+    with pytest.raises(UserError, match=r"unknown judge 'nope'; available:"):  # nothing close
+        get_registry().judge("nope")

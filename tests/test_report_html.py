@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -365,10 +366,36 @@ def test_a_finished_file_task_run_is_not_reported_as_unfinished(tmp_path, capsys
                  "--mode", "normal", "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert main(["report", str(tmp_path / "run")]) == 0
     assert "Not finished" not in (tmp_path / "run/report/report.md").read_text()
-    assert main(["compare", str(tmp_path / "run"), str(tmp_path / "run")]) == 0
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+    assert main(["compare", str(tmp_path / "run"), str(tmp_path / "again")]) == 0
     assert "not finished" not in capsys.readouterr().err
 
 
 def test_a_folder_given_twice_is_refused(glyph, tmp_path):
     assert_user_error(run_cli("report", str(glyph), str(glyph), "--out", str(tmp_path / "r")), None,
                       "is given twice")
+
+
+def test_the_run_header_names_the_weights_evaluated(toy_plugin, tmp_path):
+    """config.json's model_identity (checkpoint, fingerprint, settings) is in both reports'
+    headers, long values cut; a run without one shows as before."""
+    run = toy_run(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["model_identity"] = {
+        "class": "unisandbox_query.model.QueryModel",
+        "checkpoint": "/data/" + "deep/" * 20 + "stars-ckpt",
+        "weights_fingerprint": "sha256:0123456789abcdef" + "f" * 48,
+        "steps": 20, "cfg_scale": 3.0, "precision": "fp32"}
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| model identity |"))
+    assert "checkpoint …" in line and "deep/stars-ckpt;" in line and "/data/" not in line
+    assert "weights sha256:0123456789ab;" in line and "0123456789abc" not in line
+    assert "steps=20, cfg_scale=3.0, precision=fp32, class=unisandbox_query.model.QueryModel" in line
+    assert "model identity" in html and "weights sha256:0123456789ab;" in html
+    del config["model_identity"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["report", str(run), "--out", str(tmp_path / "old")]) == 0
+    assert "model identity" not in (tmp_path / "old" / "report.md").read_text()

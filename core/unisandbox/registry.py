@@ -76,7 +76,10 @@ class Registry:
             hint = f" (plugins not loaded: {', '.join(broken)}; see `unisandbox plugins list`)" if broken else ""
             if _plugin_filter() is not None:
                 hint += f" (UNISANDBOX_PLUGINS={os.environ['UNISANDBOX_PLUGINS']} limits which plugins load)"
-            raise UserError(f"unknown {kind} {name!r}; available: {known}{hint}") from None
+            # as click does for a misspelt command: the likeliest name first, then all of them
+            close = difflib.get_close_matches(name, list(self.records[kind]), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserError(f"unknown {kind} {name!r}{guess}; available: {known}{hint}") from None
 
     def model(self, name: str) -> ModelSpec:
         return self.get("model", name)

@@ -97,8 +97,23 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
 
     Exit 0 when the example got a verdict, 1 when it got none (a failed call or a reply
     without a verdict),
-    2 when it cannot be reached or built.
+    2 when it cannot be reached or built. With --json every outcome is a JSON object on
+    stdout, with ok (true or false) and, on failure, error.
     """
+    report: dict[str, Any] = {"judge": name}
+    try:
+        return _check(report, name, judge_args, base_url, family, world, task_name, task_args,
+                      item, image, as_json)
+    except UserError as exc:
+        if as_json:  # a script reading stdout learns why, not just that nothing came
+            echo_json({**report, "ok": False, "error": str(exc)})
+        raise
+
+
+def _check(report: dict[str, Any], name: str, judge_args: tuple[str, ...], base_url: str | None,
+           family: str | None, world: str | None, task_name: str | None,
+           task_args: tuple[str, ...], item: str | None, image: Path | None, as_json: bool) -> int:
+    """``judges check`` itself; fills ``report`` as it goes, so a failure shows how far it got."""
     from ..factories import build, judge_task_context
     from ..records import JudgeItem
     from ..registry import get_registry
@@ -124,10 +139,11 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
         task = build(get_registry().task(task_name), parse_pairs(task_args, "--task-arg"))
         family = task.family
     judge = build(spec, args, **judge_task_context(spec, [task] if task is not None else []))
-    report: dict[str, Any] = {"judge": name, "identity": judge.identity(), "family": family}
+    report.update(identity=judge.identity(), family=family)
     try:
         if hasattr(judge, "ping"):
             t0 = time.perf_counter()
+            report["reachable"] = False  # until the ping answers
             served = judge.ping()
             report.update(reachable=True, ping_s=round(time.perf_counter() - t0, 3), serves=served)
             if not as_json:
@@ -153,8 +169,12 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             latency = time.perf_counter() - t0
     finally:
         judge.close()
+    no_verdict = ("the judge gave no verdict (error): its text says why (a failed call, or a "
+                  "reply without a verdict)")
     report.update(verdict=verdict.verdict, expected=expected, latency_s=round(latency, 3),
-                  description=verdict.description, raw=verdict.raw)
+                  description=verdict.description, raw=verdict.raw, ok=verdict.verdict != "error")
+    if verdict.verdict == "error":
+        report["error"] = no_verdict
     if as_json:
         echo_json(report)
     else:
@@ -166,8 +186,7 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
             click.echo(f"description: {verdict.description}")
         click.echo("judge text:\n  " + "\n  ".join(verdict.raw.splitlines() or [""]))
     if verdict.verdict == "error":
-        click.echo("the judge gave no verdict (error): its text above says why (a failed call, "
-                   "or a reply without a verdict)", err=True)
+        click.echo(no_verdict.replace("its text says", "its text above says"), err=True)
         return 1
     return 0
 

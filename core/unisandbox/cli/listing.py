@@ -87,11 +87,26 @@ def component_help(kind: str, name: str) -> list[str]:
             shown += f": {a['note']}"
         lines.append(f"  {a['name']:<{width}}{shown}")
     if accepted_arguments(spec) is None:  # a factory taking **kwargs: it checks them itself
-        lines.append(f"  keywords the {kind}'s docs list (an unknown one is refused, naming "
-                     "the accepted ones)")
+        lines.extend(_passed_on(kind, arguments))
     elif not arguments:
         lines.append("  (none)")
     return lines
+
+
+def _passed_on(kind: str, arguments: list[dict[str, Any]]) -> list[str]:
+    """What a factory taking ``**kwargs`` does with the other keywords. A task with a ``task``
+    argument (a probe over base tasks, ``probe-lens``) hands them to the base task(s): listed
+    here from an example base task, since "see the docs" sends the reader elsewhere."""
+    if kind == "task" and any(a["name"] == "task" for a in arguments):
+        registry = get_registry()
+        bases = [s.name for s in registry.all("task") if not getattr(s, "analysis", False)]
+        example = EXAMPLES["task"] if EXAMPLES["task"] in bases else next(iter(bases), None)
+        if example is not None:
+            keys = ", ".join(a["name"] for a in component_arguments("task", example))
+            return [f"  + the arguments of the base task(s) named by task=, e.g. for {example}: "
+                    f"{keys or '(none)'}", f"    (`unisandbox tasks show {example}` lists them "
+                    "with defaults; one no base task takes is refused)"]
+    return [f"  keywords the {kind}'s docs list (an unknown one is refused, naming the accepted ones)"]
 
 
 #: a name of each kind for the help's example

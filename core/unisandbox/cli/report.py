@@ -74,15 +74,23 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
     """Two runs side by side (e.g. before and after STARS).
 
     Per task, level and mode (U and each generation mode): both accuracies with 95 %
-    intervals, the difference B − A, whether the intervals separate, and the p-value of a
-    two-sided two-proportion z-test.
+    intervals, the difference B − A, whether the intervals separate, and a two-sided p-value:
+    of the exact McNemar test where both runs judged the same items (paired, from their
+    samples.jsonl), else of the two-proportion z-test; the `test` column says which.
     """
-    from ..errors import UserError
-    from ..report.compare import COMPARE_HEADERS, comparability, compare_results
+    from ..report.compare import (
+        COMPARE_HEADERS,
+        P_NOTE,
+        comparability,
+        compare_results,
+        paired_units,
+    )
     from ..report.load import RunData, load_run
 
+    if run_a.resolve() == run_b.resolve():
+        raise UserError(f"{run_b} is given twice; give each folder once (compare two different runs)")
     a, b = load_run(run_a), load_run(run_b)
-    rows = compare_results(a.results, b.results)
+    rows = compare_results(a.results, b.results, paired_units(a, b))
     if not any(r.a is not None and r.b is not None for r in rows):
         def measured(run: RunData) -> str:
             tasks = ", ".join(run.results["tasks"]) or "none"
@@ -105,6 +113,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
         return
     click.echo(f"A = {run_a}\nB = {run_b}\n")
     click.echo(table([r.cells() for r in rows], COMPARE_HEADERS))
+    click.echo(f"\n{P_NOTE}")
     if out is not None:
         click.echo(f"\nreport: {out / 'report.html'}")
 

@@ -19,17 +19,35 @@ def _help(ctx: click.Context, _param: click.Parameter, wanted: bool) -> None:
 
 def _trainer(ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:
     """Processed right after ``--help`` and before the required options, so help never
-    asks for --model or --out first."""
+    asks for --model or --out first, and a missing TRAINER is named before them."""
     if ctx.meta.get("unisandbox.help"):
         text = ctx.get_help()
         if name:
             text = "\n".join(component_help("trainer", name)) + "\n\n" + text
         click.echo(text)
         ctx.exit()
+    if name is None and not ctx.resilient_parsing:
+        raise click.UsageError("Missing argument 'TRAINER' (see `unisandbox trainers list`).", ctx)
     return name
 
 
-@click.command(context_settings={"show_default": True}, add_help_option=False)
+class _TrainCommand(click.Command):
+    """train's own ``--help`` (an ordinary option, so that it answers once TRAINER is known)
+    counts as its help option: usage errors end with "Try 'unisandbox train --help' for
+    help." as every other command's do."""
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        return next((p for p in self.params if isinstance(p, click.Option) and "--help" in p.opts), None)
+
+    def get_help_option_names(self, ctx: click.Context) -> list[str]:
+        option = self.get_help_option(ctx)
+        return list(option.opts) if option is not None else []
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return list(self.params)  # the help option is among them already
+
+
+@click.command(cls=_TrainCommand, context_settings={"show_default": True}, add_help_option=False)
 @click.argument("trainer_name", metavar="TRAINER", required=False, callback=_trainer)
 @click.option("-h", "--help", is_flag=True, expose_value=False, is_eager=False, callback=_help,
               help="Show this message (after TRAINER: also that trainer's arguments) and exit.")
@@ -50,7 +68,7 @@ def train(trainer_name: str | None, model: str, model_args: tuple[str, ...],
       unisandbox train inject --model query-tiny --train-arg data=knowledge.jsonl \\
           --out runs/inject
     """
-    if trainer_name is None:
+    if trainer_name is None:  # _trainer refuses it first; this narrows the type
         raise click.UsageError("Missing argument 'TRAINER' (see `unisandbox trainers list`).")
     from ..distributed import get_dist
     from ..run.config import parse_pairs

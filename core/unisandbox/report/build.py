@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .charts import level_chart
-from .compare import CompareRow, compare_results
+from .compare import CompareRow, compare_results, paired_units
 from .findings import Finding
 from .load import RunData
 from .probes import ProbeSection
@@ -70,8 +70,43 @@ def _compact(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(", ", "=")).replace('"', "")
 
 
+#: characters a value of the model's identity is cut to in the header (a path keeps its end)
+IDENTITY_CHARS = 60
+
+
+def _shorten(text: str, keep_end: bool = False) -> str:
+    if len(text) <= IDENTITY_CHARS:
+        return text
+    return "…" + text[1 - IDENTITY_CHARS:] if keep_end else text[:IDENTITY_CHARS - 1] + "…"
+
+
+def model_identity(identity: Any) -> str | None:
+    """The weights a run evaluated, compactly: the checkpoint (its path's end), the first 12 hex
+    digits of the weights' fingerprint, then the other settings the model recorded. The model's
+    name and arguments alone do not say which checkpoint was behind them (a path retrained in
+    place, a default that changed). None when config.json has no identity (older runs)."""
+    from ..protocols.model import WEIGHTS_FINGERPRINT
+
+    if not isinstance(identity, dict) or not identity:
+        return None
+    parts = []
+    if identity.get("checkpoint") is not None:
+        parts.append(f"checkpoint {_shorten(str(identity['checkpoint']), keep_end=True)}")
+    fingerprint = identity.get(WEIGHTS_FINGERPRINT)
+    if fingerprint is not None:
+        scheme, _, digest = str(fingerprint).rpartition(":")
+        parts.append(f"weights {scheme + ':' if scheme else ''}{digest[:12]}")
+    rest = {k: v for k, v in identity.items() if k not in ("checkpoint", WEIGHTS_FINGERPRINT, "class")}
+    if "class" in identity:  # last: the model's name above says most of it
+        rest["class"] = identity["class"]
+    settings = ", ".join(f"{k}={_shorten(v if isinstance(v, str) else _compact(v))}"
+                         for k, v in rest.items())
+    return "; ".join([*parts, *([settings] if settings else [])]) or None
+
+
 def run_header(run: RunData) -> list[tuple[str, str]]:
-    """Who and what made this run: model, judge, versions, tasks with their data hashes."""
+    """Who and what made this run: model (and the weights behind it), judge, versions, tasks
+    with their data hashes."""
     cfg, spec = run.config.get("run", {}), run.config.get("specs", {})
     model, judge = cfg.get("model", {}) or {}, cfg.get("judge", {}) or {}
 
@@ -100,6 +135,9 @@ def run_header(run: RunData) -> list[tuple[str, str]]:
             # n here counts samples; the results count units (a mapping pair is one unit)
             rows.append((f"task {name}", f"{ident.get('family', '?')}, {ident.get('n', '?')} samples, "
                          f"unit {ident.get('unit', '?')}, data sha256 {sha or '-'}"))
+    identity = model_identity(run.config.get("model_identity"))
+    if identity is not None:
+        rows.insert(2, ("model identity", identity))
     if run.config.get("kind") == "score":
         rows.insert(1, ("kind", f"scored images from {run.config.get('source', '?')}"))
     return rows
@@ -130,6 +168,7 @@ def build_report(runs: list[RunData], *, title: str, probes: list[ProbeSection] 
     comparison = None
     if compare:
         a, b = runs[0], runs[1]
-        comparison = Comparison(a.label, b.label, compare_results(a.results, b.results))
+        comparison = Comparison(a.label, b.label,
+                                compare_results(a.results, b.results, paired_units(a, b)))
     views = [build_run_view(r, items_per_task) for r in runs]
     return ReportData(title, views, list(probes or []), findings, comparison, list(findings_warnings))

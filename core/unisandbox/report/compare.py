@@ -1,14 +1,23 @@
 """Two runs side by side (e.g. before and after STARS): per task, level and mode, the
-accuracies, the difference, whether the 95 % intervals separate, and a z-test p-value."""
+accuracies, the difference, whether the 95 % intervals separate, and a p-value: of the exact
+McNemar test where both runs judged the same items (paired), else of the two-proportion z-test."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..records import UNDERSTANDING
-from .load import iter_levels
-from .stats import Cell, p_text, pct, two_proportion_z
+from .load import RunData, iter_levels
+from .stats import Cell, mcnemar_exact, p_text, pct, two_proportion_z
+
+#: per (task, mode): each scoring unit (an item, or a pair's group) -> (its level, "yes"/"no"
+#: as the results count it)
+UnitVerdicts = dict[tuple[str, str], dict[str, tuple[str | None, str]]]
+
+#: the ``test`` of a row, as the table shows it
+TEST_LABELS = {"mcnemar": "McNemar", "z": "z-test"}
 
 
 @dataclass
@@ -18,6 +27,9 @@ class CompareRow:
     mode: str
     a: Cell | None
     b: Cell | None
+    #: (right only in B, right only in A) over the same units, when both runs' per-item
+    #: verdicts measure exactly these cells; None: the runs are compared unpaired
+    discordant: tuple[int, int] | None = None
 
     @property
     def diff(self) -> float | None:
@@ -33,32 +45,111 @@ class CompareRow:
         return self.a.hi < self.b.lo or self.b.hi < self.a.lo
 
     @property
+    def test(self) -> str | None:
+        """``mcnemar`` (paired, the same items), ``z`` (unpaired) or None (a side missing)."""
+        if self.discordant is not None:
+            return "mcnemar"
+        return None if two_proportion_z(self.a, self.b) is None else "z"
+
+    @property
     def p(self) -> float | None:
+        if self.discordant is not None:
+            return mcnemar_exact(*self.discordant)
         got = two_proportion_z(self.a, self.b)
         return None if got is None else got[1]
 
     def to_json(self) -> dict[str, Any]:
+        discordant = (None if self.discordant is None else
+                      {"b_only": self.discordant[0], "a_only": self.discordant[1]})
         return {"task": self.task, "level": self.level, "mode": self.mode,
                 "a": self.a.to_json() if self.a else None, "b": self.b.to_json() if self.b else None,
-                "diff": self.diff, "intervals_separate": self.separate, "p_value": self.p}
+                "diff": self.diff, "intervals_separate": self.separate, "p_value": self.p,
+                "test": self.test, "discordant": discordant}
 
     def cells(self) -> list[str]:
-        sep = self.separate
+        sep, test = self.separate, self.test
         return [self.task, self.level, _mode_label(self.mode),
                 self.a.text() if self.a else "-", self.b.text() if self.b else "-",
                 pct(self.diff, signed=True), "-" if sep is None else ("yes" if sep else "no"),
-                p_text(self.p)]
+                p_text(self.p), "-" if test is None else TEST_LABELS[test]]
 
 
-COMPARE_HEADERS = ["task", "level", "mode", "A", "B", "B − A", "CIs separate", "p (z-test)"]
+COMPARE_HEADERS = ["task", "level", "mode", "A", "B", "B − A", "CIs separate", "p", "test"]
+
+#: what the p column means, under every comparison table (CLI, report.html, report.md)
+P_NOTE = ("p: two-sided. McNemar: the exact McNemar test on the items the two runs judged "
+          "differently, where both runs' per-item verdicts cover the same items (paired). "
+          "z-test: the pooled two-proportion z-test (unpaired), where they do not (the runs drew "
+          "other items, a judge error left an item out on one side, no samples.jsonl).")
 
 
 def _mode_label(mode: str) -> str:
     return "U" if mode == UNDERSTANDING else f"G-{mode}"
 
 
-def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[CompareRow]:
-    """Rows for every (task, level, mode) in either run; a side missing shows as None."""
+def unit_verdicts(config: Mapping[str, Any], records: Mapping[tuple[str, str, str], dict[str, Any]],
+                  reference_scoring: bool) -> UnitVerdicts:
+    """Each scoring unit's verdict from a run's samples.jsonl, as the aggregation counts it: a
+    pair is right only when all its members are; a judge error is wrong under reference
+    scoring, else the unit is left out (as it is of n). Tasks whose unit config.json does not
+    record are left out."""
+    unit_of = {task: ident.get("unit") for task, ident in (config.get("tasks") or {}).items()
+               if isinstance(ident, dict)}
+    grouped: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for (task, mode, sid), record in sorted(records.items()):
+        unit = unit_of.get(task)
+        if unit is None:
+            continue
+        key = str(record.get("group") or sid) if unit == "pair" else sid
+        grouped.setdefault((task, mode), {}).setdefault(key, []).append(record)
+    out: UnitVerdicts = {}
+    for where, units in grouped.items():
+        mine = out.setdefault(where, {})
+        for key, members in units.items():
+            got = [m.get("verdict") for m in members]
+            label = "no" if "no" in got else "error" if "error" in got else "yes"
+            if label == "error":
+                if not reference_scoring:
+                    continue
+                label = "no"
+            level = members[0].get("level")
+            mine[key] = (None if level is None else str(level), label)
+    return out
+
+
+def paired_units(a: RunData, b: RunData) -> tuple[UnitVerdicts, UnitVerdicts]:
+    """Both runs' unit verdicts, for the tasks whose items are the same in both (equal data
+    hashes: an id names the same item); :func:`compare_results` pairs them."""
+    def same(task: str) -> bool:
+        ha, hb = ((run.config.get("tasks") or {}).get(task) or {} for run in (a, b))
+        return bool(ha.get("data_sha256")) and ha.get("data_sha256") == hb.get("data_sha256")
+
+    got = []
+    for run in (a, b):
+        units = unit_verdicts(run.config, run.records(), run.results.get("scoring") == "reference")
+        got.append({where: v for where, v in units.items() if same(where[0])})
+    return got[0], got[1]
+
+
+def _discordant(level: str, ua: Mapping[str, tuple[str | None, str]],
+                ub: Mapping[str, tuple[str | None, str]], ca: Cell, cb: Cell) -> tuple[int, int] | None:
+    """(right only in B, right only in A) when the two runs' units of this level are the same
+    and are exactly what the two cells count; else None (the cells are compared unpaired)."""
+    va = {k: label for k, (lv, label) in ua.items() if level == "all" or lv == level}
+    vb = {k: label for k, (lv, label) in ub.items() if level == "all" or lv == level}
+    if not va or va.keys() != vb.keys():
+        return None
+    for units, cell in ((va, ca), (vb, cb)):
+        if (len(units), sum(v == "yes" for v in units.values())) != (cell.n, cell.n_yes):
+            return None
+    return (sum(va[k] == "no" and vb[k] == "yes" for k in va),
+            sum(va[k] == "yes" and vb[k] == "no" for k in va))
+
+
+def compare_results(a: dict[str, Any], b: dict[str, Any],
+                    units: tuple[UnitVerdicts, UnitVerdicts] | None = None) -> list[CompareRow]:
+    """Rows for every (task, level, mode) in either run; a side missing shows as None.
+    ``units`` (from :func:`paired_units`) makes the rows measured on the same items paired."""
     modes = [*dict.fromkeys([*a.get("modes", []), *b.get("modes", [])]), UNDERSTANDING]
     tasks = list(dict.fromkeys([*a["tasks"], *b["tasks"]]))
     rows = []
@@ -72,7 +163,12 @@ def compare_results(a: dict[str, Any], b: dict[str, Any]) -> list[CompareRow]:
                 cb = Cell.from_json(lb.get(level, {}).get(mode))
                 if ca is None and cb is None:
                     continue
-                rows.append(CompareRow(task, level, mode, ca, cb))
+                pair = None
+                if units is not None and ca is not None and cb is not None:
+                    ua, ub = units[0].get((task, mode)), units[1].get((task, mode))
+                    if ua and ub:
+                        pair = _discordant(level, ua, ub, ca, cb)
+                rows.append(CompareRow(task, level, mode, ca, cb, pair))
     return rows
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import __version__
 from .build import ReportData, RunView, TaskView
-from .compare import COMPARE_HEADERS
+from .compare import COMPARE_HEADERS, P_NOTE
 from .findings import Finding
 from .images import png_uri, thumbnail
 from .probes import ProbeSection, inline_html_fragment, markdown_to_html
@@ -84,7 +84,7 @@ def comparison_html(data: ReportData) -> str:
     return (f'<section id="compare"><h2>Compare: A = {_e(c.label_a)}, B = {_e(c.label_b)}</h2>'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             '<p class="muted">CIs separate: the two 95 % Wilson intervals do not overlap. '
-            "p: two-sided pooled two-proportion z-test.</p></section>")
+            f"{_e(P_NOTE)}</p></section>")
 
 
 def _images(records: Sequence[dict[str, Any]], view: RunView) -> str:

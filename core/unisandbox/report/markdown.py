@@ -11,7 +11,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..paths import safe_name
 from .build import ReportData, RunView
-from .compare import COMPARE_HEADERS
+from .compare import COMPARE_HEADERS, P_NOTE
 from .findings import Finding
 from .probes import ProbeSection, demote_markdown, rebase_markdown
 from .tables import FACETS_NOTE, facet_table, result_cells, result_headers
@@ -102,8 +102,7 @@ def render_markdown(data: ReportData, out_dir: Path) -> str:
         c = data.comparison
         parts.append(f"## Compare: A = {c.label_a}, B = {c.label_b}\n\n"
                      + md_table(COMPARE_HEADERS, [r.cells() for r in c.rows])
-                     + "\n\nCIs separate: the 95 % Wilson intervals do not overlap; p: two-sided "
-                     "pooled two-proportion z-test.")
+                     + f"\n\nCIs separate: the 95 % Wilson intervals do not overlap. {P_NOTE}")
     for view in data.runs:
         run = view.run
         parts.append(f"## Run: {run.label}\n\n" + md_table(["", ""], view.header))

@@ -1,4 +1,5 @@
-"""The few statistics the report needs: cells, pooling, and a two-proportion z-test."""
+"""The few statistics the report needs: cells, pooling, a two-proportion z-test, and the exact
+McNemar test for two runs judged on the same items."""
 
 from __future__ import annotations
 
@@ -75,6 +76,20 @@ def two_proportion_z(a: Cell | None, b: Cell | None) -> tuple[float, float] | No
         return 0.0, 1.0
     z = (b.n_yes / b.n - a.n_yes / a.n) / se
     return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def mcnemar_exact(b_only: int, a_only: int) -> float:
+    """Two-sided p of the exact McNemar test: of the items the two runs judged differently,
+    ``b_only`` right only in B and ``a_only`` right only in A; under no difference each such
+    item is either way with probability 1/2 (a binomial test). No discordant item gives p = 1.
+
+    On the same items this is the right test: the unpaired z-test treats the two runs as
+    independent samples and ignores that most items are right (or wrong) in both."""
+    n = b_only + a_only
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b_only, a_only) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def one_sided_p(a: Cell | None, b: Cell | None) -> float | None:
