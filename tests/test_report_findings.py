@@ -182,12 +182,39 @@ def test_inverse_search_stays_hard():
     assert verdicts(inject=inject_run())[5] == REPRODUCED
     assert verdicts(inject=inject_run(inverse=(2, 12)))[5] == NOT_REPRODUCED  # think 40 %
     # 1/4 = 25 % but the interval reaches far above 50 %: too few items to call it low
-    assert verdicts(inject=inject_run(forward=None, inverse=(1, 1), n=4))[5] == NOT_REPRODUCED
+    assert verdicts(inject=inject_run(forward=(1, 1), inverse=(1, 1), n=4))[5] == NOT_REPRODUCED
     assert verdicts(inject=inject_run(inverse=None))[5] == NOT_MEASURED
-    partial = results(knowledge_inverse=("knowledge", {"normal": (1, 30)}))
+    learned = ("knowledge", {U: (29, 30), "normal": (0, 30)})
+    partial = results(knowledge_forward=learned,
+                      knowledge_inverse=("knowledge", {"normal": (1, 30)}))
     assert verdicts(inject=partial)[5] == NOT_MEASURED  # think not measured
-    partial_bad = results(knowledge_inverse=("knowledge", {"normal": (20, 30)}))
+    partial_bad = results(knowledge_forward=learned,
+                          knowledge_inverse=("knowledge", {"normal": (20, 30)}))
     assert verdicts(inject=partial_bad)[5] == NOT_REPRODUCED
+
+
+def test_inverse_search_is_not_measured_when_the_injection_did_not_take():
+    """A model that never learned the facts fails inverse search trivially: "stays hard" says
+    nothing until U on the injected facts (knowledge-forward) is above chance."""
+    never_learned = inject_run(forward=(0, 0), inverse=(0, 0))
+    never_learned["tasks"]["knowledge-forward"]["levels"]["all"][U] = Cell.of(0, 30).to_json()
+    got = evaluate_findings({"inject": never_learned})[4]
+    assert got.verdict == NOT_MEASURED
+    assert got.measured.startswith("not measured, injection did not take: U on knowledge-forward "
+                                   "0.0 [0.0, 11.4], chance 20.0")
+    assert "G-normal 0.0" in got.measured and got.numbers["injection"]["pass"] is False
+    # at chance is not "took" either: 6/30 = 20 %, the tasks' chance
+    never_learned["tasks"]["knowledge-forward"]["levels"]["all"][U] = Cell.of(6, 30).to_json()
+    assert verdicts(inject=never_learned)[5] == NOT_MEASURED
+    # no forward U at all: nothing shows the facts were learned
+    del never_learned["tasks"]["knowledge-forward"]
+    got = evaluate_findings({"inject": never_learned})[4]
+    assert got.verdict == NOT_MEASURED and "no U on knowledge-forward" in got.measured
+    # U on the inverse direction is no precondition: learned facts can still fail it
+    low_inverse_u = inject_run()
+    low_inverse_u["tasks"]["knowledge-inverse"]["levels"]["all"][U] = Cell.of(0, 30).to_json()
+    got = evaluate_findings({"inject": low_inverse_u})[4]
+    assert got.verdict == REPRODUCED and "injection took: U on knowledge-forward" in got.measured
 
 
 # --- claim 6: the probes ---------------------------------------------------------------------------
@@ -349,3 +376,23 @@ def test_impossible_numbers_in_a_results_file_are_refused_not_reported(edit, nee
     folder = write_run(tmp_path / "edited", res)
     with pytest.raises(DataError, match=needle):
         evaluate_findings({"base": folder})
+
+
+def test_a_demo_folder_given_to_report_or_compare_points_to_its_report_and_runs(tmp_path, capsys):
+    demo = tmp_path / "demo"
+    b = write_run(demo / "runs" / "base", base())
+    i = write_run(demo / "runs" / "inject", inject_run())
+    (demo / "demo.json").write_text(json.dumps({"options": {"quick": True}}))
+    assert main(["report", str(demo)]) == 2
+    err = capsys.readouterr().err
+    assert f"{demo} is a demo folder (`unisandbox demo`), not a run folder" in err
+    assert f"its report will be {demo / 'report' / 'report.html'} once the demo has finished" in err
+    assert f"its run folders are {b}, {i}" in err and "no config.json" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    (demo / "report").mkdir()
+    (demo / "report" / "report.html").write_text("<html></html>")
+    assert main(["compare", str(demo), str(b)]) == 2
+    assert f"its report is {demo / 'report' / 'report.html'};" in capsys.readouterr().err
+    # any other folder without config.json is still "not a run folder"
+    assert main(["report", str(tmp_path / "demo" / "runs")]) == 2
+    assert "not a run folder (no config.json)" in capsys.readouterr().err

@@ -8,10 +8,16 @@ import click
 
 from .common import OutPath, echo_json, json_option
 
+#: where each size goes by default: a quick check first must not block the full demo after it
+#: (a folder is resumed only under the options that made it)
+DEFAULT_OUT = Path("runs/demo")
+DEFAULT_QUICK_OUT = Path("runs/demo-quick")
+
 
 @click.command()
-@click.option("--out", type=OutPath(file_okay=False), default=Path("runs/demo"),
-              show_default=True, help="Demo folder; running again on it (same options) resumes.")
+@click.option("--out", type=OutPath(file_okay=False), default=None,
+              help=f"Demo folder; running again on it (same options) resumes.  [default: "
+                   f"{DEFAULT_OUT}; {DEFAULT_QUICK_OUT} with --quick]")
 @click.option("--quick", is_flag=True,
               help="A reduced size of every stage, a tiny model pretrained here included (about "
                    "90 s on 2 idle cores): checks the pipeline, the numbers mean little.")
@@ -22,7 +28,8 @@ from .common import OutPath, echo_json, json_option
                    "cores) instead of using the checkpoint shipped with unisandbox-query.")
 @click.option("--quiet", is_flag=True, help="No progress bars (stage lines still print).")
 @json_option
-def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json: bool) -> None:
+def demo(out: Path | None, quick: bool, seed: int, pretrain: bool, quiet: bool,
+         as_json: bool) -> None:
     """Reproduce the paper's findings in the sandbox world, end to end.
 
     \b
@@ -35,15 +42,26 @@ def demo(out: Path, quick: bool, seed: int, pretrain: bool, quiet: bool, as_json
     The pretrained model is the default query-tiny checkpoint shipped with unisandbox-query
     (about 6 minutes in all on 2 CPU cores); --pretrain (or a seed other than 0) trains it
     from scratch with the same recipe first (about 45 minutes more). Each stage prints the
-    time elapsed and an estimate of the time left; a finished stage is skipped when the demo
-    runs again on the same --out with the same options (a folder made with others is
-    refused, so a full demo never reports a quick one's stages).
+    time elapsed and an estimate of the time left (at the pace of the stages done so far) on
+    stderr; a finished stage is skipped when the demo runs again on the same --out with the
+    same options (a folder made with others is refused, so a full demo never reports a quick
+    one's stages). The findings table goes to stdout; --json prints the folder, the report,
+    the stage times and the findings (as `unisandbox findings --json` prints them).
     """
     from ..demo import Demo
+    from ..report.findings import Finding, findings_table
+    from .report import _width
 
+    if out is None:
+        out = DEFAULT_QUICK_OUT if quick else DEFAULT_OUT
     result = Demo(out, quick=quick, seed=seed, pretrain=pretrain,
                   progress=not quiet and not as_json).run()
     if as_json:
         echo_json(result)
-    else:
-        click.echo(f"\nreport: {result['report']}")
+        return
+    if result.get("findings"):
+        found = [Finding(**f) for f in result["findings"]["findings"]]
+        for warning in result["findings"]["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(findings_table(found, width=_width()))
+    click.echo(f"\nreport: {result['report']}")

@@ -70,7 +70,9 @@ TESTS = {
     4: f"In the injection run, knowledge-forward (pooled): G-think > G-normal, one-sided "
        f"two-proportion z-test p < {ALPHA}.",
     5: f"In the injection run, knowledge-inverse (pooled): in both modes accuracy ≤ "
-       f"{INVERSE_MAX * 100:.0f} % AND the top of its 95 % interval < {INVERSE_TOP * 100:.0f} %.",
+       f"{INVERSE_MAX * 100:.0f} % AND the top of its 95 % interval < {INVERSE_TOP * 100:.0f} %. "
+       "Measured only when the injection took: U on knowledge-forward (the injected facts) "
+       "above chance, the bottom of its 95 % interval above the tasks' chance.",
     6: f"Over all probe items (paired): mean relevant-word probability at the queries ≥ "
        f"{PROBE_RATIO:g}× the baseline's (last text token) AND the 95 % interval (normal "
        "approximation) of the mean per-item difference query − baseline lies above 0; when the "
@@ -165,10 +167,13 @@ def family_facets(results: Mapping[str, Any] | None, family: str, mode: str,
     return {name: tally[name][0] / tally[name][1] for name in order if tally[name][1]}
 
 
-def family_chance(results: Mapping[str, Any] | None, family: str) -> float | None:
-    """The mean guessing baseline of a family's tasks (the count's chance on math)."""
-    chances = [e["chance"] for e in (results or {}).get("tasks", {}).values()
-               if e.get("family") == family and isinstance(e.get("chance"), (int, float))]
+def family_chance(results: Mapping[str, Any] | None, family: str,
+                  only: Collection[str] | None = None) -> float | None:
+    """The mean guessing baseline of a family's tasks (``only``: the named ones; the count's
+    chance on math)."""
+    chances = [e["chance"] for t, e in (results or {}).get("tasks", {}).items()
+               if e.get("family") == family and (only is None or t in only)
+               and isinstance(e.get("chance"), (int, float))]
     return sum(chances) / len(chances) if chances else None
 
 
@@ -293,7 +298,25 @@ def claim_forward(inject: Mapping[str, Any] | None) -> Finding:
                    {"normal": _j(g), "think": _j(t), "U": _j(u), "p_one_sided": p, "pass": ok})
 
 
+def injection_took(inject: Mapping[str, Any] | None) -> tuple[bool | None, str, dict[str, Any]]:
+    """Did the injected model learn the facts? U on knowledge-forward (the name -> attribute
+    facts the corpus teaches) above chance; None when not measured. U on the inverse direction
+    is no test: a model that learned the facts may still fail it (the reversal curse)."""
+    u, tasks = family_cell(inject, "knowledge", UNDERSTANDING, "forward")
+    if u is None:
+        return None, "no U on knowledge-forward to show that the injection took", {}
+    chance = family_chance(inject, "knowledge", only=tasks) or 0.0
+    took = u.lo > chance
+    text = (f"injection took: U on {', '.join(tasks)} {u.text()} above chance {pct(chance)}"
+            if took else f"injection did not take: U on {', '.join(tasks)} {u.text()}, chance "
+            f"{pct(chance)} (the facts were not learned)")
+    return took, text, {"U": u.to_json(), "chance": chance, "pass": took}
+
+
 def claim_inverse(inject: Mapping[str, Any] | None) -> Finding:
+    """Claim 5. Inverse search "stays hard" only says something about a model that knows the
+    facts: low accuracy of one that never learned them is no evidence, so the claim is not
+    measured until U on the injected facts is above chance."""
     parts, texts, numbers = [], [], {}
     tasks: list[str] = []
     for mode in ("normal", "think"):
@@ -310,7 +333,12 @@ def claim_inverse(inject: Mapping[str, Any] | None) -> Finding:
     u, _ = family_cell(inject, "knowledge", UNDERSTANDING, "inverse")
     numbers["U"] = _j(u)
     prefix = f"{', '.join(tasks)}: " if tasks else ""
-    return Finding(5, CLAIMS[5], TESTS[5], prefix + ", ".join(texts) + f"; U {_c(u)}",
+    text = prefix + ", ".join(texts) + f"; U {_c(u)}"
+    took, took_text, numbers["injection"] = injection_took(inject)
+    if not took and any(p is not None for p in parts):
+        return Finding(5, CLAIMS[5], TESTS[5], f"not measured, {took_text}; {text}",
+                       NOT_MEASURED, numbers)
+    return Finding(5, CLAIMS[5], TESTS[5], text + (f"; {took_text}" if took else ""),
                    combine(parts), numbers)
 
 

@@ -146,6 +146,8 @@ def load_run(root: Path, label: str | None = None) -> RunData:
     if not root.is_dir():
         raise UserError(f"{root}: no such folder")
     config_path, results_path = root / "config.json", root / "results.json"
+    if not config_path.is_file() and (root / "demo.json").is_file():
+        raise UserError(_demo_folder(root))
     if not config_path.is_file():
         raise UserError(f"{root} is not a run folder (no config.json); pass a folder written by "
                         "`unisandbox eval` or `unisandbox score`")
@@ -167,6 +169,18 @@ def load_run(root: Path, label: str | None = None) -> RunData:
     run.missing_tasks = _unfinished(run)
     run.running = bool(run.missing_tasks) and RunStore(root).busy()
     return run
+
+
+def _demo_folder(root: Path) -> str:
+    """What to do with a ``unisandbox demo`` folder (its demo.json says it is one): it holds a
+    report already and its runs under runs/, so the user is pointed at them, not at a dead end."""
+    runs = sorted(p for p in (root / "runs").glob("*") if (p / "config.json").is_file())
+    where = ", ".join(str(p) for p in runs) if runs else f"{root / 'runs'}/* (none yet)"
+    html = root / "report" / "report.html"
+    report = (f"its report is {html}" if html.is_file()
+              else f"its report will be {html} once the demo has finished")
+    return (f"{root} is a demo folder (`unisandbox demo`), not a run folder: {report}; "
+            f"its run folders are {where}")
 
 
 def _unfinished(run: RunData) -> list[str]:
