@@ -73,6 +73,8 @@ def test_duplicate_names_fail_naming_both_distributions(plugin_site):
                 {"ep_a": "mod_a", "ep_b": "mod_b"})
     info = {p.name: p for p in get_registry(reload=True).plugins}["ep_a"]
     assert "registered by both entry points ep_a and ep_b of dist-three" in info.error
+    with pytest.raises(UserError, match=r"'twin' is registered twice by dist-three 1.0 \(entry points ep_a and ep_b\)"):
+        get_registry().model("twin")
 
 
 def test_a_plugin_taking_a_built_in_name_is_ignored_marked_and_told_to_rename(plugin_site):

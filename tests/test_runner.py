@@ -160,6 +160,19 @@ def test_a_start_that_recorded_nothing_is_taken_over_by_the_corrected_command(to
     with pytest.raises(TypeError):
         Runner(config(tmp_path / "kept", model=Component("toy-painter", {"skill": "high"})), progress=False).run()
     assert [p.name for p in (tmp_path / "kept").iterdir()] == [".writing.lock"]
+    # stopped in its first batch after images were saved (the judge was running): kept, and
+    # the same command resumes it
+    import toy_unisandbox
+
+    def stopped(self: object, items: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(toy_unisandbox.PixelJudge, "judge", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            Runner(config(tmp_path / "first-batch"), progress=False).run()
+    assert (tmp_path / "first-batch/config.json").is_file()
+    assert Runner(config(tmp_path / "first-batch"), progress=False).run()["tasks"]
     # killed before its first record (no cleanup ran): the corrected command takes it over
     (tmp_path / "run").mkdir()
     (tmp_path / "run/config.json").write_text(json.dumps(Runner(bad, progress=False).resolved_config()))

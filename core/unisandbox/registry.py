@@ -65,6 +65,10 @@ class Registry:
     def get(self, kind: str, name: str) -> Any:
         if (kind, name) in self.conflicts:
             specs = self.conflicts[kind, name]
+            if len({s.distribution for s in specs}) == 1:  # two entry points of one package
+                points = " and ".join(p.name for p in self.plugins if f"{kind}:{name}" in p.provides)
+                raise UserError(f"{kind} {name!r} is registered twice by {specs[0].distribution} "
+                                f"{specs[0].version} (entry points {points}): rename one in that package")
             owners = " and ".join(f"{s.distribution} {s.version}" for s in specs)
             fix = "Uninstall one, or load only one with UNISANDBOX_PLUGINS=<entry point>."
             raise UserError(f"{kind} {name!r} is registered by two distributions: {owners}. {fix}")

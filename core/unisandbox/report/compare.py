@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import UNDERSTANDING
+from ..run.aggregate import unit_label
 from .load import RunData, iter_levels
 from .stats import Cell, mcnemar_exact, p_text, pct, two_proportion_z
 
@@ -106,8 +107,7 @@ def unit_verdicts(config: Mapping[str, Any], records: Mapping[tuple[str, str, st
     for where, units in grouped.items():
         mine = out.setdefault(where, {})
         for key, members in units.items():
-            got = [m.get("verdict") for m in members]
-            label = "no" if "no" in got else "error" if "error" in got else "yes"
+            label = unit_label(m.get("verdict") for m in members)
             if label == "error":
                 if not reference_scoring:
                     continue

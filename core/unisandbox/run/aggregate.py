@@ -45,9 +45,15 @@ def unit_verdicts(
         got = [verdicts.get(m.id) for m in members]
         if any(g is None for g in got):
             continue
-        label = "no" if "no" in got else "error" if "error" in got else "yes"
-        out.append((members[0], label))
+        out.append((members[0], unit_label(got)))
     return out
+
+
+def unit_label(verdicts: Iterable[str | None]) -> str:
+    """A pair's verdict from its members': any ``no`` is ``no``, else any ``error`` is
+    ``error``, else ``yes`` (the compare command pairs runs' units by the same rule)."""
+    got = list(verdicts)
+    return "no" if "no" in got else "error" if "error" in got else "yes"
 
 
 def summarise(labels: Iterable[str], reference_scoring: bool) -> dict[str, Any]:

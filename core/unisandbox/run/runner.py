@@ -143,14 +143,14 @@ class Runner:
 
     def resolved_config(self) -> dict[str, Any]:
         judge_identity = self.judge.identity() if self.config.modes and self.judge_spec else None
-        return {
+        return json.loads(json.dumps({  # as config.json reads back (a tuple is a list there)
             "unisandbox": __version__,
             "run": self.config.to_json(),
             "tasks": {t.name: t.identity() for t in self.tasks},
             "judge_identity": judge_identity,
             "plugins": self.registry.versions(),
             "specs": origins([self.model_spec, self.judge_spec, *self.task_specs]),
-        }
+        }))
 
     def _refuse_other_kind(self) -> None:
         """A folder holding a probe, a score or anything else is not written to at all (not
@@ -213,8 +213,13 @@ class Runner:
                     self.store.write_config({**existing, "run": resolved["run"]})
         else:
             self._started_here = True
-            if self.dist.is_main:
-                self.store.write_config(resolved)
+        # every rank must take the same decision (a rank that resumed while the others start
+        # afresh would take other batches): said, not assumed
+        if len(set(self.dist.gather([self._started_here]))) > 1:
+            raise RuntimeError(f"{self.store.root}: the processes disagree on whether this run is "
+                               "new or resumed (another process wrote to the folder meanwhile?)")
+        if self._started_here and self.dist.is_main:
+            self.store.write_config(resolved)
         self.dist.barrier()
         if self.dist.is_main:
             self.store.samples.repair()

@@ -305,7 +305,11 @@ class RunStore:
         would not load): its config.json would make every later command call it unfinished.
         ``folder_too``: the run made the folder, so an empty one goes as well."""
         with suppress(OSError, UserError):  # never in place of the error that stopped the run
-            if next(iter(self.samples.read()), None) is None:
+            images = self.root / "images"
+            drawn = images.is_dir() and any(p.is_file() for p in images.rglob("*.png"))
+            # images already saved (stopped in its first batch): kept, with the config that
+            # lets the same command resume them
+            if not drawn and next(iter(self.samples.read()), None) is None:
                 self.samples.path.unlink(missing_ok=True)
                 self.config_path.unlink(missing_ok=True)
                 self.results_path.unlink(missing_ok=True)
