@@ -76,11 +76,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from PIL import Image
-    from support import write_dist
     from unisandbox.judges.openai import OpenAIJudge
     from unisandbox.records import JudgeItem
     from unisandbox.registry import get_registry
     from unisandbox.run.scoring import score_images
+    from unisandbox.testing import write_dist
 
     ctx = mp.get_context("spawn")
     ports, counts, stop = ctx.Queue(), ctx.Queue(), ctx.Event()

@@ -114,7 +114,7 @@ def test_resume_accepts_what_decides_no_verdict_and_records_it(toy_plugin, tmp_p
     with pytest.raises(Exception, match=r"different run \(run.modes"):
         Runner(config(tmp_path / "run", modes=("normal",)), progress=False).run()
     # a judge argument that may decide verdicts (outside how the judge is reached) must match
-    with pytest.raises(Exception, match=r'different run \(run.judge.args.tolerance: "\(absent\)" -> 3\)'):
+    with pytest.raises(Exception, match=r"different run \(run.judge.args.tolerance: 0 -> 3\)"):
         Runner(config(tmp_path / "run", judge=Component("toy-pixel", {"tolerance": 3})), progress=False).run()
 
 
@@ -277,6 +277,16 @@ def test_a_resume_mends_what_a_kill_or_a_hand_left(toy_plugin, tmp_path, monkeyp
     with pytest.raises(UserError, match=r"samples.jsonl:2: corrupt record .*delete that line"):
         Runner(config(run, batch_size=7), progress=False).run()
     assert (run / "config.json").read_bytes() == before
+
+
+def test_an_identity_holding_a_tuple_resumes(toy_plugin, tmp_path, monkeypatch):
+    """config.json holds a list where the identity had a tuple: compared as it reads back."""
+    import toy_unisandbox
+
+    identity = toy_unisandbox.ToyTask.identity
+    monkeypatch.setattr(toy_unisandbox.ToyTask, "identity", lambda self: {**identity(self), "sizes": (8, 8)})
+    first = Runner(config(tmp_path / "run"), progress=False).run()
+    assert Runner(config(tmp_path / "run"), progress=False).run()["tasks"] == first["tasks"]
 
 
 def test_torn_last_line_is_repaired_on_resume(toy_plugin, tmp_path):
@@ -521,6 +531,9 @@ def test_an_argument_given_at_its_default_resumes_and_a_changed_one_is_named(toy
     Runner(config(tmp_path / "run", tasks=(Component("toy-shades", {}),)), progress=False).run()
     again = config(tmp_path / "run", tasks=(Component("toy-shades", {"n": 10, "pairs": False}),))
     Runner(again, progress=False).run()  # n=10 and pairs=false are the defaults: the same run
+    # 0 for a default of 0.0 is the same value
+    Runner(config(tmp_path / "run", model=Component("toy-painter", {"skill": 5, "delay": 0}),
+                  tasks=(Component("toy-shades", {}),)), progress=False).run()
     other = config(tmp_path / "run", tasks=(Component("toy-shades", {"n": 10, "pairs": True}),))
-    with pytest.raises(UserError, match=r"run\.tasks\[0\]\.args\.pairs: \"\(absent\)\" -> true"):
-        Runner(other, progress=False).run()
+    with pytest.raises(UserError, match=r"run\.tasks\[0\]\.args\.pairs: false -> true"):
+        Runner(other, progress=False).run()  # the value it ran with, not "(absent)"

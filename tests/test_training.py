@@ -83,3 +83,15 @@ def test_sigterm_is_held_through_an_update_and_ends_a_command_as_ctrl_c_does(tmp
               "sys.exit(run_command(cli, ['sleep-then-term'], 'unisandbox'))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 143 and "Interrupted. Run the same command again" in done.stderr
+
+
+def test_under_torchrun_sigterm_is_left_to_its_agent(monkeypatch):
+    import signal
+
+    from unisandbox.training import uninterrupted
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    before = signal.getsignal(signal.SIGTERM)
+    with uninterrupted():
+        assert signal.getsignal(signal.SIGTERM) is before  # not held: the agent's to stop us
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler

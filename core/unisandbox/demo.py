@@ -92,7 +92,9 @@ def time_left(remaining: float, expected_done: float, taken: float) -> float:
     7 minutes; before any stage is timed, the figures are all there is."""
     if expected_done < 1 or taken <= 0:
         return remaining
-    return remaining * taken / expected_done
+    # bounded: a stage resumed nearly done (seconds for minutes) or one slow start says
+    # little of the stages to come
+    return remaining * min(10.0, max(0.5, taken / expected_done))
 
 
 def _fmt(seconds: float) -> str:

@@ -28,3 +28,12 @@ class DataWarning(UserWarning):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's time limit, ``scancel``, ``kill``), raised where Ctrl-C would be,
     so a run stops the same way: what it finished is kept, a trainer saves its state."""
+
+
+def sigterm_stops_like_ctrl_c() -> bool:
+    """Whether SIGTERM is turned into :class:`Terminated`: not under torchrun, whose agent
+    stops the other ranks with SIGTERM when one fails (a rank waiting in a collective would
+    not raise until the agent's SIGKILL, seconds later)."""
+    import os
+
+    return "TORCHELASTIC_RUN_ID" not in os.environ

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import Terminated, UserError
+from .errors import Terminated, UserError, sigterm_stops_like_ctrl_c
 from .factories import accepted_arguments, build
 from .protocols import TrainResult
 from .protocols.returns import PluginError
@@ -88,7 +88,7 @@ def uninterrupted() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
+    held = (signal.SIGINT, signal.SIGTERM) if sigterm_stops_like_ctrl_c() else (signal.SIGINT,)
     previous = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held]
     try:
         yield

@@ -97,7 +97,7 @@ def check(name: str, judge_args: tuple[str, ...], base_url: str | None, family: 
 
     Exit 0 when the example got a verdict, 1 when it got none (a failed call or a reply
     without a verdict),
-    2 when it cannot be reached or built. With --json every outcome is a JSON object on
+    2 when it cannot be reached or built. With --json every outcome once the options are read is a JSON object on
     stdout, with ok (true or false) and, on failure, error.
     """
     report: dict[str, Any] = {"judge": name}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import sys
 import threading
@@ -15,7 +14,7 @@ from typing import TextIO
 import click
 
 from .. import __version__
-from ..errors import DataWarning, Terminated, UserError
+from ..errors import DataWarning, Terminated, UserError, sigterm_stops_like_ctrl_c
 from . import data, demo, evaluate, judges, listing, probe, report, train
 
 
@@ -126,9 +125,7 @@ def run_command(group: click.Command, argv: list[str] | None, prog_name: str) ->
     """Run a click command the unisandbox way: user errors print one line and exit 2, no
     traceback (0 ok, 1 failure, 2 user error, 130 interrupted, 143 terminated: SIGTERM stops a
     command as Ctrl-C does). Plugins' own CLIs use it too."""
-    # not under torchrun: its agent sends SIGTERM to stop the other ranks when one fails, and a
-    # rank waiting in a collective would not raise until the agent's SIGKILL, seconds later
-    on_main = threading.current_thread() is threading.main_thread() and "TORCHELASTIC_RUN_ID" not in os.environ
+    on_main = threading.current_thread() is threading.main_thread() and sigterm_stops_like_ctrl_c()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
     try:
         return _run(group, argv, prog_name)

@@ -475,21 +475,20 @@ def _other_kind(config: dict[str, Any]) -> str | None:
     return None if "run" in config else "folder"
 
 
-def _without_defaults(component: Any, defaults: dict[str, dict[str, str]]) -> Any:
-    """``{"name", "args"}`` less the arguments given at the factory's default (``size=32``
-    where 32 is the default is the run started without it)."""
+def _with_defaults(component: Any, defaults: dict[str, dict[str, Any]]) -> Any:
+    """``{"name", "args"}`` with every argument the factory names and was not given at its
+    default (``size=32`` where 32 is the default is the run started without it; a refusal
+    then says ``size: 32 -> 64``, never "(absent)")."""
     if not isinstance(component, dict) or not isinstance(component.get("args"), dict):
         return component
-    own = defaults.get(str(component.get("name")), {})
-    args = {k: v for k, v in component["args"].items()
-            if k not in own or json.dumps(v, sort_keys=True, default=str) != own[k]}
-    return {**component, "args": args}
+    return {**component, "args": {**defaults.get(str(component.get("name")), {}), **component["args"]}}
 
 
-def _defaults_of(specs: Iterable[Any]) -> dict[str, dict[str, str]]:
-    """Each component's argument defaults as JSON text (required arguments have none)."""
-    return {spec.name: {k: json.dumps(d, sort_keys=True, default=str)
-                        for k, d in argument_defaults(spec) if d is not inspect.Parameter.empty}
+def _defaults_of(specs: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Each component's argument defaults as config.json would hold them (required arguments
+    have none; a ``**kwargs`` factory's other arguments neither)."""
+    return {spec.name: json.loads(json.dumps({k: d for k, d in argument_defaults(spec)
+                                              if d is not inspect.Parameter.empty}, default=str))
             for spec in specs if spec is not None}
 
 
@@ -501,11 +500,11 @@ REACH_ARGS = frozenset({"base_url", "api_key_env", "concurrency", "timeout", "re
 
 
 def _resumable(section: Any, name: str, ignore_path: bool = False,
-               defaults: dict[str, dict[str, dict[str, str]]] | None = None) -> Any:
+               defaults: dict[str, dict[str, dict[str, Any]]] | None = None) -> Any:
     """What of a run's configuration a resume must match: not the batch size (each sample's
     seed is its own), not how the judge is reached (``REACH_ARGS``), not the order of the
     modes, not the judge of a run that draws no image, not an argument given at its default
-    (``defaults``: kind -> component -> argument -> its default as JSON); with
+    (``defaults``: kind -> component -> argument -> its default); with
     ``ignore_path``, not the model's ``path`` (its weights' fingerprint decides, when the
     model loads)."""
     if name != "run" or not isinstance(section, dict):
@@ -513,9 +512,9 @@ def _resumable(section: Any, name: str, ignore_path: bool = False,
     kept = {k: v for k, v in section.items() if k != "batch_size"}
     if defaults:
         for key, kind in (("model", "model"), ("judge", "judge")):
-            kept[key] = _without_defaults(kept.get(key), defaults.get(kind, {}))
+            kept[key] = _with_defaults(kept.get(key), defaults.get(kind, {}))
         if isinstance(kept.get("tasks"), list):
-            kept["tasks"] = [_without_defaults(t, defaults.get("task", {})) for t in kept["tasks"]]
+            kept["tasks"] = [_with_defaults(t, defaults.get("task", {})) for t in kept["tasks"]]
     model = kept.get("model")
     if ignore_path and isinstance(model, dict) and isinstance(model.get("args"), dict):
         kept["model"] = {**model, "args": {k: v for k, v in model["args"].items() if k != "path"}}
