@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from unisandbox.errors import DataWarning
+from unisandbox.errors import DataWarning, UserError
 from unisandbox.factories import build
 from unisandbox.judges.cache import CachedJudge
 from unisandbox.judges.glyph import GlyphJudge
@@ -391,6 +392,16 @@ def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: A
     score_images(bad.parent, task_name="gt-glyph", task_args={}, judge_name="glyph",
                  judge_args={}, progress=False, out=out)
     assert bad.read_bytes().endswith(b"GARBAGE")
+    # an --out of the user's own files, or the folder being scored: refused, nothing written
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for where, needle in ((mine, "is not empty and holds no score (notes.txt)"),
+                          (folder, "is the folder being scored")):
+        with pytest.raises(UserError, match=re.escape(needle)):
+            score_images(folder, task_name="gt-glyph", task_args={}, judge_name="glyph",
+                         judge_args={}, progress=False, out=where)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
 def test_a_16_bit_grey_picture_reads_as_its_8_bit_self_not_as_blank(tmp_path: Path) -> None:

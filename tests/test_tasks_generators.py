@@ -260,10 +260,11 @@ def test_a_set_built_from_a_handful_of_expressions_says_so():
         generate_items(1, 100, 0, "test", get_world("glyph"), [1, 2, 3, 4, 5])
 
 
-def test_knowledge_n_beyond_what_the_characters_give_is_refused():
-    from unisandbox.errors import UserError
+def test_knowledge_n_beyond_what_the_characters_give_is_said():
+    from unisandbox.errors import DataWarning
     from unisandbox.tasks.knowledge import KnowledgeTask
 
     assert len(KnowledgeTask("forward", n=30, n_characters=10).samples()) == 30
-    with pytest.raises(UserError, match=r"n=31, but 10 characters give 30 forward prompts"):
-        KnowledgeTask("forward", n=31, n_characters=10).samples()
+    with pytest.warns(DataWarning, match=r"n=31, but 10 characters give 30 forward prompts, so it "
+                                         r"has 30; .*--task-arg knowledge-forward:n_characters="):
+        assert len(KnowledgeTask("forward", n=31, n_characters=10).samples()) == 30

@@ -173,10 +173,19 @@ def score_images(
     if previous is not None and previous.get("kind") != "score":
         raise UserError(f"{out} holds another kind of run (an eval or a probe, not a score); "
                         "score into a folder of its own (--out), so that run is not overwritten")
+    if out.resolve() == folder.resolve():
+        raise UserError(f"--out {out} is the folder being scored; score into a folder of its own")
     store.samples.repair()
     done = store.records()
     foreign = previous is None and not done and any(
         (store.root / name).exists() for name in (store.results_path.name, CSV_NAME))
+    if previous is None and not done and not foreign and store.root.is_dir() \
+            and not folder.resolve().is_relative_to(store.root.resolve()):  # scored where they lie
+        held = sorted(p.name for p in store.root.iterdir() if p.name != store.LOCK_NAME)
+        if held:  # the user's own files: nothing of a score to resume or set aside
+            shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+            raise UserError(f"{out} is not empty and holds no score ({shown}); score into a new "
+                            "or empty folder (--out), so nothing of yours is mixed in")
     if foreign or (done and (previous is None or _scoring(previous) != _scoring(config))):
         # another judge, task file, label set, source or mode: a fresh log, the old one kept
         kept = _set_aside(store, source, foreign)

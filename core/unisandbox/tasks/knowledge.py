@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ..answers import contains_phrase, reply_matches, words
-from ..errors import UserError
+from ..errors import DataWarning, UserError
 from ..records import Conversation, Sample, Turn
 from ..world import Thing, World
 from .common import GeneratedTask, article, check_common, check_int, final_sentence, named_one
@@ -255,9 +256,11 @@ class KnowledgeTask(GeneratedTask):
         made = (forward_samples if self.direction == "forward" else inverse_samples)(
             chars, self.world, self.split)
         if self.limit and self.limit > len(made):  # n=5000 silently ran 30 items
-            raise UserError(f"task {self.name!r}: n={self.limit}, but {self.n_characters} characters give "
-                            f"{len(made)} {self.direction} prompts; raise n_characters "
-                            "(--task-arg n_characters=...) or leave n out for every prompt")
+            # said, not refused: runs made so keep resuming, and results count what was asked
+            warnings.warn(DataWarning(
+                f"task {self.name!r}: n={self.limit}, but {self.n_characters} characters give "
+                f"{len(made)} {self.direction} prompts, so it has {len(made)}; for more, raise "
+                f"n_characters (--task-arg {self.name}:n_characters=...)"), stacklevel=2)
         return made[: self.limit] if self.limit else made
 
     def check_understanding(self, sample: Sample, reply: str) -> bool:
