@@ -203,3 +203,24 @@ def test_show_of_a_probe_lists_the_base_tasks_arguments(plugin_site, capsys):
     assert "keywords the task's docs list" not in out
     assert "+ the arguments of the base task(s) named by task=, e.g. for math-1: n, seed, split, world" in out
     assert "`unisandbox tasks show math-1` lists them" in out
+
+
+def test_the_option_hint_reads_the_tasks_of_a_run_toml_and_of_a_probe(tmp_path, capsys):
+    from unisandbox.cli.main import main
+
+    (tmp_path / "run.toml").write_text('out = "o"\n[model]\nname = "glyph-oracle"\n[[tasks]]\n'
+                                       'name = "math-1"\n[judge]\nname = "glyph"\n')
+    assert main(["eval", "--config", str(tmp_path / "run.toml"), "--world", "glyph"]) == 2
+    assert "argument of task 'math-1': --task-arg world=VALUE." in capsys.readouterr().err
+    assert main(["probe", "--task", "probe-lens", "--task-arg", "task=mapping-1", "--world", "glyph"]) == 2
+    assert "argument of task 'mapping-1': --task-arg world=VALUE." in capsys.readouterr().err
+
+
+def test_task_scoped_arguments_go_to_their_task_alone():
+    from unisandbox.errors import UserError
+    from unisandbox.run.config import task_args_by_name
+
+    got = task_args_by_name({"n": 3, "math-1:counts": "1-3"}, ["math-1", "mapping-1"])
+    assert got == {"math-1": {"n": 3, "counts": "1-3"}, "mapping-1": {"n": 3}}
+    with pytest.raises(UserError, match="no task 'math-2' in this run"):
+        task_args_by_name({"math-2:counts": "1-3"}, ["math-1"])

@@ -146,11 +146,12 @@ def score(source: Path, task_name: str, task_args: tuple[str, ...], judge: str,
     <ID>_A.png and <ID>_B.png), a single image (for a one-sample task), or a run folder
     (images/<task>/<mode>/ is read). Missing images score wrong.
     """
-    from ..run.config import parse_pairs
+    from ..run.config import parse_pairs, task_args_by_name
     from ..run.scoring import score_images
 
+    mine = task_args_by_name(parse_pairs(task_args, "--task-arg"), [task_name])[task_name]
     results = score_images(
-        source, task_name=task_name, task_args=parse_pairs(task_args, "--task-arg"),
+        source, task_name=task_name, task_args=mine,
         judge_name=judge, judge_args=parse_pairs(judge_args, "--judge-arg"), mode=mode,
         out=out, reference_scoring=reference_scoring, progress=not quiet and not as_json,
     )

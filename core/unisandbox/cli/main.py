@@ -9,6 +9,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -105,6 +106,14 @@ def _component_argument_hint(option: str, argv: list[str]) -> str:
               if (kind := _COMPONENT_OPTIONS.get(flag))]
     if "train" in argv and argv.index("train") + 1 < len(argv):
         named.append(("trainer", argv[argv.index("train") + 1]))
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--task-arg" and value.startswith("task="):  # a probe's base tasks
+            named += [("task", t.strip()) for t in value[5:].split(",") if t.strip()]
+        if flag == "--config":  # the tasks a run.toml names
+            with suppress(Exception):  # a file the command itself will say is wrong
+                from ..run.config import load_toml
+
+                named += [("task", t.name) for t in load_toml(Path(value)).get("tasks", [])]
     value = "true" if option.startswith("--no-") else "VALUE"
     found = []
     for kind, name in dict.fromkeys(named):

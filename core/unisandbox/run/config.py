@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,20 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, Any]:
             raise UserError(f"{option} {key} given twice ({json.dumps(out[key])} and {json.dumps(value)}); "
                             "give it once")
         out[key] = value
+    return out
+
+
+def task_args_by_name(task_args: Mapping[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each task's ``--task-arg`` values: a plain ``key`` goes to every task, ``TASK:key``
+    (``math-1:counts=1-3``) to that task alone, for an argument the others do not take."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in task_args.items():
+        name, scoped, arg = key.partition(":") if ":" in key else ("", "", key)
+        if scoped and name not in out:
+            raise UserError(f"--task-arg {key}: no task {name!r} in this run (tasks: "
+                            f"{', '.join(names) or 'none'})")
+        for target in ([name] if scoped else names):
+            out[target][arg] = value
     return out
 
 
@@ -233,16 +247,8 @@ def resolve(
     task_list = [Component(t, {}) for t in tasks] or [
         Component(t.name, dict(t.args)) for t in base.get("tasks", [])
     ]
-    shared = {k: v for k, v in task_args.items() if ":" not in k}
-    scoped: dict[str, dict[str, Any]] = {}
-    for key, value in task_args.items():
-        if ":" in key:
-            name, _, arg = key.partition(":")
-            if name not in {t.name for t in task_list}:
-                raise UserError(f"--task-arg {key}: no task {name!r} in this run (tasks: "
-                                f"{', '.join(t.name for t in task_list) or 'none'})")
-            scoped.setdefault(name, {})[arg] = value
-    task_list = [Component(t.name, {**t.args, **shared, **scoped.get(t.name, {})}) for t in task_list]
+    per_task = task_args_by_name(task_args, [t.name for t in task_list])
+    task_list = [Component(t.name, {**t.args, **per_task[t.name]}) for t in task_list]
     model_c = Component(model, model_args) if model else base.get("model")
     judge_c = Component(judge, judge_args) if judge else base.get("judge")
     if model_c and model_args and not model:
