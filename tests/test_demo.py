@@ -42,6 +42,7 @@ def test_quick_demo_runs_every_stage_and_writes_a_self_contained_report(tmp_path
     # other options on the same folder would reuse the quick stages as if they were theirs
     other = run_cli("demo", "--quick", "--seed", "7", "--quiet", "--out", str(out), timeout=300)
     assert other.returncode == 2 and "holds a demo run with other options (options.seed: 0 -> 7)" in other.stderr
+    assert f"resume it with `unisandbox demo --quick --out {out}`" in other.stderr
 
 
 def test_a_damaged_or_foreign_demo_folder_is_a_one_line_error(tmp_path):

@@ -97,6 +97,16 @@ def time_left(remaining: float, expected_done: float, taken: float) -> float:
     return remaining * min(10.0, max(0.5, taken / expected_done))
 
 
+def _command(options: Any, out: Path) -> str:
+    """The command that resumes a demo folder made with ``options`` (demo.json's)."""
+    options = options if isinstance(options, dict) else {}
+    flags = [*(["--quick"] if options.get("quick") else []),
+             *([f"--seed {options['seed']}"] if options.get("seed") else []),
+             *(["--pretrain"] if options.get("default_checkpoint") is False
+               and not options.get("quick") and not options.get("seed") else [])]
+    return " ".join(["unisandbox demo", *flags, "--out", str(out)])
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -164,8 +174,8 @@ class Demo:
                 atomic_write_json(path, {"options": self.options()})
             elif recorded != self.options():
                 raise UserError(f"{self.out} holds a demo run with other options "
-                                f"({differences(recorded, self.options(), 'options')}); run it with "
-                                "the same options to resume, or choose another --out")
+                                f"({differences(recorded, self.options(), 'options')}); resume it "
+                                f"with `{_command(recorded, self.out)}`, or choose another --out")
         elif done or self.path("runs").is_dir():
             raise UserError(f"{self.out} holds stages of a demo run that did not record its options "
                             "(demo.json, written since this version); remove it or choose another --out")
