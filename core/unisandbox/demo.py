@@ -69,8 +69,9 @@ FULL = DemoSize(
            "judge_args": {"mode": "consistency"}},
     probe_items=20,
     # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
-    seconds={"pretrain": 2650, "base": 20, "inject": 20, "knowledge": 4, "stars": 65,
-             "ablation": 65, "probes": 10, "report": 2},
+    # stop 34's full demo on 2 idle cores (373 s with the shipped checkpoint)
+    seconds={"pretrain": 2650, "base": 31, "inject": 34, "knowledge": 6, "stars": 143,
+             "ablation": 126, "probes": 18, "report": 4},
 )
 QUICK = DemoSize(
     pretrain={"text_steps": 40, "joint_steps": 30, "n_train": 30, "n_characters": 4},
