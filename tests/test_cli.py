@@ -214,6 +214,10 @@ def test_the_option_hint_reads_the_tasks_of_a_run_toml_and_of_a_probe(tmp_path, 
     assert "argument of task 'math-1': --task-arg world=VALUE." in capsys.readouterr().err
     assert main(["probe", "--task", "probe-lens", "--task-arg", "task=mapping-1", "--world", "glyph"]) == 2
     assert "argument of task 'mapping-1': --task-arg world=VALUE." in capsys.readouterr().err
+    # an argument only some of the run's tasks take: for that task alone
+    assert main(["eval", f"--config={tmp_path / 'run.toml'}", "--task", "math-1", "--task", "mapping-1",
+                 "--counts", "1-3"]) == 2
+    assert "argument of task 'math-1': --task-arg math-1:counts=VALUE." in capsys.readouterr().err
 
 
 def test_task_scoped_arguments_go_to_their_task_alone():
@@ -224,3 +228,10 @@ def test_task_scoped_arguments_go_to_their_task_alone():
     assert got == {"math-1": {"n": 3, "counts": "1-3"}, "mapping-1": {"n": 3}}
     with pytest.raises(UserError, match="no task 'math-2' in this run"):
         task_args_by_name({"math-2:counts": "1-3"}, ["math-1"])
+
+
+def test_a_task_scoped_argument_wins_whatever_the_order():
+    from unisandbox.run.config import task_args_by_name
+
+    for given in ({"math-1:n": 5, "n": 10}, {"n": 10, "math-1:n": 5}):
+        assert task_args_by_name(given, ["math-1", "mapping-1"]) == {"math-1": {"n": 5}, "mapping-1": {"n": 10}}

@@ -139,6 +139,8 @@ def test_time_left_follows_the_pace_of_this_machine(tmp_path, monkeypatch):
     assert time_left(100, 0, 0) == 100  # nothing timed yet: the figures as they are
     assert time_left(100, 20, 60) == 300
     assert time_left(100, 20, 10) == 50
+    assert time_left(100, 25, 1) == 50  # a stage resumed nearly done: at most twice as fast
+    assert time_left(100, 10, 1000) == 1000  # one slow start: at most ten times as slow
 
     class Clock:
         now = 0.0

@@ -402,6 +402,13 @@ def test_a_file_that_is_no_image_scores_as_wrong_as_a_missing_one(plugin_site: A
             score_images(folder, task_name="gt-glyph", task_args={}, judge_name="glyph",
                          judge_args={}, progress=False, out=where)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    lying = tmp_path / "lying" / "images" / "gt-glyph" / "normal"  # as a score keeps them,
+    lying.mkdir(parents=True)  # but beside the user's notes: refused too
+    gd.render(TARGETS[0]).save(lying / "0.png")
+    (tmp_path / "lying" / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match=re.escape("holds no score (notes.txt)")):
+        score_images(lying, task_name="gt-glyph", task_args={}, judge_name="glyph",
+                     judge_args={}, progress=False, out=tmp_path / "lying")
 
 
 def test_a_16_bit_grey_picture_reads_as_its_8_bit_self_not_as_blank(tmp_path: Path) -> None:

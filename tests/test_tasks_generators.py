@@ -266,5 +266,5 @@ def test_knowledge_n_beyond_what_the_characters_give_is_said():
 
     assert len(KnowledgeTask("forward", n=30, n_characters=10).samples()) == 30
     with pytest.warns(DataWarning, match=r"n=31, but 10 characters give 30 forward prompts, so it "
-                                         r"has 30; .*--task-arg knowledge-forward:n_characters="):
+                                         r"has 30; for more, raise its n_characters argument"):
         assert len(KnowledgeTask("forward", n=31, n_characters=10).samples()) == 30

@@ -22,6 +22,7 @@ Everything goes through the registry, so the stages use exactly what users call:
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import time
@@ -68,8 +69,8 @@ FULL = DemoSize(
     stars={"tasks": ",".join(MATH), "n": 128, "k": 4, "order": "curriculum",
            "judge_args": {"mode": "consistency"}},
     probe_items=20,
-    # measured on 2 shared cores (docs/sandbox-model.md); pretrain is the --pretrain figure
-    # stop 34's full demo on 2 idle cores (373 s with the shipped checkpoint)
+    # stop 34's full demo on 2 idle cores (373 s with the shipped checkpoint); pretrain is
+    # the --pretrain figure (docs/sandbox-model.md)
     seconds={"pretrain": 2650, "base": 31, "inject": 34, "knowledge": 6, "stars": 143,
              "ablation": 126, "probes": 18, "report": 4},
 )
@@ -105,7 +106,7 @@ def _command(options: Any, out: Path) -> str:
              *([f"--seed {options['seed']}"] if options.get("seed") else []),
              *(["--pretrain"] if options.get("default_checkpoint") is False
                and not options.get("quick") and not options.get("seed") else [])]
-    return " ".join(["unisandbox demo", *flags, "--out", str(out)])
+    return " ".join(["unisandbox demo", *flags, "--out", shlex.quote(str(out))])
 
 
 def _fmt(seconds: float) -> str:

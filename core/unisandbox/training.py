@@ -80,7 +80,7 @@ def _check_out_not_inside_a_run(out: Path) -> None:
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT, or a SIGTERM) back until the block is done, then raise it: an optimizer step
+    """Hold a Ctrl-C (SIGINT, or a SIGTERM outside torchrun) back until the block is done, then raise it: an optimizer step
     cut in the middle would leave some parameters updated and others not, and a state saved
     from there resumes into other weights than an uninterrupted run's. Off the main thread (where
     signals cannot be handled) it holds nothing back."""

@@ -127,7 +127,7 @@ def eval_command(config_file: Path | None, model: str | None, model_args: tuple[
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path, exists=True))
 @click.option("--task", "task_name", required=True, help="The task the images answer.")
-@arg_option("task", "task factory")
+@arg_option("task", "task factory (TASK:key=value is taken too, as eval takes it)")
 @click.option("--judge", required=True, help="Judge name.")
 @arg_option("judge", "judge factory")
 @click.option("--mode", default="normal", show_default=True,

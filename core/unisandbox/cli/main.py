@@ -95,34 +95,40 @@ _COMPONENT_OPTIONS = {"--model": "model", "--task": "task", "--judge": "judge"}
 
 def _component_argument_hint(option: str, argv: list[str]) -> str:
     """For an unknown ``--no-filter`` that is an argument of a component the command line names
-    (a trainer's ``no_filter``), say how to pass it: ``--train-arg no_filter=true``."""
+    (a trainer's ``no_filter``), say how to pass it: ``--train-arg no_filter=true``; a task
+    argument that only some of the run's tasks take, as ``--task-arg TASK:key=...``."""
     from ..factories import ARG_FLAGS
     from .listing import component_arguments
 
     key = option.lstrip("-").replace("-", "_")
-    named = [(_COMPONENT_OPTIONS[flag], value) for flag, value in itertools.pairwise(argv)
-             if flag in _COMPONENT_OPTIONS]
-    named += [(kind, value) for flag, value in (a.split("=", 1) for a in argv if "=" in a)
-              if (kind := _COMPONENT_OPTIONS.get(flag))]
+    pairs = [*itertools.pairwise(argv), *(tuple(a.split("=", 1)) for a in argv if "=" in a)]
+    named = [(_COMPONENT_OPTIONS[flag], value) for flag, value in pairs if flag in _COMPONENT_OPTIONS]
     if "train" in argv and argv.index("train") + 1 < len(argv):
         named.append(("trainer", argv[argv.index("train") + 1]))
-    for flag, value in itertools.pairwise(argv):
+    for flag, value in pairs:
         if flag == "--task-arg" and value.startswith("task="):  # a probe's base tasks
             named += [("task", t.strip()) for t in value[5:].split(",") if t.strip()]
-        if flag == "--config":  # the tasks a run.toml names
+        if flag == "--config" and not any(kind == "task" for kind, _ in named):  # a run.toml's
             with suppress(Exception):  # a file the command itself will say is wrong
                 from ..run.config import load_toml
 
                 named += [("task", t.name) for t in load_toml(Path(value)).get("tasks", [])]
     value = "true" if option.startswith("--no-") else "VALUE"
-    found = []
+    takes: dict[tuple[str, str], bool] = {}
     for kind, name in dict.fromkeys(named):
         try:
-            keys = {a["name"] for a in component_arguments(kind, name)}
+            takes[kind, name] = key in {a["name"] for a in component_arguments(kind, name)}
         except Exception:  # not a registered name: the command's own error says so later
             continue
-        if key in keys:
-            found.append(f"of {kind} {name!r}: {ARG_FLAGS[kind]} {key}={value}")
+    from ..registry import get_registry
+
+    probes = {name for (kind, name) in takes if kind == "task" and get_registry().task(name).analysis}
+    takes = {k: v for k, v in takes.items() if k[1] not in probes}  # a probe passes on to its tasks
+    tasks = [name for (kind, name) in takes if kind == "task"]
+    only_some = not all(takes["task", name] for name in tasks)
+    found = [f"of {kind} {name!r}: {ARG_FLAGS[kind]} "
+             f"{f'{name}:' if kind == 'task' and only_some else ''}{key}={value}"
+             for (kind, name), has in takes.items() if has]
     return f"It is an argument {'; '.join(found)}." if found else ""
 
 

@@ -106,7 +106,8 @@ def task_args_by_name(task_args: Mapping[str, Any], names: Sequence[str]) -> dic
     """Each task's ``--task-arg`` values: a plain ``key`` goes to every task, ``TASK:key``
     (``math-1:counts=1-3``) to that task alone, for an argument the others do not take."""
     out: dict[str, dict[str, Any]] = {name: {} for name in names}
-    for key, value in task_args.items():
+    # the plain keys first: a task's own value wins, whichever order they were given in
+    for key, value in sorted(task_args.items(), key=lambda item: ":" in item[0]):
         name, scoped, arg = key.partition(":") if ":" in key else ("", "", key)
         if scoped and name not in out:
             raise UserError(f"--task-arg {key}: no task {name!r} in this run (tasks: "

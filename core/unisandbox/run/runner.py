@@ -206,8 +206,10 @@ class Runner:
             self.log(f"resuming run in {self.store.root}")
             self._done = self.store.records()  # a damaged log stops the resume before any write
             existing = self._note_new_versions(existing, resolved)
-            if existing.get("run") != resolved["run"]:
-                what = differences(existing["run"], resolved["run"], "run")
+            was, now = (_filled(r, defaults) if isinstance(r, dict) else r
+                        for r in (existing.get("run"), resolved["run"]))
+            if was != now:  # an argument now given at its default, or left out: no change
+                what = differences(was, now, "run")
                 self.log(f"  with {what} (these decide no verdict; config.json records them)")
                 if self.dist.is_main:
                     self.store.write_config({**existing, "run": resolved["run"]})
@@ -475,6 +477,19 @@ def _other_kind(config: dict[str, Any]) -> str | None:
     return None if "run" in config else "folder"
 
 
+def _filled(run: dict[str, Any], defaults: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A run section with every component's arguments filled in with their defaults."""
+    if not defaults:
+        return run
+    out = {**run}
+    for key in ("model", "judge"):
+        if key in out:
+            out[key] = _with_defaults(out[key], defaults.get(key, {}))
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [_with_defaults(t, defaults.get("task", {})) for t in out["tasks"]]
+    return out
+
+
 def _with_defaults(component: Any, defaults: dict[str, dict[str, Any]]) -> Any:
     """``{"name", "args"}`` with every argument the factory names and was not given at its
     default (``size=32`` where 32 is the default is the run started without it; a refusal
@@ -509,12 +524,7 @@ def _resumable(section: Any, name: str, ignore_path: bool = False,
     model loads)."""
     if name != "run" or not isinstance(section, dict):
         return section
-    kept = {k: v for k, v in section.items() if k != "batch_size"}
-    if defaults:
-        for key, kind in (("model", "model"), ("judge", "judge")):
-            kept[key] = _with_defaults(kept.get(key), defaults.get(kind, {}))
-        if isinstance(kept.get("tasks"), list):
-            kept["tasks"] = [_with_defaults(t, defaults.get("task", {})) for t in kept["tasks"]]
+    kept = {k: v for k, v in _filled(section, defaults or {}).items() if k != "batch_size"}
     model = kept.get("model")
     if ignore_path and isinstance(model, dict) and isinstance(model.get("args"), dict):
         kept["model"] = {**model, "args": {k: v for k, v in model["args"].items() if k != "path"}}

@@ -179,9 +179,11 @@ def score_images(
     done = store.records()
     foreign = previous is None and not done and any(
         (store.root / name).exists() for name in (store.results_path.name, CSV_NAME))
-    if previous is None and not done and not foreign and store.root.is_dir() \
-            and not folder.resolve().is_relative_to(store.root.resolve()):  # scored where they lie
-        held = sorted(p.name for p in store.root.iterdir() if p.name != store.LOCK_NAME)
+    if previous is None and not done and not foreign and store.root.is_dir():
+        # images laid out as a score keeps them (scored where they lie) are the score's own
+        lying = folder.resolve() == store.image_dir(task.name, mode).resolve()
+        held = sorted(p.name for p in store.root.iterdir()
+                      if p.name != store.LOCK_NAME and not (lying and p.name == "images"))
         if held:  # the user's own files: nothing of a score to resume or set aside
             shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
             raise UserError(f"{out} is not empty and holds no score ({shown}); score into a new "

@@ -260,7 +260,7 @@ class KnowledgeTask(GeneratedTask):
             warnings.warn(DataWarning(
                 f"task {self.name!r}: n={self.limit}, but {self.n_characters} characters give "
                 f"{len(made)} {self.direction} prompts, so it has {len(made)}; for more, raise "
-                f"n_characters (--task-arg {self.name}:n_characters=...)"), stacklevel=2)
+                "its n_characters argument"), stacklevel=2)
         return made[: self.limit] if self.limit else made
 
     def check_understanding(self, sample: Sample, reply: str) -> bool:
