@@ -88,9 +88,10 @@ def _mode_label(mode: str) -> str:
     return "U" if mode == UNDERSTANDING else f"G-{mode}"
 
 
-def unit_verdicts(config: Mapping[str, Any], records: Mapping[tuple[str, str, str], dict[str, Any]],
-                  reference_scoring: bool) -> UnitVerdicts:
-    """Each scoring unit's verdict from a run's samples.jsonl, as the aggregation counts it: a
+def logged_units(config: Mapping[str, Any], records: Mapping[tuple[str, str, str], dict[str, Any]],
+                 reference_scoring: bool) -> UnitVerdicts:
+    """Each scoring unit's verdict from a run's samples.jsonl alone (the tasks' samples, which
+    ``run.aggregate.unit_verdicts`` reads, need their plugins), as the aggregation counts it: a
     pair is right only when all its members are; a judge error is wrong under reference
     scoring, else the unit is left out (as it is of n). Tasks whose unit config.json does not
     record are left out."""
@@ -126,7 +127,7 @@ def paired_units(a: RunData, b: RunData) -> tuple[UnitVerdicts, UnitVerdicts]:
 
     got = []
     for run in (a, b):
-        units = unit_verdicts(run.config, run.records(), run.results.get("scoring") == "reference")
+        units = logged_units(run.config, run.records(), run.results.get("scoring") == "reference")
         got.append({where: v for where, v in units.items() if same(where[0])})
     return got[0], got[1]
 
