@@ -81,8 +81,9 @@ QUICK = DemoSize(
     stars={"tasks": "math-1,math-2", "n": 3, "k": 2, "steps": 4, "order": "curriculum",
            "batch_size": 4, "judge_args": {"mode": "consistency"}},
     probe_items=3,
-    seconds={"pretrain": 25, "base": 12, "inject": 4, "knowledge": 6, "stars": 10,
-             "ablation": 10, "probes": 6, "report": 6},
+    # stop 35's quick demo on 2 idle cores (78 s)
+    seconds={"pretrain": 51, "base": 6, "inject": 1, "knowledge": 3, "stars": 3,
+             "ablation": 4, "probes": 10, "report": 2},
 )
 STAGES = ("pretrain", "base", "inject", "knowledge", "stars", "ablation", "probes", "report")
 
