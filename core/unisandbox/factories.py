@@ -142,9 +142,8 @@ def build(spec: Spec, args: Mapping[str, Any], **context: Any) -> Any:
         # a model class that leaves ``capabilities`` empty has the ones its spec declares, so
         # what `models list` shows and what the engine checks on the object agree
         built.capabilities = frozenset(getattr(spec, "capabilities", ()))
-    if isinstance(built, Model) and built.unimplemented():
-        capability, _ = built.unimplemented()[0]
-        raise built._missing(capability)
+    if isinstance(built, Model):
+        built.check_implemented()
     if isinstance(built, Task):
         if built.name == Task.name:  # a class that names no task is the task it was registered as
             built.name = spec.name

@@ -146,13 +146,16 @@ class Model:
         """Write a checkpoint folder that this model's factory can load back."""
         raise self._missing("train:generation")
 
-    def unimplemented(self) -> list[tuple[str, str]]:
-        """(capability, method) pairs this model declares but leaves to the base class: found
-        when it is built, not after a run has drawn every image."""
+    def check_implemented(self) -> None:
+        """Raise the CapabilityError of the first capability this model declares but leaves to
+        the base class (naming the method): found when it is built, not after a run has drawn
+        every image."""
         cls = type(self)
-        return [(cap, method) for cap in sorted(self.capabilities)
-                for method in METHODS_OF_CAPABILITY.get(cap, ())
-                if getattr(cls, method, None) is getattr(Model, method)]
+        for cap in sorted(self.capabilities):
+            for method in METHODS_OF_CAPABILITY.get(cap, ()):
+                if getattr(cls, method, None) is getattr(Model, method):
+                    error = self._missing(cap)
+                    raise CapabilityError(f"{error} (no {method}())")
 
     def _missing(self, capability: str) -> CapabilityError:
         name = type(self).__name__
